@@ -1,0 +1,148 @@
+"""series/debug-scaffolding: code or commit text that is there only while the series is being debugged."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pmureview.engine.context import FileView, PatchContext
+from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.engine.rule import Rule
+from pmureview.lang.c import enclosing_function, function_name, text, walk
+
+_FALSE = {"false", "0"}
+_TRUE = {"true", "1"}
+_MSG = re.compile(r"\b(temporar(?:il)?y|for easier debugging|force[sd]?\b.*\b(?:false|true|off|on)\b|"
+                  r"HACK\b|DO NOT MERGE|DONOTMERGE|XXX: remove)", re.I)
+_IF0 = re.compile(r"^\s*#\s*if\s+0\s*(?:/[*/].*)?$")
+
+
+class DebugScaffolding(Rule):
+    meta = RuleMeta(
+        id="series/debug-scaffolding",
+        title="Debug scaffolding left in a patch (&& false, if (0), #if 0, 'temporarily')",
+        severity=Severity.WARNING,
+        confidence=Confidence.HIGH,
+        scope=Scope.PATCH,
+        docs=RuleDocs(
+            what="Flags added `&& false`, `|| true`, `if (0)`, `#if 0`, an exported predicate whose body "
+                 "is a constant, and a commit message that says the patch is temporary or forces "
+                 "something off for debugging. It says which later patch of the series, if any, "
+                 "removes the scaffolding again.",
+            why="A hard-wired predicate turns everything the patch adds into dead code until a later "
+                "patch, so the patch cannot be tested or bisected on its own, and the series does not "
+                "show how the feature is meant to be switched on. Maintainers ask for the real "
+                "predicate first, or for the callers to be wired in the patch that enables the feature.",
+            example="bool kvm_vcpu_pmu_is_partitioned(struct kvm_vcpu *vcpu)\n{\n"
+                    "\treturn kvm_pmu_is_partitioned(vcpu->kvm) && false;\n}",
+            use_instead="bool kvm_vcpu_pmu_is_partitioned(struct kvm_vcpu *vcpu)\n{\n"
+                        "\treturn kvm_pmu_is_partitioned(vcpu->kvm);\n}",
+            known_problems="`static inline` stubs returning a constant in `#else` branches are the normal "
+                           "way to compile a feature out and are not flagged. A constant predicate in a "
+                           ".c file that is a deliberate default (a weak function) is reported with low "
+                           "confidence, as a question.",
+            references=("<20251209205121.1871534-11-coltonlewis@google.com> (v5 10/24: the NOTE and "
+                        "'&& false' in kvm_vcpu_pmu_is_partitioned())",),
+        ),
+    )
+
+    def check(self, ctx: PatchContext) -> Iterator[Finding]:  # type: ignore[override]
+        series = ctx.series
+        later = [p for p in series.patches if p.number > ctx.patch.number]
+        for view in ctx.views:
+            if not view.added:
+                continue
+            for line, message, note_head, confidence in self._code(view):
+                yield self.at_line(view, line, message, confidence=confidence,
+                                   note=f"{note_head} {_removed_where(view.line_text(line), later, series.series.total)}")
+        for i, line in enumerate(ctx.patch.message.split("\n"), 1):
+            if m := _MSG.search(line):
+                yield self.at_section(
+                    ctx.patch.number, "message", i,
+                    f"the commit message says the patch is scaffolding (\"{m.group(0).strip()}\")",
+                    note="A patch that is only correct temporarily cannot be bisected or tested on "
+                         "its own. Reorder the series so each patch stands by itself, and keep "
+                         "debugging aids out of what is posted.",
+                    snippet=line, mail_line=ctx.patch.message_start + i - 1)
+
+    def _code(self, view: FileView) -> Iterator[tuple[int, str, str, Confidence]]:
+        seen: set[int] = set()
+        if view.is_c:
+            for node in walk(view.root, {"binary_expression", "if_statement", "function_definition"}):
+                hit = self._node(view, node)
+                if hit and hit[0] not in seen:
+                    seen.add(hit[0])
+                    yield hit
+        for line in sorted(view.added):
+            if line not in seen and _IF0.match(view.line_text(line)):
+                yield (line, "'#if 0' disables the code below it",
+                       "Code that is compiled out is not reviewed or built; drop it or post it when it "
+                       "is used.", Confidence.HIGH)
+
+    def _node(self, view: FileView, node) -> tuple[int, str, str, Confidence] | None:
+        if node.type == "binary_expression":
+            op = text(node.child_by_field_name("operator"))
+            right = text(node.child_by_field_name("right")).strip()
+            if (op == "&&" and right in _FALSE) or (op == "||" and right in _TRUE):
+                op_node = node.child_by_field_name("operator")
+                line = view.node_line(op_node) if op_node else view.node_line(node)
+                if line not in view.added:
+                    return None
+                const = "false" if op == "&&" else "true"
+                fn = enclosing_function(node)
+                name = function_name(fn) if fn is not None else None
+                in_return = _inside(node, "return_statement")
+                what = (f"'{op} {right}' hard-wires {name}() to {const}" if name and in_return
+                        else f"'{op} {right}' makes this condition always {const}")
+                return (line, what,
+                        f"Everything gated on it is dead code until a later patch, and this patch "
+                        f"cannot be tested or bisected on its own.", Confidence.HIGH)
+        if node.type == "if_statement":
+            cond = node.child_by_field_name("condition")
+            inner = text(cond).strip("() \t")
+            line = view.node_line(node)
+            if inner in ("0", "false") and line in view.added:
+                return (line, f"'if ({inner})' never runs the code it guards",
+                        "Dead code is not reviewed meaningfully; drop it or add it when it is used.",
+                        Confidence.HIGH)
+        if node.type == "function_definition" and view.path.endswith(".c"):
+            return self._constant_predicate(view, node)
+        return None
+
+    def _constant_predicate(self, view: FileView, fn) -> tuple[int, str, str, Confidence] | None:
+        head = text(fn)[: text(fn).find("{")] if "{" in text(fn) else ""
+        if re.search(r"\b(static|__weak)\b", head) or not re.match(r"^\s*(bool|int)\b", head):
+            return None
+        body = fn.child_by_field_name("body")
+        stmts = [c for c in (body.named_children if body else []) if c.type != "comment"]
+        if len(stmts) != 1 or stmts[0].type != "return_statement":
+            return None
+        value = text(stmts[0]).removeprefix("return").strip(" ;")
+        line = view.node_line(fn)
+        if value not in ("false", "true", "0", "1") or line not in view.added:
+            return None
+        name = function_name(fn)
+        return (view.node_line(stmts[0]) if view.node_line(stmts[0]) in view.added else line,
+                f"{name}() always returns {value}: is this a placeholder for the real predicate?",
+                "A new exported predicate with a constant body makes its callers dead code; if it "
+                "is scaffolding, introduce the real condition first.", Confidence.LOW)
+
+
+def _inside(node, kind: str) -> bool:
+    n = node.parent
+    while n is not None:
+        if n.type == kind:
+            return True
+        if n.type == "function_definition":
+            return False
+        n = n.parent
+    return False
+
+
+def _removed_where(line_text: str, later, total: int) -> str:
+    key = " ".join(line_text.split())
+    for p in later:
+        for f in p.files:
+            if any(" ".join(t.split()) == key for t in f.removed_text):
+                return f"Patch {p.number}/{total} removes it again."
+    return "No later patch in this series removes it."

@@ -1,0 +1,154 @@
+"""review(): the one entry point for the CLI, the hooks, the tests and plugins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine.model import Finding, RuleMeta, Severity
+from .series.model import Series
+
+
+@dataclass
+class Options:
+    """Everything a review run can be told. CLI > config file > these defaults."""
+
+    tree: Path | None = None  # a kernel git checkout: full mode
+    base: str | None = None  # --base REV
+    revision: int | None = None  # --revision N
+    range: str | None = None  # --range A..B (in `tree` or the current repo)
+    files: bool = False  # `check --files`: each file reviewed as a new file
+    midmask: str | None = None
+    fetch_timeout: float = 60.0
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    severity: dict[str, str] = field(default_factory=dict)  # rule id -> severity override
+    per_path_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)  # glob -> rule ids
+    fail_on: Severity = Severity.WARNING
+    strict: bool = False
+    preview: bool = False
+    rules_dirs: tuple[Path, ...] = ()
+    baseline: Path | None = None
+    progress: bool = False  # progress on stderr (the CLI sets it on a tty only)
+
+
+@dataclass
+class Review:
+    series: Series
+    findings: list[Finding]  # every finding, sorted, after selection (check level included)
+    rules: dict[str, RuleMeta]  # the rules that ran, by id
+    mode: str  # "full" | "hunk-only"
+    base: str | None = None
+    options: Options = field(default_factory=Options)
+
+    def failed(self) -> bool:
+        return any(f.severity.rank >= self.options.fail_on.rank for f in self.findings)
+
+    @property
+    def internal_error(self) -> bool:
+        return any(f.rule == "pmureview/internal-error" for f in self.findings)
+
+    def exit_code(self) -> int:
+        if self.internal_error:
+            return 2
+        return 1 if self.failed() else 0
+
+    def visible(self) -> list[Finding]:
+        """What the terminal and checkpatch formats show: `check` only with --strict."""
+        if self.options.strict or self.options.fail_on == Severity.CHECK:
+            return list(self.findings)
+        return [f for f in self.findings if f.severity != Severity.CHECK]
+
+
+_PROBLEM_SEVERITY = {
+    "pmureview/missing-patch": Severity.WARNING,
+    "pmureview/apply-failed": Severity.CHECK,
+    "pmureview/unparsable": Severity.CHECK,
+    "pmureview/duplicate-patch": Severity.CHECK,
+}
+
+
+def _engine_finding(rule: str, patch: int, message: str, *, path: str | None = None,
+                    line: int | None = None, note: str | None = None) -> Finding:
+    from .engine.model import Confidence, Location
+
+    return Finding(rule=rule, severity=_PROBLEM_SEVERITY.get(rule, Severity.CHECK), confidence=Confidence.HIGH,
+                   message=message, note=note,
+                   location=Location(patch=patch, path=path, line=line, section=None if path else "cover"))
+
+
+def load_series(sources: list[str], options: Options, *, stdin: bytes | None = None) -> tuple[Series, list]:
+    from .series.parse import parse_series
+    from .series.source import read_range, read_sources
+
+    if options.range:
+        repo = options.tree or Path.cwd()
+        raws, label, from_stdin = read_range(repo, options.range), f"--range {options.range}", False
+    elif options.files:
+        from .series.files import files_as_series
+
+        return files_as_series([Path(s) for s in sources], options.tree), []
+    else:
+        raws, label, from_stdin = read_sources(sources, stdin=stdin, midmask=options.midmask,
+                                               fetch_timeout=options.fetch_timeout)
+    return parse_series(raws, revision=options.revision, source=label, from_stdin=from_stdin)
+
+
+def review(sources: str | list[str], options: Options | None = None, *, stdin: bytes | None = None,
+           hook: bool = False) -> Review:
+    """Read, parse, view, run the rules, decide. Raises PmuError when nothing can be reviewed."""
+    from .engine.context import FULL, HUNK_ONLY, SeriesContext
+    from .engine.registry import load_registry
+    from .engine.runner import run_rules
+    from .engine.select import choose_rules, decide, load_baseline
+    from .series.image import build_views
+
+    options = options or Options()
+    if isinstance(sources, str):
+        sources = [sources]
+    series, problems = load_series(sources, options, stdin=stdin)
+
+    reader = None
+    base = None
+    if options.tree is not None:
+        reader, base = _open_tree(options, series, hook=hook)
+    views, failures = build_views(series, reader)
+
+    registry = load_registry(options.rules_dirs)
+    rules = choose_rules(registry.sorted(), select=options.select, ignore=options.ignore,
+                         preview=options.preview, files_mode=options.files)
+    ctx = SeriesContext(series=series, mode=FULL if reader else HUNK_ONLY, views=views,
+                        base_reader=reader, base=base, files_mode=options.files)
+    findings = run_rules(rules, ctx)
+
+    for n in series.missing:
+        findings.append(_engine_finding("pmureview/missing-patch", n,
+                                        f"patch {n}/{series.total} is missing from the series; "
+                                        "the others were reviewed without it"))
+    for p in problems:
+        findings.append(_engine_finding(p.rule, p.patch, p.message))
+    for fail in failures:
+        findings.append(_engine_finding("pmureview/apply-failed", fail.patch, f"{fail.path}: {fail.message}",
+                                        path=fail.path, line=fail.line))
+    for prob in registry.problems:
+        findings.append(_engine_finding("pmureview/rule-not-loaded", 0, f"{prob.origin}: {prob.message}"))
+    findings = decide(findings, ctx, severity=options.severity, per_path_ignores=options.per_path_ignores,
+                      baseline=load_baseline(options.baseline))
+    if reader is not None and hasattr(reader, "close"):
+        reader.close()
+    return Review(series=series, findings=findings, rules={r.meta.id: r.meta for r in rules},
+                  mode=ctx.mode, base=base, options=options)
+
+
+def _open_tree(options: Options, series: Series, *, hook: bool):
+    from .errors import UsageError
+    from .series.gitrepo import BlobReader, FolderReader, choose_base, is_git_tree
+
+    tree = options.tree
+    assert tree is not None
+    if not tree.is_dir():
+        raise UsageError(f"--tree {tree}: not a folder")
+    if not is_git_tree(tree):
+        return FolderReader(tree), None
+    sha, _how = choose_base(tree, series, options.base, allow_head=not hook)
+    return BlobReader(tree, sha), sha

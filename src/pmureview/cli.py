@@ -1,0 +1,293 @@
+"""The typer app: parse options, call api.review, render, map errors to exit codes (0/1/2)."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from . import __version__
+from .api import Options, Review
+from .engine.model import Severity
+from .errors import PmuError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  help="Review Linux kernel patch series (KVM/arm64 FGT and PMU rule packs).")
+rules_app = typer.Typer(no_args_is_help=True, help="List, show and test rules.")
+hook_app = typer.Typer(no_args_is_help=True, help="Pre-send hooks for git send-email.")
+kb_app = typer.Typer(no_args_is_help=True, help="The bundled kernel-knowledge snapshot.")
+app.add_typer(rules_app, name="rules")
+app.add_typer(hook_app, name="hook")
+app.add_typer(kb_app, name="kb")
+
+
+class Format(StrEnum):
+    terminal = "terminal"
+    json = "json"
+    checkpatch = "checkpatch"
+    sarif = "sarif"
+    b4 = "b4"
+
+
+class Level(StrEnum):
+    error = "error"
+    warning = "warning"
+    check = "check"
+
+
+def _err(message: str) -> None:
+    Console(stderr=True, highlight=False).print(Text(f"pmureview: error: {message}"), markup=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"pmureview {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    pass
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.strip() for item in values or () for v in item.split(",") if v.strip())
+
+
+def build_options(*, config: Path | None, tree: Path | None, base: str | None, revision: int | None,
+                  rev_range: str | None, files: bool, midmask: str | None, fetch_timeout: float | None,
+                  select: list[str] | None, ignore: list[str] | None, fail_on: Level | None,
+                  strict: bool | None, preview: bool | None, rules_dir: list[Path] | None,
+                  baseline: Path | None) -> Options:
+    """CLI > config file > defaults."""
+    from .config import load_config
+
+    cfg = load_config(config)
+
+    def pick(cli, key, default):
+        return cli if cli not in (None, [], ()) else cfg.get(key, default)
+
+    def as_list(v):
+        return [v] if isinstance(v, str) else list(v or [])
+
+    try:
+        fail = Severity(pick(fail_on.value if fail_on else None, "fail-on", "warning"))
+    except ValueError as exc:
+        raise UsageError(f"fail-on: {exc}") from None
+    bl = pick(baseline, "baseline", None)
+    return Options(
+        tree=tree, base=base, revision=revision, range=rev_range, files=files,
+        midmask=pick(midmask, "midmask", None),
+        fetch_timeout=float(pick(fetch_timeout, "fetch-timeout", 60.0)),
+        select=_split(as_list(pick(select, "select", []))),
+        ignore=_split(as_list(pick(ignore, "ignore", []))),
+        severity={str(k): str(v) for k, v in cfg.get("severity", {}).items()},
+        per_path_ignores={str(k): tuple(as_list(v)) for k, v in cfg.get("per-path-ignores", {}).items()},
+        fail_on=fail, strict=bool(pick(strict, "strict", False)), preview=bool(pick(preview, "preview", False)),
+        rules_dirs=tuple(Path(p) for p in as_list(pick(rules_dir, "rules-dir", []))),
+        baseline=Path(bl) if bl else None,
+    )
+
+
+@app.command()
+def check(
+    sources: Annotated[list[str] | None, typer.Argument(
+        help="Message-ID / lore URL (fetched with b4), mbox, maildir, folder of .patch/.eml, "
+             "patch files, or - for stdin.", show_default=False)] = None,
+    tree: Annotated[Path | None, typer.Option(help="A kernel git checkout: full mode.")] = None,
+    base: Annotated[str | None, typer.Option(help="Base commit in --tree (default: base-commit:, "
+                                                  "blob ids, HEAD).")] = None,
+    revision: Annotated[int | None, typer.Option(help="Review revision N (default: the latest).")] = None,
+    rev_range: Annotated[str | None, typer.Option("--range", help="Review the commits A..B of the "
+                                                                  "repository (--tree or the current one).")] = None,
+    files: Annotated[bool, typer.Option("--files", help="Review existing files as if newly added.")] = False,
+    midmask: Annotated[str | None, typer.Option(help="public-inbox URL with %s for the msgid.")] = None,
+    fetch_timeout: Annotated[float | None, typer.Option(help="Seconds b4 may take (default 60).")] = None,
+    select: Annotated[list[str] | None, typer.Option(help="Only these rules/packs (comma-separated).")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(help="Skip these rules/packs.")] = None,
+    fail_on: Annotated[Level | None, typer.Option(help="Exit 1 at or above this level (default warning).")] = None,
+    strict: Annotated[bool | None, typer.Option("--strict", help="Show check-level findings.")] = None,
+    preview: Annotated[bool | None, typer.Option("--preview", help="Run preview rules too.")] = None,
+    rules_dir: Annotated[list[Path] | None, typer.Option(help="Extra rule folders (<pack>/<name>.py|.yml).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Config file (default .pmureview.toml / pyproject).")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="Ignore findings whose fingerprint is in FILE.")] = None,
+    write_baseline: Annotated[Path | None, typer.Option(help="Write the findings' fingerprints to FILE.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.terminal,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the findings.")] = False,
+    reply_dir: Annotated[Path | None, typer.Option(help="Write one reply .eml per patch with findings.")] = None,
+    sender: Annotated[str | None, typer.Option("--from", help="From: of the replies.")] = None,
+    signature: Annotated[str | None, typer.Option(help="Signature for the replies.")] = None,
+    deterministic: Annotated[bool, typer.Option(help="Derive reply Message-ID/Date from the input.")] = False,
+) -> None:
+    """Review a series and report findings."""
+    if not sources and not rev_range:
+        raise UsageError("check needs a SOURCE (msgid, URL, mbox, folder, patch files or -) or --range")
+    options = build_options(config=config, tree=tree, base=base, revision=revision, rev_range=rev_range,
+                            files=files, midmask=midmask, fetch_timeout=fetch_timeout, select=select,
+                            ignore=ignore, fail_on=fail_on, strict=strict, preview=preview,
+                            rules_dir=rules_dir, baseline=baseline)
+    from .api import review
+
+    err = Console(stderr=True, highlight=False)
+    if err.is_terminal and fmt == Format.terminal and not quiet:
+        with err.status("reviewing…"):
+            result = review(sources or [], options)
+    else:
+        result = review(sources or [], options)
+    _emit(result, fmt, quiet)
+    if write_baseline:
+        _write_baseline(result, write_baseline)
+    if reply_dir:
+        from .report.reply import write_replies
+
+        written = write_replies(result, reply_dir, sender=sender, signature=signature,
+                                deterministic=deterministic)
+        err.print(Text(f"wrote {len(written)} replies to {reply_dir}"), markup=False)
+    raise typer.Exit(result.exit_code())
+
+
+def _emit(result: Review, fmt: Format, quiet: bool) -> None:
+    out = sys.stdout
+    if fmt == Format.json:
+        from .report.json_out import render_json
+
+        out.write(render_json(result))
+    elif fmt == Format.checkpatch:
+        from .report.checkpatch import render_checkpatch
+
+        out.write(render_checkpatch(result, stdin=result.series.from_stdin))
+    elif fmt == Format.sarif:
+        from .report.sarif import render_sarif
+
+        out.write(render_sarif(result))
+    elif fmt == Format.b4:
+        from .report.b4 import render_b4
+
+        out.write(render_b4(result))
+    else:
+        from .report.terminal import render_terminal
+
+        render_terminal(result, Console(highlight=False, soft_wrap=True), quiet=quiet)
+
+
+def _write_baseline(result: Review, path: Path) -> None:
+    import json
+
+    data = {"findings": [{"fingerprint": f.fingerprint(), "rule": f.rule, "path": f.location.path,
+                          "message": f.message} for f in result.findings]}
+    path.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+
+
+@rules_app.command("list")
+def rules_list(rules_dir: Annotated[list[Path] | None, typer.Option(help="Extra rule folders.")] = None) -> None:
+    """Id, severity and title of every rule; load problems are errors."""
+    from .engine.registry import load_registry
+
+    reg = load_registry(rules_dir or ())
+    con = Console(highlight=False, soft_wrap=True)
+    for r in reg.sorted():
+        m = r.meta
+        con.print(Text(f"{m.id:45} {m.severity.value:8} {m.title}"
+                       + ("  [preview]" if m.status == "preview" else "")), markup=False)
+    for p in reg.problems:
+        _err(f"{p.origin}: {p.message}")
+    raise typer.Exit(2 if reg.problems else 0)
+
+
+@rules_app.command("show")
+def rules_show(rule_id: str, rules_dir: Annotated[list[Path] | None, typer.Option()] = None) -> None:
+    """The docs of one rule: what / why / example / use instead / known problems / references."""
+    from .engine.registry import load_registry
+    from .engine.ruledocs import render_markdown
+
+    reg = load_registry(rules_dir or ())
+    rule = reg.rules.get(rule_id)
+    if rule is None:
+        raise UsageError(f"no rule {rule_id!r} (see `pmureview rules list`)")
+    sys.stdout.write(render_markdown(rule.meta))
+
+
+@rules_app.command("test")
+def rules_test(folder: Path, rules_dir: Annotated[list[Path] | None, typer.Option()] = None) -> None:
+    """Run the fixture harness over FOLDER (<rule-id>/bad-*|good-*/series.mbox + expected.yml)."""
+    from .testing import discover_cases, run_case
+
+    cases = discover_cases(folder)
+    if not cases:
+        raise UsageError(f"{folder}: no fixture cases (<pack>/<name>/bad-*|good-*/series.mbox)")
+    failed = 0
+    for case in cases:
+        for mode in case.modes():
+            problems = run_case(case, mode=mode, rules_dirs=tuple(rules_dir or ()))
+            status = "ok" if not problems else "FAIL"
+            failed += bool(problems)
+            print(f"{status:4} {case.name} [{mode}]")
+            for p in problems:
+                print(f"     {p}")
+    print(f"{sum(len(c.modes()) for c in cases) - failed} passed, {failed} failed")
+    raise typer.Exit(1 if failed else 0)
+
+
+@hook_app.command("install")
+def hook_install(force: Annotated[bool, typer.Option("--force", help="Replace a foreign hook.")] = False,
+                 repo: Annotated[Path | None, typer.Option(help="The repository (default: here).")] = None,
+                 fail_on: Annotated[Level | None, typer.Option(help="Block at or above (default error).")] = None,
+                 ) -> None:
+    """Install the sendemail-validate hook (honours core.hooksPath)."""
+    from .hooks.sendemail import install
+
+    kw = {"fail_on": fail_on.value} if fail_on else {}
+    path = install(repo, force=force, **kw)
+    print(f"installed {path}")
+
+
+@hook_app.command("uninstall")
+def hook_uninstall(repo: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Remove the sendemail-validate hook pmureview installed."""
+    from .hooks.sendemail import uninstall
+
+    path = uninstall(repo)
+    print(f"removed {path}" if path else "no pmureview hook installed")
+
+
+@kb_app.command("build")
+def kb_build(tree: Annotated[Path, typer.Option(help="A kernel tree (git or plain folder).")],
+             out: Annotated[Path | None, typer.Option(help="Where to write (default: the bundled file).")] = None,
+             ) -> None:
+    """Regenerate the knowledge snapshot from a kernel tree."""
+    from .kernel.build import main as kb_main
+
+    raise typer.Exit(kb_main(["--tree", str(tree), *(["--out", str(out)] if out else [])]))
+
+
+def run(argv: list[str]) -> int:
+    """Run the app; PmuError -> one line + exit 2; anything unexpected -> one line + exit 2."""
+    try:
+        rv = app(args=argv, prog_name="pmureview", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except PmuError as exc:
+        _err(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            return int(exc.exit_code or 0)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        _err(f"internal error: {type(exc).__name__}: {exc}")
+        return 2

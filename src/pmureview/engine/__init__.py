@@ -1,0 +1,1 @@
+"""Rule engine: findings as data, the rule contract, loading, running and selecting."""

@@ -1,0 +1,191 @@
+"""What a rule sees: the series, per-patch and per-file views, and the kernel knowledge.
+
+A FileView is one touched file as patch N leaves it. In full mode its text is the real post-image
+(the base blob with patches 1..N applied); in hunk-only mode it is rebuilt from the hunks with every
+line at its real post-image number and unknown lines left empty, so node rows map to real lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from typing import TYPE_CHECKING, Any
+
+from ..series.model import FileChange, Patch, Series
+
+if TYPE_CHECKING:
+    from tree_sitter import Node, Tree
+
+FULL = "full"
+HUNK_ONLY = "hunk-only"
+
+
+@dataclass(eq=False)
+class FileView:
+    patch: Patch
+    change: FileChange
+    text: str
+    mode: str = HUNK_ONLY
+    known: frozenset[int] = frozenset()  # lines whose text is known (every line in full mode)
+    pre_text: str | None = None  # the file before this patch (full mode only)
+    added: frozenset[int] = frozenset()  # post-image lines this patch adds
+    line_map: dict[int, int] | None = None  # post-image line -> the patch's own numbering (full mode)
+    _lines: list[str] | None = field(default=None, repr=False)
+    _tree: Any = field(default=None, repr=False)
+
+    @property
+    def path(self) -> str:
+        return self.change.path
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.text.split("\n")
+        return self._lines
+
+    def line_text(self, line: int) -> str:
+        """The text of 1-based post-image line `line` ('' when unknown)."""
+        return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+
+    @property
+    def is_c(self) -> bool:
+        return self.path.endswith((".c", ".h"))
+
+    @property
+    def tree(self) -> Tree:
+        if self._tree is None:
+            from ..lang.c import parse
+
+            self._tree = parse(self.text.encode("utf-8", "surrogateescape"))
+        return self._tree
+
+    @property
+    def root(self) -> Node:
+        return self.tree.root_node
+
+    def node_text(self, node: Node) -> str:
+        return node.text.decode("utf-8", "replace") if node.text is not None else ""
+
+    @staticmethod
+    def node_line(node: Node) -> int:
+        return node.start_point[0] + 1
+
+    def node_lines(self, node: Node) -> range:
+        return range(node.start_point[0] + 1, node.end_point[0] + 2)
+
+    def touches_added(self, node: Node) -> bool:
+        return any(n in self.added for n in self.node_lines(node))
+
+    def first_added_line(self, node: Node) -> int | None:
+        return next((n for n in self.node_lines(node) if n in self.added), None)
+
+    def patch_line(self, line: int) -> int:
+        """The line number as the patch itself numbers it (differs when a hunk applied at an offset)."""
+        if self.line_map is None:
+            return line
+        return self.line_map.get(line, line)
+
+    def mail_line(self, line: int) -> int | None:
+        hl = self.change.line(self.patch_line(line))
+        return hl.mail_line if hl else None
+
+    def column(self, node: Node) -> int:
+        """1-based character column of a node (tree-sitter gives byte columns)."""
+        row, col = node.start_point
+        raw = self.line_text(row + 1).encode("utf-8", "surrogateescape")[:col]
+        return len(raw.decode("utf-8", "replace")) + 1
+
+    def matches_glob(self, globs: tuple[str, ...]) -> bool:
+        name = self.path.rsplit("/", 1)[-1]
+        return any(fnmatch(self.path, g) or fnmatch(name, g) for g in globs)
+
+
+@dataclass(eq=False)
+class SeriesContext:
+    series: Series
+    mode: str = HUNK_ONLY
+    views: dict[int, list[FileView]] = field(default_factory=dict)  # patch number -> views
+    base_reader: Callable[[str], str | None] | None = None  # reads a file at the base (full mode)
+    base: str | None = None  # the base commit actually used
+    files_mode: bool = False  # `check --files`: every line is new, nothing to compare with
+    _kb: Any = field(default=None, repr=False)
+    _kb_loader: Callable[[], Any] | None = field(default=None, repr=False)
+
+    @property
+    def kb(self) -> Any:
+        """The kernel knowledge (pmureview.kernel.knowledge.Knowledge), built once, lazily."""
+        if self._kb is None:
+            if self._kb_loader is not None:
+                self._kb = self._kb_loader()
+            else:
+                from ..kernel.knowledge import load_knowledge
+
+                self._kb = load_knowledge(self.base_reader)
+        return self._kb
+
+    @property
+    def patches(self) -> tuple[Patch, ...]:
+        return self.series.patches
+
+    def patch_views(self, number: int) -> list[FileView]:
+        return self.views.get(number, [])
+
+    def all_views(self) -> Iterator[FileView]:
+        for number in sorted(self.views):
+            yield from self.views[number]
+
+    def view(self, number: int, path: str) -> FileView | None:
+        return next((v for v in self.patch_views(number) if v.path == path), None)
+
+    def view_at(self, path: str, number: int) -> FileView | None:
+        """The file as the series left it after patch `number` (the latest view at or before it)."""
+        for n in range(number, 0, -1):
+            v = self.view(n, path)
+            if v is not None:
+                return v
+        return None
+
+    def final_views(self) -> dict[str, FileView]:
+        """Each touched path as the whole series leaves it."""
+        out: dict[str, FileView] = {}
+        for v in self.all_views():
+            out[v.path] = v
+        return out
+
+    def base_text(self, path: str) -> str | None:
+        """A file at the base commit (None in hunk-only mode or when the base lacks it)."""
+        return self.base_reader(path) if self.base_reader else None
+
+    @property
+    def full(self) -> bool:
+        return self.mode == FULL
+
+
+@dataclass(eq=False)
+class PatchContext:
+    series: SeriesContext
+    patch: Patch
+
+    @property
+    def views(self) -> list[FileView]:
+        return self.series.patch_views(self.patch.number)
+
+    @property
+    def kb(self) -> Any:
+        return self.series.kb
+
+
+@dataclass(eq=False)
+class FileContext:
+    series: SeriesContext
+    patch: Patch
+    view: FileView
+
+    @property
+    def kb(self) -> Any:
+        return self.series.kb
+
+    @property
+    def path(self) -> str:
+        return self.view.path

@@ -1,0 +1,138 @@
+"""Loading rules: the shipped packs, --rules-dir folders and `pmureview.rules` entry points.
+
+Each source is loaded alone: a broken file or plugin becomes a LoadProblem and the others still run.
+Duplicate ids are rejected (the first one loaded wins and the second is a problem).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .rule import Rule
+
+log = logging.getLogger("pmureview")
+ENTRY_POINT_GROUP = "pmureview.rules"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProblem:
+    origin: str
+    message: str
+
+
+@dataclass
+class Registry:
+    rules: dict[str, Rule] = field(default_factory=dict)
+    problems: list[LoadProblem] = field(default_factory=list)
+
+    def add(self, rule: Rule, origin: str) -> None:
+        rid = rule.meta.id
+        if rid in self.rules:
+            self.problems.append(LoadProblem(origin, f"duplicate rule id {rid} (already from "
+                                                     f"{self.rules[rid].meta.origin})"))
+            return
+        self.rules[rid] = rule
+
+    def sorted(self) -> list[Rule]:
+        return [self.rules[k] for k in sorted(self.rules)]
+
+
+def shipped_rules_dir() -> Path:
+    """rules/ packaged into the wheel as pmureview/_rules, or the source checkout's top-level rules/."""
+    here = Path(__file__).resolve().parent.parent
+    packaged = here / "_rules"
+    return packaged if packaged.is_dir() else here.parent.parent / "rules"
+
+
+def _rule_files(root: Path) -> Iterable[tuple[str, Path]]:
+    """(expected id, file) for rules/<pack>/<name>.py|.yml|.yaml."""
+    if not root.is_dir():
+        return
+    for pack in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+        for f in sorted(pack.iterdir()):
+            if f.suffix in (".py", ".yml", ".yaml") and not f.name.startswith("_"):
+                yield f"{pack.name}/{f.stem}", f
+
+
+def _python_rules(path: Path, expected: str | None) -> list[Rule]:
+    name = "pmureview_rules." + (expected or path.stem).replace("/", ".").replace("-", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return _rules_in(vars(module).values(), module.__name__)
+
+
+def _rules_in(objects: Iterable[object], module: str | None = None) -> list[Rule]:
+    out: list[Rule] = []
+    for obj in objects:
+        if isinstance(obj, type) and issubclass(obj, Rule) and obj is not Rule and hasattr(obj, "meta"):
+            if module is None or obj.__module__ == module:
+                out.append(obj())
+        elif isinstance(obj, Rule) and module is None:
+            out.append(obj)
+    return out
+
+
+def load_dir(reg: Registry, root: Path) -> None:
+    from .yamlrule import load_yaml_rule
+
+    for expected, path in _rule_files(root):
+        try:
+            rules = [load_yaml_rule(path)] if path.suffix in (".yml", ".yaml") else _python_rules(path, expected)
+            if not rules:
+                raise ValueError("defines no rule")
+            for rule in rules:
+                if rule.meta.id != expected:
+                    raise ValueError(f"id {rule.meta.id!r} must equal its place {expected!r}")
+                _set_origin(rule, str(path))
+                reg.add(rule, str(path))
+        except Exception as exc:  # one broken rule file must not stop the others
+            log.warning("rule %s not loaded: %s", path, exc)
+            reg.problems.append(LoadProblem(str(path), f"{type(exc).__name__}: {exc}"))
+
+
+def _set_origin(rule: Rule, origin: str) -> None:
+    if not rule.meta.origin:
+        import dataclasses
+
+        rule.meta = dataclasses.replace(rule.meta, origin=origin)  # type: ignore[misc]
+
+
+def load_entry_points(reg: Registry) -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            provided = ep.load()
+            items = provided() if callable(provided) and not isinstance(provided, type) else provided
+            if isinstance(items, (Rule, type, Path)):
+                items = [items]
+            for item in items:
+                if isinstance(item, Path):
+                    load_dir(reg, item)
+                    continue
+                for rule in _rules_in([item]):
+                    _set_origin(rule, f"plugin:{ep.name}")
+                    reg.add(rule, f"plugin:{ep.name}")
+        except Exception as exc:
+            log.warning("plugin %s not loaded: %s", ep.name, exc)
+            reg.problems.append(LoadProblem(f"plugin:{ep.name}", f"{type(exc).__name__}: {exc}"))
+
+
+def load_registry(rules_dirs: Iterable[Path] = (), *, shipped: bool = True, plugins: bool = True) -> Registry:
+    reg = Registry()
+    if shipped:
+        load_dir(reg, shipped_rules_dir())
+    for d in rules_dirs:
+        load_dir(reg, Path(d))
+    if plugins:
+        load_entry_points(reg)
+    return reg

@@ -1,0 +1,95 @@
+"""The rule contract. Python rules subclass `Rule`; YAML rules are turned into the same objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+from .model import Confidence, Finding, Location, RuleMeta, Severity
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+    from .context import FileContext, FileView, PatchContext, SeriesContext
+
+    Context = SeriesContext | PatchContext | FileContext
+
+
+class Rule:
+    """A rule declares `meta` and yields findings from `check(ctx)`.
+
+    The context type follows `meta.scope`: SeriesContext, PatchContext (once per patch) or
+    FileContext (once per touched file whose path matches `meta.files`).
+    """
+
+    meta: ClassVar[RuleMeta]
+
+    def check(self, ctx: Context) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    # -- helpers that build findings from the rule's metadata ---------------------------------
+
+    def at_line(
+        self,
+        view: FileView,
+        line: int,
+        message: str,
+        *,
+        note: str | None = None,
+        severity: Severity | None = None,
+        confidence: Confidence | None = None,
+        column: int | None = None,
+        end_line: int | None = None,
+        suggestion: str | None = None,
+    ) -> Finding:
+        """A finding anchored on post-image line `line` of `view`."""
+        return Finding(
+            rule=self.meta.id,
+            severity=severity or self.meta.severity,
+            confidence=confidence or self.meta.confidence,
+            message=message,
+            note=note,
+            suggestion=suggestion,
+            snippet=view.line_text(line),
+            location=Location(
+                patch=view.patch.number,
+                path=view.path,
+                line=view.patch_line(line),
+                column=column,
+                end_line=view.patch_line(end_line) if end_line else None,
+                mail_line=view.mail_line(line),
+            ),
+            origin=self.meta.origin,
+        )
+
+    def at_node(self, view: FileView, node: Node, message: str, **kw) -> Finding:
+        """A finding at a node; anchored on its first added line when it spans several."""
+        line = view.first_added_line(node) or view.node_line(node)
+        col = view.column(node) if line == view.node_line(node) else None
+        kw.setdefault("column", col)
+        return self.at_line(view, line, message, **kw)
+
+    def at_section(
+        self,
+        patch: int,
+        section: str,
+        line: int,
+        message: str,
+        *,
+        note: str | None = None,
+        severity: Severity | None = None,
+        confidence: Confidence | None = None,
+        snippet: str | None = None,
+        mail_line: int | None = None,
+    ) -> Finding:
+        """A finding on the subject, commit message, trailers or cover letter (line within it)."""
+        return Finding(
+            rule=self.meta.id,
+            severity=severity or self.meta.severity,
+            confidence=confidence or self.meta.confidence,
+            message=message,
+            note=note,
+            snippet=snippet,
+            location=Location(patch=patch, section=section, line=line, mail_line=mail_line),
+            origin=self.meta.origin,
+        )

@@ -1,0 +1,36 @@
+"""The console entry point. Stdlib only: the hook and b4-check paths dispatch before typer/rich load."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["hook", "sendemail-validate"]:
+        from .hooks.sendemail import validate_main
+
+        return _guard(lambda: validate_main(args[2:]))
+    if args[:1] == ["b4-check"] and not ({"-h", "--help"} & set(args)):
+        from .hooks.b4check import main as b4check_main
+
+        return b4check_main(args[1:])
+    from .cli import run
+
+    return run(args)
+
+
+def _guard(fn) -> int:
+    from .errors import PmuError
+
+    try:
+        return int(fn())
+    except PmuError as exc:
+        print(f"pmureview: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

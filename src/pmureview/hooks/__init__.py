@@ -1,0 +1,32 @@
+"""Pre-send hooks: git send-email's sendemail-validate and b4's check commands.
+
+Stdlib-only at import time: these run once per patch before a send, so they must start fast.
+"""
+
+from __future__ import annotations
+
+import re
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from pathlib import Path
+
+# `[PATCH v2 0/7]`, `[RFC PATCH 00/12]`: the counter of a cover letter
+_COVER_COUNTER = re.compile(r"\[[^\]]*?\b0+/\d+\s*\]")
+_DIFF = re.compile(rb"^(diff --git |--- \S|Index: )", re.MULTILINE)
+
+
+def subject_of(data: bytes) -> str:
+    head = BytesHeaderParser(policy=compat32).parsebytes(data.split(b"\n\n", 1)[0] + b"\n\n")
+    return " ".join(str(head.get("Subject", "")).split())
+
+
+def is_cover_or_not_patch(data: bytes) -> bool:
+    """A cover letter (counter 0/N) or a mail without a diff: nothing for a per-patch check."""
+    if _COVER_COUNTER.search(subject_of(data)):
+        return True
+    return _DIFF.search(data) is None
+
+
+def is_kernel_tree(path: Path) -> bool:
+    """Full mode is worth it (and possible) only in a kernel git work tree."""
+    return (path / "arch/arm64/tools/sysreg").is_file() and (path / ".git").exists()

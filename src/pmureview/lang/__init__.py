@@ -1,0 +1,1 @@
+"""C parsing with tree-sitter-c."""

@@ -1,0 +1,1 @@
+"""Series sources, mail parsing and the series model."""

@@ -1,0 +1,118 @@
+"""Reading a kernel git tree: one `git cat-file --batch` process, and choosing the base."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ..errors import UsageError
+from .model import Series
+
+
+def _git(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+def is_git_tree(path: Path) -> bool:
+    return _git(path, "rev-parse", "--git-dir").returncode == 0
+
+
+class BlobReader:
+    """Reads `REV:path` through one long-lived `git cat-file --batch` (one process per run)."""
+
+    def __init__(self, tree: Path, rev: str) -> None:
+        self.tree = tree
+        self.rev = rev
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._cache: dict[str, str | None] = {}
+
+    def _batch(self, spec: str) -> bytes | None:
+        if self._proc is None:
+            self._proc = subprocess.Popen(["git", "-C", str(self.tree), "cat-file", "--batch"],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL)
+        assert self._proc.stdin and self._proc.stdout
+        self._proc.stdin.write(spec.encode() + b"\n")
+        self._proc.stdin.flush()
+        header = self._proc.stdout.readline().split()
+        if len(header) < 3 or header[1] != b"blob":
+            return None
+        size = int(header[2])
+        data = self._proc.stdout.read(size)
+        self._proc.stdout.read(1)
+        return data
+
+    def __call__(self, path: str) -> str | None:
+        if path not in self._cache:
+            data = self._batch(f"{self.rev}:{path}")
+            self._cache[path] = None if data is None else data.decode("utf-8", "surrogateescape")
+        return self._cache[path]
+
+    def has_object(self, spec: str) -> bool:
+        return self._batch(spec) is not None
+
+    def close(self) -> None:
+        if self._proc is not None:
+            if self._proc.stdin:
+                self._proc.stdin.close()
+            self._proc.wait(timeout=5)
+            self._proc = None
+
+
+class FolderReader:
+    """A plain folder with the kernel's layout (no git): the files as they are."""
+
+    def __init__(self, tree: Path) -> None:
+        self.tree = tree.resolve()
+
+    def __call__(self, path: str) -> str | None:
+        p = (self.tree / path).resolve()
+        if not p.is_relative_to(self.tree) or not p.is_file():
+            return None
+        return p.read_text("utf-8", "surrogateescape")
+
+
+def _commit_exists(tree: Path, rev: str) -> str | None:
+    r = _git(tree, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+
+def choose_base(tree: Path, series: Series, explicit: str | None, *, allow_head: bool = True) -> tuple[str, str]:
+    """-> (commit, how it was chosen). --base > base-commit: > pre-image blob ids > HEAD."""
+    if explicit:
+        sha = _commit_exists(tree, explicit)
+        if not sha:
+            raise UsageError(f"--base {explicit}: no such commit in {tree}")
+        return sha, "--base"
+    if series.base_commit and (sha := _commit_exists(tree, series.base_commit)):
+        return sha, "base-commit"
+    if sha := _base_from_blobs(tree, series):
+        return sha, "blob ids"
+    if not allow_head:
+        raise UsageError("no base found for the patch (no base-commit:, blob ids not in the tree)")
+    sha = _commit_exists(tree, "HEAD")
+    if not sha:
+        raise UsageError(f"{tree}: the repository has no commits")
+    return sha, "HEAD"
+
+
+def _base_from_blobs(tree: Path, series: Series) -> str | None:
+    """The newest commit (of HEAD's last 2000) whose blobs match every pre-image `index` id."""
+    wanted: dict[str, str] = {}
+    for p in series.patches:
+        for f in p.files:
+            src = f.old_path or f.path
+            if f.old_blob and set(f.old_blob) != {"0"} and src not in wanted:
+                wanted[src] = f.old_blob
+    if not wanted:
+        return None
+    # check each candidate commit with `git ls-tree` for the few paths (cheap, bounded)
+    revs = _git(tree, "rev-list", "--max-count=2000", "HEAD").stdout.split()
+    paths = sorted(wanted)
+    for rev in revs:
+        out = _git(tree, "ls-tree", rev, "--", *paths).stdout
+        found = {line.split("\t", 1)[1]: line.split()[2] for line in out.splitlines() if "\t" in line}
+        if all(found.get(p, "").startswith(wanted[p]) for p in paths):
+            return rev
+    return None

@@ -1,0 +1,62 @@
+"""Turning a SOURCE argument into raw messages: files, folders, stdin, a git range or a msgid (b4)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError, UsageError
+from .mail import read_path
+
+_MSGID_LIKE = re.compile(r"^(<[^<>\s]+@[^<>\s]+>|(id|rfc822msgid):\S+|[^\s/<>]+@[^\s/<>]+|https?://\S+)$")
+
+
+def looks_like_msgid(arg: str) -> bool:
+    return bool(_MSGID_LIKE.match(arg.strip())) and not Path(arg).exists()
+
+
+def read_sources(sources: list[str], *, stdin: bytes | None = None, midmask: str | None = None,
+                 fetch_timeout: float = 60.0) -> tuple[list[bytes], str, bool]:
+    """-> (raw messages, a label for messages, read from stdin?)."""
+    raws: list[bytes] = []
+    from_stdin = False
+    for src in sources:
+        if src == "-":
+            import sys
+
+            data = stdin if stdin is not None else sys.stdin.buffer.read()
+            from .mail import split_mbox
+
+            raws += split_mbox(data)
+            from_stdin = True
+        elif Path(src).exists():
+            raws += read_path(Path(src))
+        elif looks_like_msgid(src):
+            from .fetch import fetch_thread
+
+            with tempfile.TemporaryDirectory(prefix="pmureview-") as tmp:
+                mbox = fetch_thread(src, midmask=midmask, timeout=fetch_timeout, workdir=Path(tmp))
+                raws += read_path(mbox)
+        else:
+            raise InputError(f"{src}: no such file, and not a Message-ID or URL")
+    label = "stdin" if from_stdin and len(sources) == 1 else ", ".join(sources)
+    return raws, label, from_stdin
+
+
+def read_range(repo: Path, rev_range: str) -> list[bytes]:
+    """The commits of A..B as `git format-patch` would mail them."""
+    if rev_range.startswith("-") or "\n" in rev_range:
+        raise UsageError(f"--range {rev_range!r}: not a revision range")
+    r = subprocess.run(["git", "-C", str(repo), "format-patch", "--stdout", "--no-signature", rev_range, "--"],
+                       capture_output=True, stdin=subprocess.DEVNULL, check=False)
+    if r.returncode != 0:
+        msg = r.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UsageError(f"--range {rev_range}: {msg[-1] if msg else 'git format-patch failed'}")
+    from .mail import split_mbox
+
+    out = split_mbox(r.stdout)
+    if not out:
+        raise InputError(f"--range {rev_range}: no commits")
+    return out
