@@ -18,17 +18,28 @@ from pmureview.series.model import ChangeKind, FileChange, Hunk, HunkLine, Messa
 PATH = "arch/arm64/kvm/config.c"
 
 
-def make_hunk(old_start: int, new_start: int, lines: list[str], *, mail_start: int = 1, section: str = "") -> Hunk:
+def make_hunk(
+    old_start: int, new_start: int, lines: list[str], *, mail_start: int = 1, section: str = ""
+) -> Hunk:
     """A hunk from `+x`/`-x`/` x` lines; mail lines count from the hunk header at `mail_start`."""
     old, new, out = old_start, new_start, []
     for i, raw in enumerate(lines):
         kind, text = raw[:1] or " ", raw[1:]
-        out.append(HunkLine(kind, text, old if kind != "+" else None, new if kind != "-" else None, mail_start + 1 + i))
+        out.append(
+            HunkLine(
+                kind, text, old if kind != "+" else None, new if kind != "-" else None, mail_start + 1 + i
+            )
+        )
         old += kind != "+"
         new += kind != "-"
     return Hunk(
-        old_start, sum(ln.kind != "+" for ln in out), new_start, sum(ln.kind != "-" for ln in out),
-        section, tuple(out), mail_start,
+        old_start,
+        sum(ln.kind != "+" for ln in out),
+        new_start,
+        sum(ln.kind != "-" for ln in out),
+        section,
+        tuple(out),
+        mail_start,
     )
 
 
@@ -36,53 +47,96 @@ def make_series(n_patches: int = 1, *, cover: bool = False) -> Series:
     patches = []
     for n in range(1, n_patches + 1):
         hunk = make_hunk(
-            10, 10,
+            10,
+            10,
             [" static void f(void)", " {", "+\tif (0)", "+\t\tg();", " }"],
-            mail_start=30, section="int x;",
+            mail_start=30,
+            section="int x;",
         )
         fc = FileChange(
-            path=PATH, old_path=PATH, kind=ChangeKind.MODIFIED, hunks=(hunk,),
+            path=PATH,
+            old_path=PATH,
+            kind=ChangeKind.MODIFIED,
+            hunks=(hunk,),
             diff_header=f"diff --git a/{PATH} b/{PATH}",
         )
         mail = Message(
-            msgid=f"patch{n}@example.org", subject=f"[PATCH v2 {n}/{n_patches}] KVM: arm64: Do thing {n}",
-            title=f"KVM: arm64: Do thing {n}", author_name="Ann Author", author_email="ann@example.org",
-            date="Tue, 09 Dec 2025 20:51:07 +0000", to=("kvmarm@lists.linux.dev",),
-            cc=("Maint Ainer <maint@example.org>",), revision=2, counter=n, total=n_patches,
+            msgid=f"patch{n}@example.org",
+            subject=f"[PATCH v2 {n}/{n_patches}] KVM: arm64: Do thing {n}",
+            title=f"KVM: arm64: Do thing {n}",
+            author_name="Ann Author",
+            author_email="ann@example.org",
+            date="Tue, 09 Dec 2025 20:51:07 +0000",
+            to=("kvmarm@lists.linux.dev",),
+            cc=("Maint Ainer <maint@example.org>",),
+            revision=2,
+            counter=n,
+            total=n_patches,
         )
-        patches.append(Patch(number=n, mail=mail, message="Do the thing.\n\nIt matters.", message_start=8,
-                             files=(fc,)))
+        patches.append(
+            Patch(number=n, mail=mail, message="Do the thing.\n\nIt matters.", message_start=8, files=(fc,))
+        )
     return Series(revision=2, total=n_patches, patches=tuple(patches), source="test")
 
 
 def meta(rule: str, severity: Severity, scope: Scope = Scope.FILE) -> RuleMeta:
     return RuleMeta(
-        id=rule, title=f"{rule} title", severity=severity, scope=scope,
+        id=rule,
+        title=f"{rule} title",
+        severity=severity,
+        scope=scope,
         docs=RuleDocs(what="What it does.", why="Why it matters.", example="if (0)", references=("msgid@x",)),
     )
 
 
-def finding(rule: str, severity: Severity, *, patch: int = 1, path: str | None = PATH, line: int | None = 12,
-            section: str | None = None, mail_line: int | None = 33, column: int | None = 2,
-            note: str | None = "Because.") -> Finding:
+def finding(
+    rule: str,
+    severity: Severity,
+    *,
+    patch: int = 1,
+    path: str | None = PATH,
+    line: int | None = 12,
+    section: str | None = None,
+    mail_line: int | None = 33,
+    column: int | None = 2,
+    note: str | None = "Because.",
+) -> Finding:
     return Finding(
-        rule=rule, severity=severity, confidence=Confidence.HIGH, message=f"{rule} fired here",
-        note=note, snippet="\tif (0)" if path else None,
-        location=Location(patch=patch, path=path, line=line, column=column, section=section, mail_line=mail_line),
+        rule=rule,
+        severity=severity,
+        confidence=Confidence.HIGH,
+        message=f"{rule} fired here",
+        note=note,
+        snippet="\tif (0)" if path else None,
+        location=Location(
+            patch=patch, path=path, line=line, column=column, section=section, mail_line=mail_line
+        ),
     )
 
 
 def make_review(findings: list[Finding], *, strict: bool = False, series: Series | None = None) -> Review:
     rules = {f.rule: meta(f.rule, f.severity) for f in findings}
-    return Review(series=series or make_series(), findings=sorted(findings, key=Finding.sort_key), rules=rules,
-                  mode="hunk-only", options=Options(strict=strict))
+    return Review(
+        series=series or make_series(),
+        findings=sorted(findings, key=Finding.sort_key),
+        rules=rules,
+        mode="hunk-only",
+        options=Options(strict=strict),
+    )
 
 
 ERR = finding("kvmarm/fgt-trap-polarity", Severity.ERROR)
 WARN = finding("series/debug-scaffolding", Severity.WARNING, line=12)
 CHK = finding("style/continuation-operator", Severity.CHECK, line=13, mail_line=34)
-MSG = finding("series/commit-message-claim-unbacked", Severity.WARNING, path=None, line=3, section="message",
-              mail_line=10, column=None)
+MSG = finding(
+    "series/commit-message-claim-unbacked",
+    Severity.WARNING,
+    path=None,
+    line=3,
+    section="message",
+    mail_line=10,
+    column=None,
+)
 
 
 # -- the line format ---------------------------------------------------------------------------
@@ -94,7 +148,10 @@ def test_rule_type() -> None:
 
 
 def test_format_line_file_and_stdin() -> None:
-    assert format_line(ERR, stdin=False) == f"{PATH}:12: ERROR:KVMARM_FGT_TRAP_POLARITY: kvmarm/fgt-trap-polarity fired here"
+    assert (
+        format_line(ERR, stdin=False)
+        == f"{PATH}:12: ERROR:KVMARM_FGT_TRAP_POLARITY: kvmarm/fgt-trap-polarity fired here"
+    )
     assert format_line(ERR, stdin=True).startswith("-:33: ERROR:KVMARM_FGT_TRAP_POLARITY: ")
     assert format_line(CHK, stdin=False).startswith(f"{PATH}:13: CHECK:STYLE_CONTINUATION_OPERATOR: ")
 
@@ -108,8 +165,13 @@ def test_format_line_message_findings_are_dash() -> None:
 
 
 def test_format_line_is_one_line() -> None:
-    f = Finding(rule="a/b", severity=Severity.ERROR, confidence=Confidence.HIGH, message="two\nlines  here",
-                location=Location(patch=1, path="x.c", line=1))
+    f = Finding(
+        rule="a/b",
+        severity=Severity.ERROR,
+        confidence=Confidence.HIGH,
+        message="two\nlines  here",
+        location=Location(patch=1, path="x.c", line=1),
+    )
     assert format_line(f, stdin=False) == "x.c:1: ERROR:A_B: two lines here"
 
 
@@ -129,7 +191,9 @@ def test_checkpatch_lines_sorted_and_strict() -> None:
     assert "total:" not in out and out.endswith("\n")
     strict = render_checkpatch(make_review([CHK, WARN, ERR], strict=True)).splitlines()
     assert len(strict) == 3 and strict[-1].startswith(f"{PATH}:13: CHECK:")
-    assert all(ln.startswith("-:") for ln in render_checkpatch(make_review([ERR, MSG]), stdin=True).splitlines())
+    assert all(
+        ln.startswith("-:") for ln in render_checkpatch(make_review([ERR, MSG]), stdin=True).splitlines()
+    )
 
 
 # -- SARIF ---------------------------------------------------------------------------------------
@@ -146,7 +210,9 @@ def sarif_schema() -> dict:
 
 def test_sarif_validates_against_official_schema(sarif_schema: dict) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    internal = finding("pmureview/internal-error", Severity.ERROR, path=None, line=None, section=None, patch=0)
+    internal = finding(
+        "pmureview/internal-error", Severity.ERROR, path=None, line=None, section=None, patch=0
+    )
     review = make_review([ERR, WARN, CHK, MSG])
     review.findings.append(internal)  # a rule that is not in review.rules
     doc = json.loads(render_sarif(review))

@@ -18,7 +18,8 @@ class Options:
     revision: int | None = None  # --revision N
     range: str | None = None  # --range A..B (in `tree` or the current repo)
     files: bool = False  # `check --files`: each file reviewed as a new file
-    midmask: str | None = None
+    midmask: str | None = None  # --midmask (beats a URL's own server)
+    config_midmask: str | None = None  # from the config file (after $PMUREVIEW_MIDMASK)
     fetch_timeout: float = 60.0
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
@@ -90,6 +91,7 @@ def load_series(sources: list[str], options: Options, *, stdin: bytes | None = N
         return files_as_series([Path(s) for s in sources], options.tree), []
     else:
         raws, label, from_stdin = read_sources(sources, stdin=stdin, midmask=options.midmask,
+                                               config_midmask=options.config_midmask,
                                                fetch_timeout=options.fetch_timeout)
     return parse_series(raws, revision=options.revision, source=label, from_stdin=from_stdin)
 

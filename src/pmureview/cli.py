@@ -42,7 +42,10 @@ class Level(StrEnum):
 
 
 def _err(message: str) -> None:
-    Console(stderr=True, highlight=False).print(Text(f"pmureview: error: {message}"), markup=False)
+    from .report.terminal import clean
+
+    # plain write: one line, never wrapped by rich, control characters made visible
+    sys.stderr.write(f"pmureview: error: {clean(' '.join(message.split()))}\n")
 
 
 def _version(value: bool) -> None:
@@ -84,7 +87,7 @@ def build_options(*, config: Path | None, tree: Path | None, base: str | None, r
     bl = pick(baseline, "baseline", None)
     return Options(
         tree=tree, base=base, revision=revision, range=rev_range, files=files,
-        midmask=pick(midmask, "midmask", None),
+        midmask=midmask, config_midmask=cfg.get("midmask"),
         fetch_timeout=float(pick(fetch_timeout, "fetch-timeout", 60.0)),
         select=_split(as_list(pick(select, "select", []))),
         ignore=_split(as_list(pick(ignore, "ignore", []))),

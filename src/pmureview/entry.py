@@ -26,7 +26,7 @@ def _guard(fn) -> int:
     try:
         return int(fn())
     except PmuError as exc:
-        print(f"pmureview: error: {exc}", file=sys.stderr)
+        print(f"pmureview: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

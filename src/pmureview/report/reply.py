@@ -376,8 +376,10 @@ def _build(
     msg["Subject"] = subject
     msg["Date"] = format_datetime(_reply_date(original, deterministic=deterministic, now=now))
     msg["Message-ID"] = new_id
-    msg["In-Reply-To"] = _msgid(original.msgid)
-    msg["References"] = " ".join(refs)
+    if _msgid(original.msgid) != "<>":  # a local .patch may have no Message-ID to answer
+        msg["In-Reply-To"] = _msgid(original.msgid)
+    if refs:
+        msg["References"] = " ".join(refs)
     msg.set_content(text, charset="utf-8", cte="8bit")
     return msg.as_bytes(policy=POLICY)
 

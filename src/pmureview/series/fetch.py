@@ -115,6 +115,15 @@ def _last_line(text: str) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
+def _kill_session(proc: subprocess.Popen[bytes]) -> None:
+    # b4 may have children (git); take the whole session down, then reap.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    # A grandchild that left the session could hold the pipes open: do not wait forever.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=5)
+
+
 def fetch_thread(msgid_or_url: str, *, midmask: str | None, timeout: float = 60.0, workdir: Path,
                  config_midmask: str | None = None) -> Path:
     """Fetch the whole thread of a message into an mboxrd file under `workdir` and return its path.
@@ -156,13 +165,12 @@ def fetch_thread(msgid_or_url: str, *, midmask: str | None, timeout: float = 60.
     try:
         _out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        # b4 may have children (git); take the whole session down, then reap.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        # A grandchild that left the session could hold the pipes open: do not wait forever.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=5)
+        _kill_session(proc)
         raise FetchError(f"b4 did not answer within {timeout:g} s fetching {shown}") from None
+    except BaseException:
+        # Ctrl-C does not reach b4 in its own session: take it down with us.
+        _kill_session(proc)
+        raise
     stderr = err.decode("utf-8", "replace")
 
     if proc.returncode != 0:

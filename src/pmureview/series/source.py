@@ -18,7 +18,7 @@ def looks_like_msgid(arg: str) -> bool:
 
 
 def read_sources(sources: list[str], *, stdin: bytes | None = None, midmask: str | None = None,
-                 fetch_timeout: float = 60.0) -> tuple[list[bytes], str, bool]:
+                 config_midmask: str | None = None, fetch_timeout: float = 60.0) -> tuple[list[bytes], str, bool]:
     """-> (raw messages, a label for messages, read from stdin?)."""
     raws: list[bytes] = []
     from_stdin = False
@@ -37,7 +37,8 @@ def read_sources(sources: list[str], *, stdin: bytes | None = None, midmask: str
             from .fetch import fetch_thread
 
             with tempfile.TemporaryDirectory(prefix="pmureview-") as tmp:
-                mbox = fetch_thread(src, midmask=midmask, timeout=fetch_timeout, workdir=Path(tmp))
+                mbox = fetch_thread(src, midmask=midmask, config_midmask=config_midmask,
+                                    timeout=fetch_timeout, workdir=Path(tmp))
                 raws += read_path(mbox)
         else:
             raise InputError(f"{src}: no such file, and not a Message-ID or URL")
