@@ -252,6 +252,11 @@ def test_b4check_protocol(repo: Path, tmp_path: Path, env: dict[str, str]) -> No
     r = run_b4check([], clean, env, repo)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")  # nothing at all when clean
 
+    # the project's config decides what is checked on the hook paths too
+    (repo / ".pmureview.toml").write_text('ignore = ["series/debug-scaffolding"]\n')
+    assert run_b4check([], data, env, repo).stdout == b""
+    (repo / ".pmureview.toml").unlink()
+
     r = run_b4check([], b"not a mail at all", env, repo)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
     r = run_b4check(["--nope"], data, env, repo)

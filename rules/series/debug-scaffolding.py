@@ -15,6 +15,8 @@ _TRUE = {"true", "1"}
 _MSG = re.compile(r"\b(temporar(?:il)?y|for easier debugging|force[sd]?\b.*\b(?:false|true|off|on)\b|"
                   r"HACK\b|DO NOT MERGE|DONOTMERGE|XXX: remove)", re.I)
 _IF0 = re.compile(r"^\s*#\s*if\s+0\s*(?:/[*/].*)?$")
+# hunk fragments can parse into ERROR nodes; the line itself still says it
+_IF_CONST = re.compile(r"^\s*(?:}\s*else\s+)?if\s*\(\s*(0|false)\s*\)")
 
 
 class DebugScaffolding(Rule):
@@ -74,10 +76,16 @@ class DebugScaffolding(Rule):
                     seen.add(hit[0])
                     yield hit
         for line in sorted(view.added):
-            if line not in seen and _IF0.match(view.line_text(line)):
+            if line in seen:
+                continue
+            if _IF0.match(view.line_text(line)):
                 yield (line, "'#if 0' disables the code below it",
                        "Code that is compiled out is not reviewed or built; drop it or post it when it "
                        "is used.", Confidence.HIGH)
+            elif view.is_c and (m := _IF_CONST.match(view.line_text(line))):
+                yield (line, f"'if ({m.group(1)})' never runs the code it guards",
+                       "Dead code is not reviewed meaningfully; drop it or add it when it is used.",
+                       Confidence.HIGH)
 
     def _node(self, view: FileView, node) -> tuple[int, str, str, Confidence] | None:
         if node.type == "binary_expression":

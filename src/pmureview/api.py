@@ -132,6 +132,12 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
     for fail in failures:
         findings.append(_engine_finding("pmureview/apply-failed", fail.patch, f"{fail.path}: {fail.message}",
                                         path=fail.path, line=fail.line))
+    for view in ctx.all_views():
+        if view.is_c and view._tree is not None and (share := _error_share(view)) > 0.5:
+            findings.append(_engine_finding(
+                "pmureview/unparsable", view.patch.number,
+                f"{view.path}: {share:.0%} of the added lines parse as C syntax errors; rules may miss things "
+                "there", path=view.path, line=min(view.added)))
     for prob in registry.problems:
         findings.append(_engine_finding("pmureview/rule-not-loaded", 0, f"{prob.origin}: {prob.message}"))
     findings = decide(findings, ctx, severity=options.severity, per_path_ignores=options.per_path_ignores,
@@ -140,6 +146,21 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
         reader.close()
     return Review(series=series, findings=findings, rules={r.meta.id: r.meta for r in rules},
                   mode=ctx.mode, base=base, options=options)
+
+
+def _error_share(view) -> float:
+    """The share of added lines inside tree-sitter ERROR nodes (kernel macros the grammar cannot see)."""
+    if not view.added or not view.root.has_error:
+        return 0.0
+    bad: set[int] = set()
+    stack = [view.root]
+    while stack:
+        n = stack.pop()
+        if n.type == "ERROR" or n.is_missing:
+            bad.update(range(n.start_point[0] + 1, n.end_point[0] + 2))
+        elif n.has_error:
+            stack.extend(n.children)
+    return len(bad & view.added) / len(view.added)
 
 
 def _open_tree(options: Options, series: Series, *, hook: bool):

@@ -66,7 +66,9 @@ def discover_cases(root: Path) -> list[Case]:
             continue
         exp_file = case_dir / "expected.yml"
         expected = yaml.safe_load(exp_file.read_text("utf-8")) if exp_file.is_file() else {}
-        rule_id = case_dir.parent.relative_to(root).as_posix()
+        rel = case_dir.parent.relative_to(root).as_posix()
+        # pointing at one rule's folder (`rules test fixtures/series/kvmarm/x`) names the rule by it
+        rule_id = rel if rel != "." else f"{root.resolve().parent.name}/{root.resolve().name}"
         cases.append(Case(case_dir, rule_id, case_dir.name.split("-", 1)[0], expected or {}))
     return cases
 

@@ -30,3 +30,34 @@ def is_cover_or_not_patch(data: bytes) -> bool:
 def is_kernel_tree(path: Path) -> bool:
     """Full mode is worth it (and possible) only in a kernel git work tree."""
     return (path / "arch/arm64/tools/sysreg").is_file() and (path / ".git").exists()
+
+
+def hook_options(*, fail_on: str = "error", strict: bool = False, tree: Path | None = None):  # -> Options
+    """Options for the hook paths: the project's config file for what to check, not for when to block.
+
+    select/ignore/severity/per-path-ignores/rules-dir/baseline/preview/strict come from
+    `.pmureview.toml` (or pyproject) as for `check`; the blocking threshold is the hook's own
+    (`--fail-on`, default error), since a config's fail-on is usually tuned for CI.
+    """
+    from ..api import Options
+    from ..config import load_config
+    from ..engine.model import Severity
+
+    cfg = load_config(None)
+
+    def as_tuple(value: object) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else list(value or ())
+        return tuple(v.strip() for item in items for v in str(item).split(",") if v.strip())
+
+    return Options(
+        tree=tree,
+        select=as_tuple(cfg.get("select")),
+        ignore=as_tuple(cfg.get("ignore")),
+        severity={str(k): str(v) for k, v in cfg.get("severity", {}).items()},
+        per_path_ignores={str(k): as_tuple(v) for k, v in cfg.get("per-path-ignores", {}).items()},
+        fail_on=Severity(fail_on),
+        strict=strict or bool(cfg.get("strict", False)),
+        preview=bool(cfg.get("preview", False)),
+        rules_dirs=tuple(Path(p) for p in as_tuple(cfg.get("rules-dir"))),
+        baseline=Path(cfg["baseline"]) if cfg.get("baseline") else None,
+    )

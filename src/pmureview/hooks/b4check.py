@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from . import is_cover_or_not_patch
+from . import hook_options, is_cover_or_not_patch
 
 USAGE = "usage: pmureview b4-check [--format checkpatch|b4] [--strict]"
 
@@ -35,13 +35,13 @@ def _failure(fmt: str, kind: str, message: str) -> str:
 def _run(data: bytes, fmt: str, strict: bool) -> str:
     if is_cover_or_not_patch(data):
         return ""  # a cover letter (review-series-check-cmd) or no diff: no result, exit 0
-    from ..api import Options, review  # lazy: the entry point dispatches here before typer/rich
-    from ..errors import PmuError
+    from ..api import review  # lazy: the entry point dispatches here before typer/rich
+    from ..errors import InputError, PmuError
 
     try:
-        result = review(["-"], Options(strict=strict), stdin=data)
+        result = review(["-"], hook_options(strict=strict), stdin=data)
     except PmuError as exc:
-        return _failure(fmt, "INPUT_ERROR", str(exc))
+        return _failure(fmt, "INPUT_ERROR" if isinstance(exc, InputError) else "USAGE", str(exc))
     if fmt == "b4":
         from ..report.b4 import render_b4
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import is_cover_or_not_patch, is_kernel_tree
+from . import hook_options, is_cover_or_not_patch, is_kernel_tree
 
 HOOK_NAME = "sendemail-validate"
 MARKER = "# pmureview-hook: sendemail-validate"
@@ -125,13 +125,13 @@ def validate_main(argv: list[str]) -> int:
 
 
 def _review(path: Path, fail_on: str) -> int:
-    from ..api import Options, review  # lazy: only a real patch pays for the engine
+    from ..api import review  # lazy: only a real patch pays for the engine
     from ..engine.model import Severity
     from ..report.lines import format_line
 
     level = Severity(fail_on)
     cwd = Path.cwd()
-    options = Options(fail_on=level, tree=cwd if is_kernel_tree(cwd) else None)
+    options = hook_options(fail_on=fail_on, tree=cwd if is_kernel_tree(cwd) else None)
     result = review([str(path)], options, hook=True)
     for f in result.visible():
         print(format_line(f, stdin=False), file=sys.stderr)

@@ -1,0 +1,443 @@
+"""series/single-use-exported-helper: a new global helper, declared in a header, for one call site.
+
+Callers are counted over the whole series (and, in full mode, the base tree). For a function the
+series itself introduces the count is exact without a tree: base code cannot call a symbol that did
+not exist. Helpers that already existed (made non-static, moved) are only judged in full mode.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from pmureview.engine.context import FileView, SeriesContext
+from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.engine.rule import Rule
+from pmureview.lang.c import enclosing_function, function_name, text, walk
+
+_MACRO = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_CONST_CALLS = {"BIT", "BIT_ULL", "GENMASK", "GENMASK_ULL", "UL", "ULL", "_BITUL", "_BITULL"}
+_CONST_NODES = {"number_literal", "parenthesized_expression", "binary_expression", "unary_expression",
+                "argument_list", "call_expression", "cast_expression", "type_descriptor",
+                "primitive_type", "sized_type_specifier", "type_identifier", "identifier", "true", "false",
+                "char_literal", "comment"}
+_TRIVIAL = {"0", "1", "true", "false"}  # constant predicates: series/debug-scaffolding's business
+_STATIC = re.compile(r"\bstatic\b")
+_SECTION_FN = re.compile(r"(\w+)\s*\(")
+
+
+@dataclass
+class _Helper:
+    name: str
+    header: FileView  # the view that declares it
+    decl_line: int
+    definition: tuple[FileView, object] | None = None  # (view, function_definition node)
+    stubs: int = 0
+
+
+@dataclass
+class _Uses:
+    sites: Counter = field(default_factory=Counter)  # (path, function or "") -> count
+    unknown: bool = False  # uses outside what we can see (conservative: not single-use)
+
+    @property
+    def total(self) -> int:
+        return sum(self.sites.values())
+
+
+class SingleUseExportedHelper(Rule):
+    meta = RuleMeta(
+        id="series/single-use-exported-helper",
+        title="New global helper declared in a header for a single caller, or returning a constant",
+        severity=Severity.CHECK,
+        confidence=Confidence.HIGH,
+        scope=Scope.SERIES,
+        uses_tree=True,
+        docs=RuleDocs(
+            what="Flags a function the series adds to a header as a non-static prototype (with its "
+                 "definition in a .c file of the series) that has exactly one user in the base tree "
+                 "plus the series, or whose body only returns a constant expression (a mask built "
+                 "from register-field macros). Helpers with no user at all are left to "
+                 "series/helper-without-user.",
+            why="A global symbol, its prototype and the stubs for every configuration are API that "
+                "has to be kept in sync, for a single call site. KVM/arm64 maintainers ask for such "
+                "code to live next to its only user (static, or open-coded), and for a constant mask "
+                "to be written where it is applied, so that the value is visible where the register "
+                "is configured.",
+            example="/* kvm_pmu.h */\nu64 kvm_pmu_fgt_bits(void);\n/* pmu-direct.c */\n"
+                    "u64 kvm_pmu_fgt_bits(void)\n{\n\treturn HDFGRTR_EL2_PMOVS | HDFGRTR_EL2_PMMIR_EL1;\n}\n"
+                    "/* config.c, the only caller */\n*vcpu_fgt(vcpu, HDFGRTR_EL2) |= kvm_pmu_fgt_bits();",
+            use_instead="/* config.c */\nif (kvm_vcpu_pmu_is_partitioned(vcpu))\n"
+                        "\t*vcpu_fgt(vcpu, HDFGRTR_EL2) |= HDFGRTR_EL2_PMOVS | HDFGRTR_EL2_PMMIR_EL1;",
+            known_problems="An API meant for users in a later series looks single-use here; say so in "
+                           "the cover letter. Without a tree only helpers the series introduces are "
+                           "judged (a function made non-static or moved may have callers the hunks do "
+                           "not show). Uses from assembly or macros count as uses; a caller outside the "
+                           "tree's C, header and assembly files is not seen. `static inline` helpers "
+                           "defined in headers are not flagged.",
+            references=("<aTiPvS49uMOJEBrf@kernel.org> (Oliver Upton: keep the trap configuration in "
+                        "config.c rather than a helper in another file)",
+                        "<20251209205121.1871534-11-coltonlewis@google.com> (kvm_pmu_fgt_bits(), "
+                        "kvm_pmu_fgt2_bits())"),
+        ),
+    )
+
+    def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
+        finals = ctx.final_views()
+        helpers = self._helpers(ctx, finals)
+        if not helpers:
+            return
+        series_added = _series_added_text(ctx)
+        grep = _TreeGrep.for_context(ctx) if ctx.full else None
+        for h in helpers.values():
+            if h.definition is None:
+                continue  # defined outside the series (or by a macro): cannot judge the body or novelty
+            novel = _novel(ctx, h.name, series_added)
+            if ctx.files_mode and grep is None:
+                continue  # nothing beyond the given files is visible
+            if not ctx.full and not novel:
+                continue  # an older function: callers outside the hunks are invisible
+            uses = _count_uses(ctx, finals, h.name)
+            if ctx.full and (grep is not None or not novel):
+                untouched = grep.files_using(h.name, set(finals)) if grep else None
+                if untouched is None and not novel:
+                    continue  # base callers in files the series does not touch cannot be ruled out
+                for path in untouched or ():
+                    uses.sites[(path, "")] += 1
+            if uses.unknown or uses.total == 0:
+                continue  # zero users: series/helper-without-user
+            f = self._finding(h, uses)
+            if f is not None:
+                yield f
+
+    # -- candidates ------------------------------------------------------------------------------
+
+    def _helpers(self, ctx: SeriesContext, finals: dict[str, FileView]) -> dict[str, _Helper]:
+        out: dict[str, _Helper] = {}
+        for path, view in finals.items():
+            if not path.endswith(".h"):
+                continue
+            for name, line in _added_prototypes(ctx, path):
+                if name not in out and not _MACRO.match(name):
+                    out[name] = _Helper(name, ctx_view_with_line(ctx, path, line) or view, line)
+            for name, fn in _static_inline_defs(view):
+                if name in out:
+                    out[name].stubs += 1
+        if not out:
+            return out
+        for path, view in finals.items():
+            if not path.endswith(".c") or not view.added:
+                continue
+            for fn in walk(view.root, {"function_definition"}):
+                name = function_name(fn)
+                h = out.get(name or "")
+                if h is None or h.definition is not None:
+                    continue
+                head = text(fn).split("{", 1)[0]
+                if _STATIC.search(head) or not _fully_added(view, fn):
+                    continue
+                h.definition = (_defining_view(ctx, path, name) or view, fn)
+        return out
+
+    # -- the finding -----------------------------------------------------------------------------
+
+    def _finding(self, h: _Helper, uses: _Uses) -> Finding | None:
+        dview, fn = h.definition  # type: ignore[misc]
+        dview, fn = _relocate(dview, fn, h.name)
+        if dview is None or fn is None:
+            return None
+        const = _constant_body(fn)
+        single = uses.total == 1
+        if not single and const is None:
+            return None
+        def_file = PurePosixPath(dview.path).name
+        hdr = PurePosixPath(h.header.path).name
+        (cpath, cfn), = uses.sites.most_common(1)
+        caller_file = PurePosixPath(cpath).name
+        caller = f"{cfn}() in {caller_file}" if cfn else caller_file
+        stubs = " and its stubs" if h.stubs else ""
+        line = _name_line(dview, fn)
+        if single and const is not None:
+            msg = (f"{h.name}() only returns a constant and is exported from {def_file} for a single "
+                   f"caller, {caller}; open-code the value there")
+            note = (f"{h.name}() returns a fixed value and has one user. Writing the value where it is "
+                    f"applied ({caller}) keeps it visible where it takes effect, and drops a global "
+                    f"symbol, its prototype in {hdr}{stubs}.")
+        elif single:
+            if cpath == dview.path:
+                msg = (f"{h.name}() is declared in {hdr} but only called from {def_file} itself; "
+                       f"make it static")
+            else:
+                msg = (f"{h.name}() is exported from {def_file} and declared in {hdr} for a single caller, "
+                       f"{caller}; make it static where it is used, or open-code it")
+            note = (f"A global symbol, a prototype in {hdr}{stubs} for one call site is API that has to "
+                    f"be kept in sync for nothing. Keep the code next to its only user; if a later "
+                    f"series needs it elsewhere, it can be exported then.")
+        else:
+            msg = (f"{h.name}() only returns a constant; is a global function in {def_file} with a "
+                   f"prototype in {hdr} needed for that?")
+            note = (f"The body is a constant expression ({const}). A macro or the value written at the "
+                    f"{uses.total} places that apply it says the same without a global symbol{stubs}.")
+            return self.at_line(dview, line, msg, note=note, confidence=Confidence.MEDIUM)
+        return self.at_line(dview, line, msg, note=note)
+
+
+def ctx_view_with_line(ctx: SeriesContext, path: str, line: int) -> FileView | None:
+    return next((v for v in ctx.all_views() if v.path == path and line in v.added), None)
+
+
+# -- declarations and definitions ------------------------------------------------------------------
+
+def _declarator_name(node) -> str | None:
+    """The name a (possibly pointer-wrapped) function_declarator declares."""
+    d = node
+    while d is not None and d.type != "function_declarator":
+        d = d.child_by_field_name("declarator")
+    if d is None:
+        return None
+    n = d.child_by_field_name("declarator")
+    return text(n) if n is not None and n.type == "identifier" else None
+
+
+def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
+    """(name, line of the name) for every non-static function prototype in a header view."""
+    for decl in walk(view.root, {"declaration"}):
+        if any(c.type == "storage_class_specifier" and text(c) == "static" for c in decl.children):
+            continue
+        for d in decl.children_by_field_name("declarator"):
+            name = _declarator_name(d)
+            if name:
+                ident = next((i for i in walk(d, {"identifier"}) if text(i) == name), d)
+                yield name, view.node_line(ident)
+
+
+def _added_prototypes(ctx: SeriesContext, path: str) -> Iterator[tuple[str, int]]:
+    """Prototypes added to `path` by some patch of the series and still there at the end."""
+    final = ctx.final_views()[path]
+    present = {n for n, _ in _prototypes(final)} if final.mode == "full" else None
+    for view in ctx.all_views():
+        if view.path != path:
+            continue
+        for name, line in _prototypes(view):
+            if line in view.added and (present is None or name in present):
+                if ctx.full:
+                    base = ctx.base_text(path) or ""
+                    if re.search(rf"\b{re.escape(name)}\s*\(", base) and _declared_in(base, name):
+                        continue  # already declared in the base header: not new API
+                yield name, line
+
+
+def _declared_in(text_: str, name: str) -> bool:
+    from pmureview.lang.c import parse
+
+    root = parse(text_.encode("utf-8", "surrogateescape")).root_node
+    for decl in walk(root, {"declaration"}):
+        if any(_declarator_name(d) == name for d in decl.children_by_field_name("declarator")):
+            return True
+    return False
+
+
+def _static_inline_defs(view: FileView) -> Iterator[tuple[str, object]]:
+    for fn in walk(view.root, {"function_definition"}):
+        head = text(fn).split("{", 1)[0]
+        name = function_name(fn)
+        if name and _STATIC.search(head):
+            yield name, fn
+
+
+def _fully_added(view: FileView, fn) -> bool:
+    """The definition's head is new (added line), so the function is the series' own."""
+    return _name_line(view, fn) in view.added
+
+
+def _name_line(view: FileView, fn) -> int:
+    decl = fn.child_by_field_name("declarator")
+    name = function_name(fn)
+    ident = next((i for i in walk(decl, {"identifier"}) if text(i) == name), None) if decl else None
+    return view.node_line(ident if ident is not None else fn)
+
+
+def _defining_view(ctx: SeriesContext, path: str, name: str | None) -> FileView | None:
+    """The view of the patch that added the definition's head (the anchor)."""
+    for view in ctx.all_views():
+        if view.path != path or not view.added:
+            continue
+        for fn in walk(view.root, {"function_definition"}):
+            if function_name(fn) == name and _name_line(view, fn) in view.added:
+                return view
+    return None
+
+
+def _relocate(view: FileView, fn, name: str):
+    """The function_definition node inside `view` (the definition may come from another view)."""
+    for cand in walk(view.root, {"function_definition"}):
+        if function_name(cand) == name:
+            return view, cand
+    return None, None
+
+
+def _constant_body(fn) -> str | None:
+    """The returned expression when the body is `return <constant expression>;`, else None."""
+    body = fn.child_by_field_name("body")
+    stmts = [c for c in (body.named_children if body else []) if c.type != "comment"]
+    if len(stmts) != 1 or stmts[0].type != "return_statement" or not stmts[0].named_children:
+        return None
+    expr = stmts[0].named_children[0]
+    value = " ".join(text(expr).split())
+    if value in _TRIVIAL:
+        return None
+    macros = 0
+    for n in walk(expr):
+        if n.type not in _CONST_NODES and n.is_named:
+            return None
+        if n.type == "identifier":
+            if not _MACRO.match(text(n)):
+                return None
+            macros += 1
+        if n.type == "call_expression":
+            f = n.child_by_field_name("function")
+            if f is None or f.type != "identifier" or not (text(f) in _CONST_CALLS or _MACRO.match(text(f))):
+                return None
+    return value if macros else None
+
+
+# -- uses --------------------------------------------------------------------------------------------
+
+def _uses_in(view: FileView, name: str, lines: set[int] | None = None) -> Iterator[tuple[int, str]]:
+    """(line, enclosing function or '') of every use of `name` that is not its own declaration."""
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    for node in walk(view.root, {"identifier", "preproc_arg", "ERROR"}):
+        line = view.node_line(node)
+        if lines is not None and line not in lines:
+            continue
+        if node.type in ("preproc_arg", "ERROR"):
+            if node.type == "ERROR":
+                continue
+            for _ in word.finditer(text(node)):
+                yield line, ""
+            continue
+        if text(node) != name or (node.parent is not None and node.parent.type == "function_declarator"):
+            continue
+        fn = enclosing_function(node)
+        fname = function_name(fn) if fn is not None else None
+        if fname == name:
+            continue  # recursion or a stub's own body
+        yield line, fname or _section_function(view, line)
+
+
+def _section_function(view: FileView, line: int) -> str:
+    """Hunk-only: the function named in the @@ header of the hunk holding `line`."""
+    for h in view.change.hunks:
+        if h.new_start <= line < h.new_start + h.new_len:
+            m = _SECTION_FN.search(h.section or "")
+            return m.group(1) if m else ""
+    return ""
+
+
+def _count_uses(ctx: SeriesContext, finals: dict[str, FileView], name: str) -> _Uses:
+    uses = _Uses()
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    if ctx.full:
+        for path, view in finals.items():
+            if view.mode != "full":
+                uses.unknown = True  # a file that fell back to its hunks
+            if view.is_c:
+                for _line, fname in _uses_in(view, name):
+                    uses.sites[(path, fname)] += 1
+            elif path.endswith(".S"):
+                uses.sites[(path, "")] += len(word.findall(view.text))
+        return uses
+    # hunk-only: a file's last view shows only its last patch's hunks, so merge every patch's view;
+    # a use keeps its identity (path, function, line text) across views, counted at its maximum
+    best: Counter = Counter()
+    removed: Counter = Counter()
+    for view in ctx.all_views():
+        here: Counter = Counter()
+        if view.is_c:
+            for line, fname in _uses_in(view, name, set(view.known)):
+                here[(view.path, fname, " ".join(view.line_text(line).split()))] += 1
+        elif view.path.endswith(".S"):
+            for line in view.known:
+                for _ in word.finditer(view.line_text(line)):
+                    here[(view.path, "", " ".join(view.line_text(line).split()))] += 1
+        for key, n in here.items():
+            best[key] = max(best[key], n)
+        for t in view.change.removed_text:
+            if word.search(t):
+                removed[(view.path, " ".join(t.split()))] += 1
+    for (path, fname, line_text), n in best.items():
+        gone = min(n, removed[(path, line_text)])
+        if n - gone > 0:
+            uses.sites[(path, fname)] += n - gone
+    return uses
+
+
+def _series_added_text(ctx: SeriesContext) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for p in ctx.patches:
+        for f in p.files:
+            out.setdefault(f.path, set()).update(" ".join(ln.text.split()) for ln in f.added_lines())
+    return out
+
+
+def _novel(ctx: SeriesContext, name: str, series_added: dict[str, set[str]]) -> bool:
+    """Nothing that predates the series mentions `name` (as far as this mode can see)."""
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    if ctx.full:
+        for p in ctx.patches:
+            for f in p.files:
+                base = ctx.base_text(f.old_path or f.path)
+                if base and word.search(base):
+                    return False
+        return True
+    for view in ctx.all_views():
+        added_here = series_added.get(view.path, set())
+        for line in view.known - view.added:
+            t = view.line_text(line)
+            if word.search(t) and " ".join(t.split()) not in added_here:
+                return False  # context line from the base
+        for t in view.change.removed_text:
+            if word.search(t) and " ".join(t.split()) not in added_here:
+                return False  # the series removes a base line naming it (moved, made non-static)
+    return True
+
+
+class _TreeGrep:
+    """Uses in base files the series does not touch: one `git grep` (or grep) per helper."""
+
+    def __init__(self, argv_head: list[str], cwd: str | None) -> None:
+        self.argv_head = argv_head
+        self.cwd = cwd
+
+    @classmethod
+    def for_context(cls, ctx: SeriesContext) -> _TreeGrep | None:
+        # the engine gives rules a blob reader, not a file listing: use its repository and revision
+        reader = ctx.base_reader
+        tree = getattr(reader, "tree", None)
+        rev = getattr(reader, "rev", None)
+        if tree is None:
+            return None
+        if rev:
+            return cls(["git", "-C", str(tree), "grep", "-l", "-w", "-F", "-I"], f"{rev}")
+        return cls(["grep", "-r", "-l", "-w", "-F", "-I", "--include=*.[chS]"], str(tree))
+
+    def files_using(self, name: str, touched: set[str]) -> list[str] | None:
+        try:
+            if self.argv_head[0] == "git":
+                argv = [*self.argv_head, "-e", name, str(self.cwd), "--", "*.c", "*.h", "*.S"]
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+                paths = [ln.split(":", 1)[1] if ":" in ln else ln for ln in r.stdout.splitlines()]
+            else:
+                argv = [*self.argv_head, "-e", name, "."]
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
+                                   cwd=self.cwd)
+                paths = [ln.removeprefix("./") for ln in r.stdout.splitlines()]
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if r.returncode not in (0, 1):
+            return None
+        return [p for p in paths if p not in touched]
