@@ -118,45 +118,43 @@ class SingleUseExportedHelper(Rule):
 
     def _helpers(self, ctx: SeriesContext, finals: dict[str, FileView]) -> dict[str, _Helper]:
         out: dict[str, _Helper] = {}
-        for path, view in finals.items():
+        for path in finals:
             if not path.endswith(".h"):
                 continue
-            for name, line in _added_prototypes(ctx, path):
+            for hview, name, line in _added_prototypes(ctx, path):
                 if name not in out and not _MACRO.match(name):
-                    out[name] = _Helper(name, ctx_view_with_line(ctx, path, line) or view, line)
-            for name, fn in _static_inline_defs(view):
-                if name in out:
-                    out[name].stubs += 1
+                    out[name] = _Helper(name, hview, line)
+        for view in ctx.all_views():
+            if view.path.endswith(".h"):
+                for name in _static_inline_defs(view):
+                    if name in out:
+                        out[name].stubs += 1
         if not out:
             return out
-        for path, view in finals.items():
-            if not path.endswith(".c") or not view.added:
+        # the definition as added by its patch (in hunk-only mode the last view may not show it)
+        for view in ctx.all_views():
+            if not view.path.endswith(".c") or not view.added:
                 continue
             for fn in walk(view.root, {"function_definition"}):
-                name = function_name(fn)
-                h = out.get(name or "")
+                h = out.get(function_name(fn) or "")
                 if h is None or h.definition is not None:
                     continue
-                head = text(fn).split("{", 1)[0]
-                if _STATIC.search(head) or not _fully_added(view, fn):
+                if _STATIC.search(text(fn).split("{", 1)[0]) or _name_line(view, fn) not in view.added:
                     continue
-                h.definition = (_defining_view(ctx, path, name) or view, fn)
+                h.definition = (view, fn)
         return out
 
     # -- the finding -----------------------------------------------------------------------------
 
     def _finding(self, h: _Helper, uses: _Uses) -> Finding | None:
         dview, fn = h.definition  # type: ignore[misc]
-        dview, fn = _relocate(dview, fn, h.name)
-        if dview is None or fn is None:
-            return None
         const = _constant_body(fn)
         single = uses.total == 1
         if not single and const is None:
             return None
         def_file = PurePosixPath(dview.path).name
         hdr = PurePosixPath(h.header.path).name
-        (cpath, cfn), = uses.sites.most_common(1)
+        (cpath, cfn), _n = uses.sites.most_common(1)[0]
         caller_file = PurePosixPath(cpath).name
         caller = f"{cfn}() in {caller_file}" if cfn else caller_file
         stubs = " and its stubs" if h.stubs else ""
@@ -186,10 +184,6 @@ class SingleUseExportedHelper(Rule):
         return self.at_line(dview, line, msg, note=note)
 
 
-def ctx_view_with_line(ctx: SeriesContext, path: str, line: int) -> FileView | None:
-    return next((v for v in ctx.all_views() if v.path == path and line in v.added), None)
-
-
 # -- declarations and definitions ------------------------------------------------------------------
 
 def _declarator_name(node) -> str | None:
@@ -215,7 +209,7 @@ def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
                 yield name, view.node_line(ident)
 
 
-def _added_prototypes(ctx: SeriesContext, path: str) -> Iterator[tuple[str, int]]:
+def _added_prototypes(ctx: SeriesContext, path: str) -> Iterator[tuple[FileView, str, int]]:
     """Prototypes added to `path` by some patch of the series and still there at the end."""
     final = ctx.final_views()[path]
     present = {n for n, _ in _prototypes(final)} if final.mode == "full" else None
@@ -228,7 +222,7 @@ def _added_prototypes(ctx: SeriesContext, path: str) -> Iterator[tuple[str, int]
                     base = ctx.base_text(path) or ""
                     if re.search(rf"\b{re.escape(name)}\s*\(", base) and _declared_in(base, name):
                         continue  # already declared in the base header: not new API
-                yield name, line
+                yield view, name, line
 
 
 def _declared_in(text_: str, name: str) -> bool:
@@ -241,17 +235,11 @@ def _declared_in(text_: str, name: str) -> bool:
     return False
 
 
-def _static_inline_defs(view: FileView) -> Iterator[tuple[str, object]]:
+def _static_inline_defs(view: FileView) -> Iterator[str]:
     for fn in walk(view.root, {"function_definition"}):
-        head = text(fn).split("{", 1)[0]
         name = function_name(fn)
-        if name and _STATIC.search(head):
-            yield name, fn
-
-
-def _fully_added(view: FileView, fn) -> bool:
-    """The definition's head is new (added line), so the function is the series' own."""
-    return _name_line(view, fn) in view.added
+        if name and _STATIC.search(text(fn).split("{", 1)[0]):
+            yield name
 
 
 def _name_line(view: FileView, fn) -> int:
@@ -259,25 +247,6 @@ def _name_line(view: FileView, fn) -> int:
     name = function_name(fn)
     ident = next((i for i in walk(decl, {"identifier"}) if text(i) == name), None) if decl else None
     return view.node_line(ident if ident is not None else fn)
-
-
-def _defining_view(ctx: SeriesContext, path: str, name: str | None) -> FileView | None:
-    """The view of the patch that added the definition's head (the anchor)."""
-    for view in ctx.all_views():
-        if view.path != path or not view.added:
-            continue
-        for fn in walk(view.root, {"function_definition"}):
-            if function_name(fn) == name and _name_line(view, fn) in view.added:
-                return view
-    return None
-
-
-def _relocate(view: FileView, fn, name: str):
-    """The function_definition node inside `view` (the definition may come from another view)."""
-    for cand in walk(view.root, {"function_definition"}):
-        if function_name(cand) == name:
-            return view, cand
-    return None, None
 
 
 def _constant_body(fn) -> str | None:

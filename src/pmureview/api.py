@@ -116,7 +116,7 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
         reader, base = _open_tree(options, series, hook=hook)
     views, failures = build_views(series, reader)
 
-    registry = load_registry(options.rules_dirs)
+    registry = load_registry(options.rules_dirs, eager=False)
     rules = choose_rules(registry.sorted(), select=options.select, ignore=options.ignore,
                          preview=options.preview, files_mode=options.files)
     ctx = SeriesContext(series=series, mode=FULL if reader else HUNK_ONLY, views=views,
@@ -133,7 +133,8 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
         findings.append(_engine_finding("pmureview/apply-failed", fail.patch, f"{fail.path}: {fail.message}",
                                         path=fail.path, line=fail.line))
     for view in ctx.all_views():
-        if view.is_c and view._tree is not None and (share := _error_share(view)) > 0.5:
+        # full mode only: hunk fragments are expected to parse partly as errors
+        if view.mode == FULL and view.is_c and view._tree is not None and (share := _error_share(view)) > 0.5:
             findings.append(_engine_finding(
                 "pmureview/unparsable", view.patch.number,
                 f"{view.path}: {share:.0%} of the added lines parse as C syntax errors; rules may miss things "

@@ -7,11 +7,14 @@ Duplicate ids are rejected (the first one loaded wins and the second is a proble
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .rule import Rule
 
@@ -81,12 +84,56 @@ def _rules_in(objects: Iterable[object], module: str | None = None) -> list[Rule
     return out
 
 
-def load_dir(reg: Registry, root: Path) -> None:
+class YamlCache:
+    """Parsed YAML rule files cached as JSON (keyed by path, mtime and size): no YAML parse per run."""
+
+    def __init__(self) -> None:
+        import os
+
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        self.file = base / "pmureview" / "yaml-rules.json"
+        self.data: dict[str, Any] = {}
+        self.dirty = False
+        try:
+            self.data = json.loads(self.file.read_text("utf-8"))
+        except (OSError, ValueError):
+            self.data = {}
+
+    def get(self, path: Path) -> Any:
+        from .yamlrule import read_yaml
+
+        st = path.stat()
+        key = str(path.resolve())
+        hit = self.data.get(key)
+        if hit and hit["mtime"] == st.st_mtime_ns and hit["size"] == st.st_size:
+            return hit["data"]
+        data = read_yaml(path)
+        self.data[key] = {"mtime": st.st_mtime_ns, "size": st.st_size, "data": data}
+        self.dirty = True
+        return data
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.data), "utf-8")
+            tmp.replace(self.file)
+        except (OSError, TypeError, ValueError):
+            pass  # a cache that cannot be written only costs speed
+
+
+def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache | None = None) -> None:
     from .yamlrule import load_yaml_rule
 
     for expected, path in _rule_files(root):
         try:
-            rules = [load_yaml_rule(path)] if path.suffix in (".yml", ".yaml") else _python_rules(path, expected)
+            if path.suffix in (".yml", ".yaml"):
+                data = cache.get(path) if cache is not None else None
+                rules = [load_yaml_rule(path, data, eager=eager)]
+            else:
+                rules = _python_rules(path, expected)
             if not rules:
                 raise ValueError("defines no rule")
             for rule in rules:
@@ -127,12 +174,18 @@ def load_entry_points(reg: Registry) -> None:
             reg.problems.append(LoadProblem(f"plugin:{ep.name}", f"{type(exc).__name__}: {exc}"))
 
 
-def load_registry(rules_dirs: Iterable[Path] = (), *, shipped: bool = True, plugins: bool = True) -> Registry:
+def load_registry(rules_dirs: Iterable[Path] = (), *, shipped: bool = True, plugins: bool = True,
+                  eager: bool = True) -> Registry:
+    """eager: compile every query now (rules list, tests). A review passes False: YAML comes from the
+    JSON cache and each query compiles when a file its globs match is first checked."""
     reg = Registry()
+    cache = None if eager else YamlCache()
     if shipped:
-        load_dir(reg, shipped_rules_dir())
+        load_dir(reg, shipped_rules_dir(), eager=eager, cache=cache)
     for d in rules_dirs:
-        load_dir(reg, Path(d))
+        load_dir(reg, Path(d), eager=eager, cache=cache)
     if plugins:
         load_entry_points(reg)
+    if cache is not None:
+        cache.save()
     return reg

@@ -68,14 +68,23 @@ def meta_from_mapping(data: dict[str, Any], origin: str, *, scope_default: Scope
 class QueryRule(Rule):
     """Reports the `report` capture of every match whose node touches an added line."""
 
-    def __init__(self, meta: RuleMeta, data: dict[str, Any]) -> None:
-        from ..lang.query import compile_query
-
+    def __init__(self, meta: RuleMeta, data: dict[str, Any], *, eager: bool = True) -> None:
         self.meta = meta  # type: ignore[misc]
+        self.data = data
         self.source = str(data["query"])
         self.report = str(data.get("report", "report"))
         self.template = str(data["message"])
         self.note = data.get("note")
+        self._compiled = False
+        if eager:  # `rules list` and tests compile everything; a review compiles on first use
+            self.compile()
+
+    def compile(self) -> None:
+        if self._compiled:
+            return
+        from ..lang.query import compile_query
+
+        data = self.data
         self.query = compile_query(self.source)
         names = set(self.query.capture_name(i) for i in range(self.query.capture_count))
         if self.report not in names:
@@ -91,6 +100,7 @@ class QueryRule(Rule):
         for cap in self.where.values():
             if cap not in names:
                 raise YamlRuleError(f"where: names @{cap}, which is not in the query")
+        self._compiled = True
 
     def check(self, ctx: FileContext) -> Iterable[Finding]:  # type: ignore[override]
         from ..lang.query import matches
@@ -98,6 +108,7 @@ class QueryRule(Rule):
         view = ctx.view
         if not view.is_c or not view.added:
             return
+        self.compile()
         excluded: list[tuple[int, int]] = []
         if self.exclude is not None:
             for _, caps in matches(self.exclude, view.root):
@@ -177,20 +188,25 @@ class _Missing(dict):
         return "{" + key + "}"
 
 
-def load_yaml_rule(path: Path) -> Rule:
+def read_yaml(path: Path) -> Any:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        return yaml.safe_load(path.read_text("utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise YamlRuleError(f"cannot read: {exc}") from None
+
+
+def load_yaml_rule(path: Path, data: Any = None, *, eager: bool = True) -> Rule:
+    if data is None:
+        data = read_yaml(path)
     if not isinstance(data, dict):
         raise YamlRuleError("not a mapping")
     if ("query" in data) == ("regex" in data):
         raise YamlRuleError("needs exactly one of query: or regex:")
     is_text = "regex" in data and data.get("target", "added-lines") != "added-lines"
     meta = meta_from_mapping(data, str(path), scope_default=Scope.PATCH if is_text else Scope.FILE)
-    return QueryRule(meta, data) if "query" in data else RegexRule(meta, data)
+    return QueryRule(meta, data, eager=eager) if "query" in data else RegexRule(meta, data)
 
 
 # PatchContext imported for type checkers reading RegexRule.check's dispatch

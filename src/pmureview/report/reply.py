@@ -40,10 +40,12 @@ if TYPE_CHECKING:
 POLICY = SMTP.clone(linesep="\n")
 WIDTH = 72  # prose only; quoted lines are never rewrapped
 CONTEXT = 6  # quoted lines before the anchored one, at most
+AFTER = 3  # commit-message lines quoted after the anchored one, to finish its sentence
 SNIP = "[...]"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _BULLET = re.compile(r"^(\s*(?:[-*]|\d+[.)])\s+)")
+ENGINE_PACK = "pmureview/"
 MAX_VARIANTS = 1000  # 0001-reply.1.eml … before giving up
 
 
@@ -229,9 +231,9 @@ class _Body:
         self.quoted.append("")
         self.quoted += comment
 
-    def section_line(self, text: str, f: Finding) -> None:
+    def section_lines(self, quoted: list[str], f: Finding) -> None:
         self.file = None  # a later file finding quotes its diff header again
-        self.block([quote(text)], comment_lines(f))
+        self.block(quoted, comment_lines(f))
 
     def file_line(self, fc: FileChange, f: Finding) -> None:
         pos = _locate(fc, f.location.line)
@@ -276,21 +278,40 @@ class _Body:
         return "\n".join(lines) + "\n"
 
 
-def _section_text(patch: Patch | None, cover_body: str | None, f: Finding) -> str | None:
+def _paragraph(lines: list[str], n: int) -> list[str]:
+    """Line n (1-based) with the rest of its paragraph: a sentence is rarely one line. `[...]` where cut."""
+    i = n - 1
+    start = i
+    while start > 0 and lines[start - 1].strip() and i - start < CONTEXT:
+        start -= 1
+    end = i
+    while end + 1 < len(lines) and lines[end + 1].strip() and end - i < AFTER:
+        end += 1
+    out = [quote(ln) for ln in lines[start : end + 1]]
+    if start > 0 and lines[start - 1].strip():
+        out.insert(0, SNIP)
+    if end + 1 < len(lines) and lines[end + 1].strip():
+        out.append(SNIP)
+    return out
+
+
+def _section_quote(patch: Patch | None, cover_body: str | None, f: Finding) -> list[str] | None:
     loc = f.location
     n = loc.line or 0
-    if loc.section == "subject":
-        mail_subject = patch.mail.subject if patch else None
-        return f"Subject: {_one_line(mail_subject)}" if mail_subject else f.snippet
+    if loc.section == "subject" and patch is not None:
+        return [quote(f"Subject: {_one_line(patch.mail.subject)}")]
+    text = None
     if loc.section == "message" and patch is not None:
-        lines = patch.message.splitlines()
-        return lines[n - 1] if 0 < n <= len(lines) else f.snippet
-    if loc.section == "trailers" and patch is not None:
-        return str(patch.trailers[n - 1]) if 0 < n <= len(patch.trailers) else f.snippet
-    if loc.section == "cover" and cover_body is not None:
-        lines = cover_body.splitlines()
-        return lines[n - 1] if 0 < n <= len(lines) else f.snippet
-    return f.snippet
+        text = patch.message
+    elif loc.section == "cover" and cover_body is not None:
+        text = cover_body
+    elif loc.section == "trailers" and patch is not None and 0 < n <= len(patch.trailers):
+        return [quote(str(patch.trailers[n - 1]))]
+    if text is not None:
+        lines = text.splitlines()
+        if 0 < n <= len(lines):
+            return _paragraph(lines, n)
+    return [quote(f.snippet)] if f.snippet else None
 
 
 def _patch_body(patch: Patch, findings: list[Finding], series_findings: list[Finding]) -> _Body:
@@ -306,11 +327,11 @@ def _patch_body(patch: Patch, findings: list[Finding], series_findings: list[Fin
         key=lambda f: (order.get(f.location.path or "", len(order)), f.location.line or 0, f.rule),
     )
     for f in on_text:
-        text = _section_text(patch, None, f)
-        if text is None:
+        quoted = _section_quote(patch, None, f)
+        if quoted is None:
             body.note_top(comment_lines(f))
         else:
-            body.section_line(text, f)
+            body.section_lines(quoted, f)
     for f in on_files:
         fc = patch.file(f.location.path or "")
         if fc is None:
@@ -324,11 +345,11 @@ def _patch_body(patch: Patch, findings: list[Finding], series_findings: list[Fin
 def _cover_body(cover_body: str, findings: list[Finding]) -> _Body:
     body = _Body()
     for f in findings:
-        text = _section_text(None, cover_body, f) if f.location.section == "cover" else None
-        if text is None:
+        quoted = _section_quote(None, cover_body, f) if f.location.section == "cover" else None
+        if quoted is None:
             body.note_top(comment_lines(f))
         else:
-            body.section_line(text, f)
+            body.section_lines(quoted, f)
     return body
 
 
@@ -410,6 +431,8 @@ def split_findings(review: Review) -> tuple[list[Finding], dict[int, list[Findin
     series: list[Finding] = []
     per_patch: dict[int, list[Finding]] = {}
     for f in review.findings:
+        if f.rule.startswith(ENGINE_PACK):
+            continue  # about pmureview's own run (missing patches, a rule crash), not for the author
         loc = f.location
         meta = review.rules.get(f.rule)
         series_scope = meta is not None and meta.scope is Scope.SERIES

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""pmureview side by side with checkpatch.pl, and scale to 100/200/500 patches (issue 6).
+
+Same 24-patch series (bench/build_series.py), alternating A B A B, medians and the
+pmureview/checkpatch ratio for:
+  1. the whole series in one process: `pmureview check series.mbox --format json` vs
+     `checkpatch.pl --no-tree --terse --no-summary 0001.patch ... 0024.patch`;
+  2. the per-patch hook path, 24 processes each: `pmureview b4-check < NNNN.patch` vs
+     `checkpatch.pl --no-tree --terse --no-summary NNNN.patch`;
+  3. full mode: `pmureview check series.mbox --tree kvm-repo --format json` (the builder's git
+     tree, warm index cache) vs checkpatch over the series in one process.
+Targets: 1 <= 0.25x, 3 <= 0.5x, 2 <= 0.5x checkpatch.
+Scale: synthetic 100/200/500-patch series (same method); wall time, peak RSS (wait4 rusage of
+the child) and time per patch. Targets: time per patch flat within 20 %, 500 patches < 10 s and
+< 300 MB.
+
+checkpatch.pl, spelling.txt and const_structs.checkpatch come from Debian's linux-source-6.1
+(installed and extracted into the bench cache when missing).
+
+usage: python bench/compare.py [--runs N] [--scale-runs N] [--sizes 100,200,500] [--no-scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (alternate, ensure_linux, ensure_series, fmt_s, log, machine, med,  # noqa: E402
+                     patch_files, pmureview_cmd, run_many, run_once, table)
+
+CP_OPTS = ["--no-tree", "--terse", "--no-summary"]
+
+
+def checkpatch_cmd() -> list[str]:
+    src = ensure_linux("6.1")
+    script = src / "scripts" / "checkpatch.pl"
+    for f in ("spelling.txt", "const_structs.checkpatch"):
+        if not (src / "scripts" / f).is_file():
+            sys.exit(f"missing {src}/scripts/{f}")
+    return ["perl", str(script), *CP_OPTS]
+
+
+def ratio_row(name: str, a: float, b: float, target: float | None, per: int = 1) -> list[str]:
+    r = a / b
+    verdict = "" if target is None else (f"<= {target}x: " + ("PASS" if r <= target else "FAIL"))
+    extra = f" ({fmt_s(a / per)}/patch)" if per > 1 else ""
+    extra_b = f" ({fmt_s(b / per)}/patch)" if per > 1 else ""
+    return [name, fmt_s(a) + extra, fmt_s(b) + extra_b, f"{r:.2f}x", verdict]
+
+
+def side_by_side(runs: int) -> None:
+    work = ensure_series(24)
+    mbox = work / "series" / "series.mbox"
+    patches = patch_files(work)
+    repo = work / "kvm-repo"
+    pmr = pmureview_cmd()
+    cp = checkpatch_cmd()
+    n = len(patches)
+
+    series_pm = [*pmr, "check", str(mbox), "--format", "json"]
+    series_tree = [*pmr, "check", str(mbox), "--tree", str(repo), "--format", "json"]
+    series_cp = [*cp, *map(str, patches)]
+    hook_pm = [([*pmr, "b4-check"], p) for p in patches]
+    hook_cp = [([*cp, str(p)], None) for p in patches]
+
+    # one cold full-mode run: an empty index cache
+    with tempfile.TemporaryDirectory() as tmp:
+        env_saved = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = tmp
+        try:
+            cold, rc_cold, _ = run_once(series_tree)
+        finally:
+            if env_saved is None:
+                del os.environ["XDG_CACHE_HOME"]
+            else:
+                os.environ["XDG_CACHE_HOME"] = env_saved
+
+    rcs: dict[str, set] = {}
+
+    def timed(key, argv):
+        def fn():
+            dt, rc, _ = run_once(argv)
+            rcs.setdefault(key, set()).add(rc)
+            return dt
+        return fn
+
+    def timed_many(key, jobs):
+        def fn():
+            dt, _, codes = run_many(jobs)
+            rcs.setdefault(key, set()).update(codes)
+            return dt
+        return fn
+
+    t = alternate({
+        "pm series": timed("pm series", series_pm),
+        "cp series": timed("cp series", series_cp),
+        "pm tree": timed("pm tree", series_tree),
+        "pm hook": timed_many("pm hook", hook_pm),
+        "cp hook": timed_many("cp hook", hook_cp),
+    }, runs)
+    m = {k: med(v) for k, v in t.items()}
+    print(f"machine: {machine()}")
+    print(f"series: {work / 'series'} ({n} patches); checkpatch: {cp[1]} {' '.join(CP_OPTS)}")
+    print(f"runs: {runs} alternating rounds after 1 warm-up; medians; exit codes seen: "
+          + ", ".join(f"{k}={sorted(v)}" for k, v in rcs.items()) + "\n")
+    rows = [
+        ratio_row("whole series, one process (hunk-only)", m["pm series"], m["cp series"], 0.25, n),
+        ratio_row("full mode `--tree kvm-repo` (warm index cache) vs checkpatch series", m["pm tree"],
+                  m["cp series"], 0.5, n),
+        ratio_row(f"hook path, {n} processes (`b4-check` < patch)", m["pm hook"], m["cp hook"], 0.5, n),
+    ]
+    print(table(rows, ["what", "pmureview", "checkpatch.pl", "ratio", "target"]))
+    print(f"\nfull mode with an empty index cache (one run): {fmt_s(cold)} "
+          f"({cold / m['cp series']:.2f}x checkpatch series), exit {rc_cold}")
+
+
+def scale(sizes: list[int], runs: int) -> None:
+    pmr = pmureview_cmd()
+    works = {n: ensure_series(n) for n in sizes}
+    results: dict[int, list[tuple[float, int]]] = {n: [] for n in sizes}
+    rcs: dict[int, set] = {n: set() for n in sizes}
+    for i in range(runs + 1):
+        for n in sizes:
+            dt, rc, rss = run_once([*pmr, "check", str(works[n] / "series" / "series.mbox"), "--format", "json"])
+            rcs[n].add(rc)
+            if i:
+                results[n].append((dt, rss))
+    rows = []
+    per = {}
+    for n in sizes:
+        wall = med([d for d, _ in results[n]])
+        rss = max(r for _, r in results[n]) / 1024
+        nps = len(list((works[n] / "series").glob("*.patch")))
+        per[n] = wall / nps
+        ok = []
+        if n >= 500:
+            ok.append("< 10 s: " + ("PASS" if wall < 10 else "FAIL"))
+            ok.append("< 300 MB: " + ("PASS" if rss < 300 else "FAIL"))
+        rows.append([str(nps), fmt_s(wall), f"{per[n] * 1000:.1f} ms", f"{rss:.0f} MiB",
+                     str(sorted(rcs[n])), ", ".join(ok)])
+    print(f"\nscale: `pmureview check series.mbox --format json`, median of {runs} runs after 1 warm-up, "
+          "peak RSS = max ru_maxrss of the child")
+    print(table(rows, ["patches", "wall", "per patch", "peak RSS", "exit", "target"]))
+    lo, hi = min(per.values()), max(per.values())
+    print(f"time per patch spread: {(hi / lo - 1) * 100:.0f} % (flat within 20 %: "
+          + ("PASS" if hi <= lo * 1.2 else "FAIL") + ")")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="pmureview vs checkpatch.pl, and scale")
+    ap.add_argument("--runs", type=int, default=7, help="alternating rounds side by side (default 7)")
+    ap.add_argument("--scale-runs", type=int, default=3, help="runs per scale size (default 3)")
+    ap.add_argument("--sizes", default="100,200,500", help="scale sizes (default 100,200,500)")
+    ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--only-scale", action="store_true")
+    a = ap.parse_args(argv)
+    if not a.only_scale:
+        side_by_side(a.runs)
+    if not a.no_scale:
+        log("scale series are built on first use (a minute each)")
+        scale([int(x) for x in a.sizes.split(",")], a.scale_runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
