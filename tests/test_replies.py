@@ -373,6 +373,31 @@ def test_no_message_id_means_no_threading_headers(env: Path) -> None:
     assert msg["In-Reply-To"] is None and msg["References"] is None and msg["Message-ID"]
 
 
+def test_message_finding_quotes_its_paragraph_and_engine_findings_stay_out(env: Path) -> None:
+    long_msg = "\n".join(f"line {i} of a long paragraph" for i in range(1, 13))
+    series = make_series()
+    p2 = series.patches[1]
+    patch = Patch(
+        number=2, mail=p2.mail, message=long_msg + "\n\nAnother paragraph.", message_start=12, files=p2.files
+    )
+    series = Series(
+        revision=5, total=3, patches=(series.patches[0], patch, series.patches[2]), cover=series.cover
+    )
+    engine = [
+        f("pmureview/missing-patch", patch=4, path=None, message="patch 4/3 is missing"),
+        f("pmureview/internal-error", Severity.ERROR, patch=0, path=None, message="rule x raised"),
+    ]
+    hit = f(
+        "series/commit-message-claim-unbacked", path=None, section="message", line=9, message="Says trapped"
+    )
+    written = write_replies(make_review([hit, *engine], series), env / "o", sender=SENDER)
+    assert [p.name for p in written] == ["0002-reply.eml"]  # no cover reply just for the engine's findings
+    lines = body_of(parse(written[0])).splitlines()
+    assert lines[1:10] == ["[...]", *(f"> line {i} of a long paragraph" for i in range(3, 13))][:9]
+    assert lines[lines.index("> line 12 of a long paragraph") + 1] == ""  # the paragraph ends: no marker
+    assert "missing" not in " ".join(lines) and "raised" not in " ".join(lines)
+
+
 def test_clean_review_writes_nothing_and_needs_no_identity(env: Path) -> None:
     assert write_replies(make_review([]), env / "o", sender=None) == []
 

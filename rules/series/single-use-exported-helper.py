@@ -20,6 +20,7 @@ from pmureview.engine.rule import Rule
 from pmureview.lang.c import enclosing_function, function_name, text, walk
 
 _MACRO = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_UPPERISH = re.compile(r"^[A-Z_][A-Za-z0-9_]*$")  # register-field macros: HDFGRTR2_EL2_nPMICNTR_EL0
 _CONST_CALLS = {"BIT", "BIT_ULL", "GENMASK", "GENMASK_ULL", "UL", "ULL", "_BITUL", "_BITULL"}
 _CONST_NODES = {"number_literal", "parenthesized_expression", "binary_expression", "unary_expression",
                 "argument_list", "call_expression", "cast_expression", "type_descriptor",
@@ -264,14 +265,19 @@ def _constant_body(fn) -> str | None:
         if n.type not in _CONST_NODES and n.is_named:
             return None
         if n.type == "identifier":
-            if not _MACRO.match(text(n)):
+            if not _macro_like(text(n)):
                 return None
             macros += 1
         if n.type == "call_expression":
             f = n.child_by_field_name("function")
-            if f is None or f.type != "identifier" or not (text(f) in _CONST_CALLS or _MACRO.match(text(f))):
+            if f is None or f.type != "identifier" or not (text(f) in _CONST_CALLS or _macro_like(text(f))):
                 return None
     return value if macros else None
+
+
+def _macro_like(name: str) -> bool:
+    """An all-caps macro name; sysreg field names may carry one lower-case letter per word."""
+    return bool(_UPPERISH.match(name)) and all(sum(c.islower() for c in w) <= 1 for w in name.split("_"))
 
 
 # -- uses --------------------------------------------------------------------------------------------

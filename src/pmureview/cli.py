@@ -217,6 +217,24 @@ def rules_show(rule_id: str, rules_dir: Annotated[list[Path] | None, typer.Optio
     sys.stdout.write(render_markdown(rule.meta))
 
 
+@rules_app.command("docs")
+def rules_docs(out: Annotated[Path, typer.Option(help="Folder for <pack>/<name>.md files.")] = Path("docs/rules"),
+               rules_dir: Annotated[list[Path] | None, typer.Option()] = None) -> None:
+    """Write every rule's docs as Markdown (docs/rules/<pack>/<name>.md) and an index."""
+    from .engine.registry import load_registry
+    from .engine.ruledocs import render_markdown
+
+    reg = load_registry(rules_dir or (), plugins=False)
+    index = ["# Rules", "", "| id | severity | title |", "|---|---|---|"]
+    for r in reg.sorted():
+        target = out / f"{r.meta.id}.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_markdown(r.meta), "utf-8")
+        index.append(f"| [{r.meta.id}]({r.meta.id}.md) | {r.meta.severity.value} | {r.meta.title} |")
+    (out / "README.md").write_text("\n".join(index) + "\n", "utf-8")
+    print(f"wrote {len(reg.rules)} rule pages to {out}")
+
+
 @rules_app.command("test")
 def rules_test(folder: Path, rules_dir: Annotated[list[Path] | None, typer.Option()] = None) -> None:
     """Run the fixture harness over FOLDER (<rule-id>/bad-*|good-*/series.mbox + expected.yml)."""

@@ -425,7 +425,8 @@ def split_findings(review: Review) -> tuple[list[Finding], dict[int, list[Findin
     """Series-level findings (answer the cover letter) and per-patch findings.
 
     A finding goes to its patch's reply when it can be placed there: it names a patch of the series and
-    is not about the cover letter, nor a series-scope finding with nothing to point at.
+    is not about the cover letter, nor a series-scope finding with nothing to point at. The engine's
+    own findings are left out: they describe the run, and a reply goes to the author and the list.
     """
     numbers = {p.number for p in review.series.patches}
     series: list[Finding] = []
