@@ -216,7 +216,8 @@ def prefix_of(path: str) -> str:
 
 
 def build(src: Path, work: Path, npatch: int) -> None:
-    rng = random.Random(SEED + (0 if npatch == 24 else npatch))
+    seed = SEED + (0 if npatch == 24 else npatch)
+    rng = random.Random(seed)
     parser = _parser()
     repo, out = work / "kvm-repo", work / "series"
 
@@ -311,7 +312,7 @@ def build(src: Path, work: Path, npatch: int) -> None:
             mbox.write(p.read_bytes())
     added = 0
     with open(out / "MANIFEST.txt", "w") as m:
-        m.write(f"# {npatch} patches from {src.name}, seed {SEED}, pool: {', '.join(dirs)}\n")
+        m.write(f"# {npatch} patches from {src.name}, seed {seed}, pool: {', '.join(dirs)}\n")
         for i, g in enumerate(groups, 1):
             added += sum(c.nlines for c, _ in g)
             m.write(f"{i:03d}: " + ", ".join(f"{c.path}:{c.name}({kind},{c.nlines}l)" for c, kind in g) + "\n")

@@ -88,6 +88,8 @@ class SingleUseExportedHelper(Rule):
     )
 
     def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
+        if ctx.files_mode:
+            return  # existing files: nothing is new, and callers outside the given files are unseen
         finals = ctx.final_views()
         helpers = self._helpers(ctx, finals)
         if not helpers:
@@ -96,19 +98,14 @@ class SingleUseExportedHelper(Rule):
         grep = _TreeGrep.for_context(ctx) if ctx.full else None
         for h in helpers.values():
             if h.definition is None:
-                continue  # defined outside the series (or by a macro): cannot judge the body or novelty
-            novel = _novel(ctx, h.name, series_added)
-            if ctx.files_mode and grep is None:
-                continue  # nothing beyond the given files is visible
-            if not ctx.full and not novel:
-                continue  # an older function: callers outside the hunks are invisible
+                continue  # defined outside the series (or by a macro): cannot judge body or novelty
+            # only functions the series introduces: base code cannot call them, so the series'
+            # own views hold every caller (an older function made global has callers we may not see)
+            if not _novel(ctx, h.name, series_added):
+                continue
+            if grep is not None and grep.files_using(h.name, set(finals)) != []:
+                continue  # named in base files the series leaves alone (or grep failed)
             uses = _count_uses(ctx, finals, h.name)
-            if ctx.full and (grep is not None or not novel):
-                untouched = grep.files_using(h.name, set(finals)) if grep else None
-                if untouched is None and not novel:
-                    continue  # base callers in files the series does not touch cannot be ruled out
-                for path in untouched or ():
-                    uses.sites[(path, "")] += 1
             if uses.unknown or uses.total == 0:
                 continue  # zero users: series/helper-without-user
             f = self._finding(h, uses)
@@ -170,12 +167,15 @@ class SingleUseExportedHelper(Rule):
             if cpath == dview.path:
                 msg = (f"{h.name}() is declared in {hdr} but only called from {def_file} itself; "
                        f"make it static")
+                note = (f"Its only user, {caller}, is in the same file, so the prototype in {hdr}{stubs} "
+                        f"only adds a global symbol. Make it static and drop it from the header; if a "
+                        f"later series needs it elsewhere, it can be exported then.")
             else:
                 msg = (f"{h.name}() is exported from {def_file} and declared in {hdr} for a single caller, "
                        f"{caller}; make it static where it is used, or open-code it")
-            note = (f"A global symbol, a prototype in {hdr}{stubs} for one call site is API that has to "
-                    f"be kept in sync for nothing. Keep the code next to its only user; if a later "
-                    f"series needs it elsewhere, it can be exported then.")
+                note = (f"A global symbol with a prototype in {hdr}{stubs} for one call site is API that "
+                        f"has to be kept in sync for nothing. Keep the code next to its only user; if a "
+                        f"later series needs it elsewhere, it can be exported then.")
         else:
             msg = (f"{h.name}() only returns a constant; is a global function in {def_file} with a "
                    f"prototype in {hdr} needed for that?")

@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from . import __version__
-from .api import Options, Review
-from .engine.model import Severity
+from .api import Review
 from .errors import PmuError, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -60,45 +59,6 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
     pass
 
 
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(v.strip() for item in values or () for v in item.split(",") if v.strip())
-
-
-def build_options(*, config: Path | None, tree: Path | None, base: str | None, revision: int | None,
-                  rev_range: str | None, files: bool, midmask: str | None, fetch_timeout: float | None,
-                  select: list[str] | None, ignore: list[str] | None, fail_on: Level | None,
-                  strict: bool | None, preview: bool | None, rules_dir: list[Path] | None,
-                  baseline: Path | None) -> Options:
-    """CLI > config file > defaults."""
-    from .config import load_config
-
-    cfg = load_config(config)
-
-    def pick(cli, key, default):
-        return cli if cli not in (None, [], ()) else cfg.get(key, default)
-
-    def as_list(v):
-        return [v] if isinstance(v, str) else list(v or [])
-
-    try:
-        fail = Severity(pick(fail_on.value if fail_on else None, "fail-on", "warning"))
-    except ValueError as exc:
-        raise UsageError(f"fail-on: {exc}") from None
-    bl = pick(baseline, "baseline", None)
-    return Options(
-        tree=tree, base=base, revision=revision, range=rev_range, files=files,
-        midmask=midmask, config_midmask=cfg.get("midmask"),
-        fetch_timeout=float(pick(fetch_timeout, "fetch-timeout", 60.0)),
-        select=_split(as_list(pick(select, "select", []))),
-        ignore=_split(as_list(pick(ignore, "ignore", []))),
-        severity={str(k): str(v) for k, v in cfg.get("severity", {}).items()},
-        per_path_ignores={str(k): tuple(as_list(v)) for k, v in cfg.get("per-path-ignores", {}).items()},
-        fail_on=fail, strict=bool(pick(strict, "strict", False)), preview=bool(pick(preview, "preview", False)),
-        rules_dirs=tuple(Path(p) for p in as_list(pick(rules_dir, "rules-dir", []))),
-        baseline=Path(bl) if bl else None,
-    )
-
-
 @app.command()
 def check(
     sources: Annotated[list[str] | None, typer.Argument(
@@ -132,9 +92,11 @@ def check(
     """Review a series and report findings."""
     if not sources and not rev_range:
         raise UsageError("check needs a SOURCE (msgid, URL, mbox, folder, patch files or -) or --range")
-    options = build_options(config=config, tree=tree, base=base, revision=revision, rev_range=rev_range,
+    from .config import make_options
+
+    options = make_options(config=config, tree=tree, base=base, revision=revision, rev_range=rev_range,
                             files=files, midmask=midmask, fetch_timeout=fetch_timeout, select=select,
-                            ignore=ignore, fail_on=fail_on, strict=strict, preview=preview,
+                            ignore=ignore, fail_on=fail_on.value if fail_on else None, strict=strict, preview=preview,
                             rules_dir=rules_dir, baseline=baseline)
     from .api import review
 
@@ -301,14 +263,13 @@ def run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            return int(exc.exit_code or 0)
-        if isinstance(exc, click.ClickException):
+        # typer vendors click: recognise its exceptions by shape, not by import
+        if type(exc).__name__ == "Exit":
+            return int(getattr(exc, "exit_code", 0) or 0)
+        if type(exc).__name__ == "Abort":
+            return 130
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
         _err(f"internal error: {type(exc).__name__}: {exc}")
         return 2

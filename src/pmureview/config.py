@@ -18,8 +18,11 @@ KEYS = {"select", "ignore", "fail-on", "strict", "midmask", "rules-dir", "baseli
 
 
 def _worktree_top(cwd: Path) -> Path | None:
-    r = subprocess.run(["git", "-C", str(cwd), "rev-parse", "--show-toplevel"], capture_output=True,
-                       text=True, stdin=subprocess.DEVNULL, check=False)
+    try:
+        r = subprocess.run(["git", "-C", str(cwd), "rev-parse", "--show-toplevel"], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, check=False)
+    except OSError:  # no git: no work tree, so no config file to find
+        return None
     return Path(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
 
 
@@ -56,3 +59,42 @@ def load_config(explicit: Path | None = None, cwd: Path | None = None) -> dict[s
     if "baseline" in data:
         data["baseline"] = str((base / data["baseline"]).resolve())
     return data
+
+
+def _split(values) -> tuple[str, ...]:
+    items = [values] if isinstance(values, str) else list(values or ())
+    return tuple(v.strip() for item in items for v in str(item).split(",") if v.strip())
+
+
+def make_options(*, config: Path | None = None, tree: Path | None = None, base: str | None = None,
+                 revision: int | None = None, rev_range: str | None = None, files: bool = False,
+                 midmask: str | None = None, fetch_timeout: float | None = None,
+                 select: list[str] | None = None, ignore: list[str] | None = None,
+                 fail_on: str | None = None, strict: bool | None = None, preview: bool | None = None,
+                 rules_dir: list[Path] | None = None, baseline: Path | None = None):  # -> api.Options
+    """Options from the command line (None = not given) over the config file over the defaults."""
+    from .api import Options
+    from .engine.model import Severity
+
+    cfg = load_config(config)
+
+    def pick(cli, key, default):
+        return cli if cli not in (None, [], ()) else cfg.get(key, default)
+
+    try:
+        fail = Severity(pick(fail_on, "fail-on", "warning"))
+    except ValueError as exc:
+        raise UsageError(f"fail-on: {exc}") from None
+    bl = pick(baseline, "baseline", None)
+    return Options(
+        tree=tree, base=base, revision=revision, range=rev_range, files=files,
+        midmask=midmask, config_midmask=cfg.get("midmask"),
+        fetch_timeout=float(pick(fetch_timeout, "fetch-timeout", 60.0)),
+        select=_split(pick(select, "select", [])),
+        ignore=_split(pick(ignore, "ignore", [])),
+        severity={str(k): str(v) for k, v in cfg.get("severity", {}).items()},
+        per_path_ignores={str(k): _split(v) for k, v in cfg.get("per-path-ignores", {}).items()},
+        fail_on=fail, strict=bool(pick(strict, "strict", False)), preview=bool(pick(preview, "preview", False)),
+        rules_dirs=tuple(Path(p) for p in _split(pick(rules_dir, "rules-dir", []))),
+        baseline=Path(bl) if bl else None,
+    )

@@ -177,14 +177,15 @@ def build_series(case_dir: Path) -> Path:
             subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-F", "-"],
                            input=msg.encode(), check=True, env=env)
         count = len(spec["patches"])
+        prefix = f"PATCH v{spec['version']}" if spec.get("version", 1) > 1 else "PATCH"
         args = ["format-patch", "--stdout", "--no-signature", "--thread=shallow", f"-{count}",
-                f"--subject-prefix=PATCH v{spec['version']}" if spec.get("version", 1) > 1 else "--subject-prefix=PATCH"]
+                f"--subject-prefix={prefix}"]
         if spec.get("cover"):
             args.append("--cover-letter")
         if count > 1 or spec.get("cover") or spec.get("total"):
             args.append("--numbered")
         if base.is_dir():
-            args.append("--base=HEAD~%d" % count)
+            args.append(f"--base=HEAD~{count}")
         out = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env).stdout
     mbox = _rewrite(out.decode("utf-8"), spec, case_dir.name, date)
     (case_dir / "series.mbox").write_text(mbox, "utf-8")
@@ -222,9 +223,11 @@ def _rewrite(mbox: str, spec: dict[str, Any], slug: str, date: str) -> str:
             head += "\nCc: " + spec["cc"]
         head = "\n".join(ln for ln in head.split("\n") if ln.strip())
         if total:
-            head = re.sub(r"(\[PATCH[^\]]*?)(\d+)/(\d+)\]",
-                          lambda mm: f"{mm.group(1)}{int(mm.group(2)) + (first - 1 if int(mm.group(2)) else 0)}/{total}]",
-                          head)
+            def renumber(mm: re.Match[str]) -> str:
+                n = int(mm.group(2))
+                return f"{mm.group(1)}{n + (first - 1 if n else 0)}/{total}]"
+
+            head = re.sub(r"(\[PATCH[^\]]*?)(\d+)/(\d+)\]", renumber, head)
         if i == 0 and spec.get("cover"):
             cov = spec["cover"]
             head = re.sub(r"(?m)^(Subject: \[PATCH[^\]]*\]) \*\*\* SUBJECT HERE \*\*\*", rf"\1 {cov['subject']}", head)

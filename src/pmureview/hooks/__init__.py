@@ -39,25 +39,7 @@ def hook_options(*, fail_on: str = "error", strict: bool = False, tree: Path | N
     `.pmureview.toml` (or pyproject) as for `check`; the blocking threshold is the hook's own
     (`--fail-on`, default error), since a config's fail-on is usually tuned for CI.
     """
-    from ..api import Options
-    from ..config import load_config
-    from ..engine.model import Severity
+    from ..config import make_options
 
-    cfg = load_config(None)
-
-    def as_tuple(value: object) -> tuple[str, ...]:
-        items = [value] if isinstance(value, str) else list(value or ())
-        return tuple(v.strip() for item in items for v in str(item).split(",") if v.strip())
-
-    return Options(
-        tree=tree,
-        select=as_tuple(cfg.get("select")),
-        ignore=as_tuple(cfg.get("ignore")),
-        severity={str(k): str(v) for k, v in cfg.get("severity", {}).items()},
-        per_path_ignores={str(k): as_tuple(v) for k, v in cfg.get("per-path-ignores", {}).items()},
-        fail_on=Severity(fail_on),
-        strict=strict or bool(cfg.get("strict", False)),
-        preview=bool(cfg.get("preview", False)),
-        rules_dirs=tuple(Path(p) for p in as_tuple(cfg.get("rules-dir"))),
-        baseline=Path(cfg["baseline"]) if cfg.get("baseline") else None,
-    )
+    # the hook's own threshold always wins over the config's fail-on
+    return make_options(fail_on=fail_on, strict=strict or None, tree=tree)

@@ -178,10 +178,10 @@ def _fill(text: str, width: int, first: str = "", rest: str = "") -> list[str]:
     )
 
 
-def comment_lines(f: Finding, *, prefix: str = "") -> list[str]:
+def comment_lines(f: Finding, *, prefix: str = "", explain: bool = True) -> list[str]:
     """The rule's message, a blank line, its note (the why), then the `[pmureview: id]` tag."""
     lines = wrap_prose(prefix + f.message)
-    if f.note and f.note.strip():
+    if explain and f.note and f.note.strip():
         lines += ["", *wrap_prose(f.note)]
     lines.append(f"[pmureview: {f.rule}]")
     return lines
@@ -218,6 +218,14 @@ class _Body:
     file: str | None = None
     hunk: int | None = None
     last: int = -1  # index of the last quoted line of `hunk`
+    explained: set[tuple[str, str]] = field(default_factory=set)  # (rule, note) already given
+
+    def comment(self, f: Finding, *, prefix: str = "") -> list[str]:
+        # a reviewer gives the why once per mail, not under every line it applies to
+        key = (f.rule, f.note or "")
+        first = key not in self.explained
+        self.explained.add(key)
+        return comment_lines(f, prefix=prefix, explain=first)
 
     def note_top(self, lines: list[str]) -> None:
         if self.top:
@@ -233,13 +241,13 @@ class _Body:
 
     def section_lines(self, quoted: list[str], f: Finding) -> None:
         self.file = None  # a later file finding quotes its diff header again
-        self.block(quoted, comment_lines(f))
+        self.block(quoted, self.comment(f))
 
     def file_line(self, fc: FileChange, f: Finding) -> None:
         pos = _locate(fc, f.location.line)
         if pos is None:  # not on a line of this diff (full mode reads the whole file)
             where = f"{fc.path}:{f.location.line}: " if f.location.line else f"{fc.path}: "
-            self.note_top(comment_lines(f, prefix=where))
+            self.note_top(self.comment(f, prefix=where))
             return
         hi, li = pos
         hunk = fc.hunks[hi]
@@ -263,7 +271,7 @@ class _Body:
             out.append(SNIP)
         out += [quote(hunk.lines[i].kind + hunk.lines[i].text) for i in range(start, end + 1)]
         self.hunk, self.last = hi, end
-        self.block(out, comment_lines(f))
+        self.block(out, self.comment(f))
 
     def render(self, attribution: str | None, signature: str | None) -> str:
         lines = list(self.top)
@@ -319,7 +327,7 @@ def _patch_body(patch: Patch, findings: list[Finding], series_findings: list[Fin
     if series_findings:  # no cover letter to answer: the series comments open patch 1's reply
         body.note_top(["About the series as a whole:"])
         for f in series_findings:
-            body.note_top(comment_lines(f))
+            body.note_top(body.comment(f))
     order = {fc.path: i for i, fc in enumerate(patch.files)}
     on_text = [f for f in findings if f.location.path is None]
     on_files = sorted(
@@ -329,14 +337,14 @@ def _patch_body(patch: Patch, findings: list[Finding], series_findings: list[Fin
     for f in on_text:
         quoted = _section_quote(patch, None, f)
         if quoted is None:
-            body.note_top(comment_lines(f))
+            body.note_top(body.comment(f))
         else:
             body.section_lines(quoted, f)
     for f in on_files:
         fc = patch.file(f.location.path or "")
         if fc is None:
             where = f"{f.location.path}:{f.location.line}: " if f.location.line else f"{f.location.path}: "
-            body.note_top(comment_lines(f, prefix=where))
+            body.note_top(body.comment(f, prefix=where))
         else:
             body.file_line(fc, f)
     return body
@@ -347,7 +355,7 @@ def _cover_body(cover_body: str, findings: list[Finding]) -> _Body:
     for f in findings:
         quoted = _section_quote(None, cover_body, f) if f.location.section == "cover" else None
         if quoted is None:
-            body.note_top(comment_lines(f))
+            body.note_top(body.comment(f))
         else:
             body.section_lines(quoted, f)
     return body

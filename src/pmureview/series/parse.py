@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..errors import InputError
 from .mail import RawMail, addresses, msgid_of, parse_mail
@@ -57,7 +57,7 @@ def _date_key(value: str) -> float:
     if dt is None:
         return 0.0
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -302,4 +302,4 @@ def _patch(p: _Parsed, number: int, problems: list[Problem]) -> Patch:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -1,0 +1,130 @@
+"""kvmarm/fgt-trap-polarity: negative FGT bits OR-ed in (or positive ones cleared) to add a trap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pmureview.engine.context import SeriesContext
+from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.engine.rule import Rule
+from pmureview.kernel.fgtflow import CLEAR, SET, Bit, Group, analyse, controlled, names, target_field, through
+
+
+class FgtTrapPolarity(Rule):
+    meta = RuleMeta(
+        id="kvmarm/fgt-trap-polarity",
+        title="FGT bit written with the wrong polarity (|= of a negative bit, &= ~ of a positive one)",
+        severity=Severity.ERROR,
+        confidence=Confidence.HIGH,
+        scope=Scope.SERIES,
+        uses_tree=True,
+        docs=RuleDocs(
+            what="Flags a statement that sets (`|=`) negative-polarity bits, or clears (`&= ~`) "
+                 "positive-polarity bits, of a fine-grained trap value: `*vcpu_fgt(vcpu, R)`, a local "
+                 "stored to it or written with `write_sysreg_s(..., SYS_R)`, or the set/clr operands of "
+                 "`update_fgt_traps_cs()`. Constants are followed through `#define`s, local and "
+                 "file-scope constants and one level of helper returning a constant mask, in any file "
+                 "of the series (and the base tree in full mode). Also flags a mask helper or macro "
+                 "feeding such a write that mixes positive and negative bits. Polarity comes from KVM's "
+                 "`encoding_to_fgt[]` table when the tree has it, else from the sysreg field names.",
+            why="Half of the FGT bits are negative: `nPMICNTR_EL0` traps when it is 0. "
+                "`__compute_fgt()` starts every register from \"trap nothing\" (negative bits 1, "
+                "positive bits 0) and then applies FGU and the guest hypervisor's traps, so OR-ing a "
+                "negative bit afterwards changes nothing (the register stays untrapped) or, when FGU "
+                "had cleared it to hide a feature, hands the hidden register back to the guest. "
+                "Clearing a positive bit undoes a trap the same way. KVM keeps FGT values in the "
+                "architectural encoding on purpose; there is no private \"1 means trap\" view.",
+            example="u64 kvm_pmu_fgt2_bits(void)\n{\n"
+                    "\treturn HDFGRTR2_EL2_nPMICFILTR_EL0 | HDFGRTR2_EL2_nPMICNTR_EL0;\n}\n\n"
+                    "\t*vcpu_fgt(vcpu, HDFGRTR2_EL2) |= kvm_pmu_fgt2_bits();",
+            use_instead="\t*vcpu_fgt(vcpu, HDFGRTR2_EL2) &= ~(HDFGRTR2_EL2_nPMICFILTR_EL0 |\n"
+                        "\t\t\t\t\t   HDFGRTR2_EL2_nPMICNTR_EL0);",
+            known_problems="Setting a negative bit on purpose, to give the guest direct access, is "
+                           "also reported (with medium confidence outside `*vcpu_fgt() |=`, where the "
+                           "base value is not known to have it set already). Per-VM \"1 = trap\" arrays "
+                           "such as `kvm->arch.fgu[]` are not register values and are never looked "
+                           "at. Masks built from BIT()/GENMASK(), parameters or struct members are not "
+                           "resolved, so those writes are not checked. Without the `encoding_to_fgt[]` "
+                           "table (hunk-only mode) the polarity of registers missing from the bundled "
+                           "snapshot (GICv5 ICH_HFG*TR_EL2) is unknown and nothing is said.",
+            references=(
+                "<aTiPvS49uMOJEBrf@kernel.org> (Oliver Upton on v5 10/24: kvm_pmu_fgt_bits() assumes "
+                "positive polarity although several FGT bits are negative)",
+                "<aUH1nZB83m62kkUH@kernel.org> (keep FGT values in the architectural encoding; FGU "
+                "is load-bearing)",
+                "<20251209205121.1871534-11-coltonlewis@google.com> (the patch reviewed)",
+            ),
+        ),
+    )
+
+    def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
+        kb = ctx.kb
+        groups, masks = analyse(ctx)
+        flagged: set[tuple[int, int]] = set()
+        for g in groups:
+            if g.op not in (SET, CLEAR):
+                continue
+            want = "neg" if g.op == SET else "pos"
+            bad: list[str] = []
+            for b in g.bits:
+                fld, _ = target_field(kb, g.register, b)
+                if fld is not None and kb.polarity(g.register, fld) == want:
+                    bad.append(fld)
+            if not bad:
+                continue
+            flagged.add((id(g.src), g.line))
+            yield self._finding(g, list(dict.fromkeys(bad)))
+        for m in masks:
+            if (id(m.src), m.line) in flagged:
+                continue
+            pos = [b.field for b in m.bits if kb.polarity(b.register, b.field) == "pos"]
+            neg = [b.field for b in m.bits if kb.polarity(b.register, b.field) == "neg"]
+            if not pos or not neg:
+                continue
+            what = f"{m.name}()" if m.kind == "helper" else m.name
+            yield self.at_line(
+                m.src, m.line,
+                f"{what} mixes positive ({names(pos)}) and negative ({names(neg)}) trap bits; no single "
+                "|= or &= ~ applies it correctly",
+                note=f"{names(neg)} trap when 0 and {names(pos)} trap when 1, so whichever way {what} "
+                     "is applied, one half of it removes traps instead of adding them. Keep one mask "
+                     "per polarity: |= the positive bits and &= ~ the negative ones.",
+            )
+
+    def _finding(self, g: Group, bad: list[str]) -> Finding:
+        plural = len(bad) > 1
+        they, them = ("they", "them") if plural else ("it", "it")
+        are = "are" if plural else "is"
+        kind = "trap bits" if plural else "trap bit"
+        regs = "/".join(dict.fromkeys(controlled(f) for f in bad))
+        via = through(g.bits)
+        how = f" through {via}" if via else ""
+        where = f" (applied at {g.writer})" if g.writer else ""
+        if g.op == SET:
+            msg = (f"{names(bad)} {are} negative-polarity {kind}: OR-ing {them} into {g.register}{how}"
+                   f"{where} removes the trap (0 => trap); clear {them} with &= ~ to trap {regs}")
+            if g.direct:
+                note = (f"{names(bad)} {are} negative in {g.register}: 0 means trap. __compute_fgt() "
+                        f"starts from \"trap nothing\", which already has {them} at 1, so this OR "
+                        f"changes nothing and {regs} stay{'' if plural else 's'} directly accessible "
+                        f"to the guest; and where FGU cleared {them} because the guest must not see "
+                        f"{regs}, the OR sets {them} again and exposes {regs}. To add a trap after "
+                        "__compute_fgt(), set positive bits and clear negative ones"
+                        + (f" ({via} looks like it assumes every FGT bit is positive)." if via else "."))
+            else:
+                note = (f"{names(bad)} {are} negative in {g.register}: 0 means trap, so setting "
+                        f"{them} lets the guest access {regs} directly. If that is what you want, "
+                        f"say so in the commit message; if {regs} should trap, clear {them} instead.")
+        else:
+            msg = (f"{names(bad)} {are} positive-polarity {kind}: clearing {them} in {g.register}{how}"
+                   f"{where} removes the trap (1 => trap); set {them} with |= to trap {regs}")
+            note = (f"{names(bad)} {are} positive in {g.register}: 1 means trap. Clearing {them} "
+                    f"does not add a trap; it drops one that FGU (a feature hidden from the guest) or "
+                    f"the guest hypervisor asked for, and {they} {'are' if plural else 'is'} 0 "
+                    "otherwise. To add a trap, set positive bits and clear negative ones.")
+        conf = Confidence.HIGH if g.direct or g.op == CLEAR else Confidence.MEDIUM
+        return self.at_line(g.src, g.line, msg, note=note, confidence=conf)
+
+
+def _unused(_: Bit) -> None:  # keeps the Bit import meaningful for type checkers
+    return None

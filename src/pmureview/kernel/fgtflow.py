@@ -1,0 +1,705 @@
+"""Where FGT trap values are written, and which sysreg field constants flow into them.
+
+Shared by kvmarm/fgt-trap-polarity and kvmarm/fgt-cross-register-field. A *write* is a statement
+that changes a value holding a fine-grained trap register in its architectural encoding:
+
+- `*vcpu_fgt(vcpu, R) |= X`, `&= ~X`, `= V` (also through a local `u64 *p = vcpu_fgt(vcpu, R)`);
+- `write_sysreg_s(V, SYS_R)` / `write_sysreg(V, r)`;
+- `update_fgt_traps_cs(hctxt, vcpu, kvm, R, clr, set)` (the pre-6.18 hyp API);
+- `v |= X` / `v &= ~X` on a local `v` that one of the above stores or uses as its operand.
+
+R is a constant FGT register name, or a parameter of the enclosing function bound by its callers
+(one level: `__compute_pmu_fgt(vcpu, HDFGWTR_EL2)`). X is resolved to the `<REG>_<FIELD>` constants it
+names through `|`, parentheses and casts, object-like `#define`s, file-scope and local constants, and
+one level of helper function whose only `return` is such a constant mask (`kvm_pmu_fgt2_bits()`),
+looked up in the files of the series as they stand after the patch, then (full mode) in a few base
+files where KVM keeps such helpers. Anything else (`m->nmask`, `fgu & mask`, parameters, BIT()) is
+not a constant: it contributes nothing and never makes a rule guess. Per-VM "1 = trap" arrays
+(`kvm->arch.fgu[]`) are not written through these forms and so are never looked at.
+
+Everything here is best effort over tree-sitter trees (ERROR nodes, hunk-only gaps) and never raises
+on odd input; rules still guard the call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..lang.c import call_name, function_name, functions, parse, text, walk
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+    from ..engine.context import SeriesContext
+
+SET = "set"
+CLEAR = "clear"
+STORE = "store"
+
+# Base files (full mode) where a helper or #define that builds a trap mask may live, after the files
+# the series touches and the headers the writing file includes.
+HELPER_PATHS = (
+    "arch/arm64/kvm/config.c",
+    "arch/arm64/kvm/pmu-direct.c",
+    "arch/arm64/kvm/pmu.c",
+    "arch/arm64/kvm/pmu-emul.c",
+    "arch/arm64/include/asm/kvm_pmu.h",
+    "include/kvm/arm_pmu.h",
+    "arch/arm64/include/asm/kvm_host.h",
+    "arch/arm64/include/asm/kvm_arm.h",
+    "arch/arm64/kvm/hyp/include/hyp/switch.h",
+)
+# Base files (full mode) holding FGT writes that a helper changed by the series may feed.
+WRITE_PATHS = ("arch/arm64/kvm/config.c", "arch/arm64/kvm/hyp/include/hyp/switch.h")
+_WRITE_HINT = re.compile(r"vcpu_fgt|write_sysreg|update_fgt_traps_cs")
+_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([\w/.-]+)[>"]', re.M)
+_MAX_DEPTH = 6
+
+
+@dataclass(eq=False)
+class BaseFile:
+    """A base-tree file the series does not touch (full mode): a FileView without added lines."""
+
+    path: str
+    text: str
+    added: frozenset[int] = frozenset()
+    patch: Any = None
+    _root: Any = None
+
+    @property
+    def root(self) -> Node:
+        if self._root is None:
+            self._root = parse(self.text.encode("utf-8", "surrogateescape")).root_node
+        return self._root
+
+    def touches_added(self, node: Node) -> bool:
+        return False
+
+
+Src = Any  # FileView | BaseFile
+
+
+@dataclass(frozen=True, eq=False)
+class Hop:
+    """A named place a constant passed through: a helper's return, a #define, a constant."""
+
+    kind: str  # helper | define | const | local
+    name: str
+    src: Src
+    node: Node
+
+
+@dataclass(frozen=True, eq=False)
+class Bit:
+    """One resolved FGT field constant (`HDFGRTR2_EL2_nPMICNTR_EL0`) and how it got there."""
+
+    name: str
+    register: str
+    field: str
+    mask: int
+    hops: tuple[Hop, ...] = ()
+
+
+@dataclass
+class Mask:
+    bits: list[Bit] = field(default_factory=list)
+    complete: bool = True  # every part of the expression was a known constant
+
+    def __or__(self, other: Mask) -> Mask:
+        return Mask(self.bits + other.bits, self.complete and other.complete)
+
+    def via(self, hop: Hop) -> Mask:
+        return Mask([Bit(b.name, b.register, b.field, b.mask, (hop, *b.hops)) for b in self.bits],
+                    self.complete)
+
+
+UNKNOWN = Mask([], False)
+
+
+@dataclass(eq=False)
+class Contribution:
+    """Constants that a statement puts into (set), takes out of (clear) or stores as a value of R."""
+
+    src: Src
+    stmt: Node  # the statement that writes the value (anchor)
+    register: str
+    op: str  # set | clear | store
+    mask: Mask
+    direct: bool  # `*vcpu_fgt(...) op= X`: the value __compute_fgt() left (negative bits at 1)
+
+
+def bits_of(mask: int) -> list[int]:
+    return [i for i in range(64) if mask >> i & 1]
+
+
+def stmt_of(node: Node) -> Node:
+    """The enclosing expression statement (or the node itself)."""
+    n = node
+    while n.parent is not None and n.type != "expression_statement" and n.parent.type not in (
+            "compound_statement", "translation_unit"):
+        n = n.parent
+    return n
+
+
+def strip(node: Node | None) -> Node | None:
+    while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
+        inner = node.child_by_field_name("value") if node.type == "cast_expression" else next(
+            (c for c in node.named_children if c.type != "comment"), None)
+        if inner is None:
+            break
+        node = inner
+    return node
+
+
+def _args(call: Node) -> list[Node]:
+    al = call.child_by_field_name("arguments")
+    return [c for c in al.named_children if c.type != "comment"] if al is not None else []
+
+
+def _params(fn: Node) -> list[str]:
+    decl = fn.child_by_field_name("declarator")
+    while decl is not None and decl.type != "function_declarator":
+        decl = decl.child_by_field_name("declarator")
+    plist = decl.child_by_field_name("parameters") if decl is not None else None
+    out = []
+    for p in plist.named_children if plist is not None else ():
+        d = p.child_by_field_name("declarator")
+        while d is not None and d.type not in ("identifier",):
+            d = d.child_by_field_name("declarator")
+        out.append(text(d))
+    return out
+
+
+def _declared_name(decl: Node) -> str:
+    d = decl
+    while d is not None and d.type != "identifier":
+        d = d.child_by_field_name("declarator")
+    return text(d)
+
+
+class Flow:
+    """FGT writes and constant resolution for the series as it stands after patch `number`."""
+
+    def __init__(self, ctx: SeriesContext, number: int) -> None:
+        self.ctx = ctx
+        self.kb = ctx.kb
+        self.number = number
+        paths: list[str] = []
+        for p in ctx.patches:
+            if p.number > number:
+                break
+            for v in ctx.patch_views(p.number):
+                if v.path not in paths:
+                    paths.append(v.path)
+        self.sources: list[Src] = [v for p in paths if (v := ctx.view_at(p, number)) is not None
+                                   and v.path.endswith((".c", ".h")) and v.text]
+        self._touched = set(paths)
+        self._base: dict[str, BaseFile | None] = {}
+        self._fn_index: dict[int, dict[str, list[Node]]] = {}
+        self._def_index: dict[int, dict[str, list[Node]]] = {}
+        self._const_index: dict[int, dict[str, list[Node]]] = {}
+        self._calls: dict[int, dict[str, list[Node]]] = {}
+
+    # -- sources -------------------------------------------------------------------------------
+    def base_file(self, path: str) -> BaseFile | None:
+        if path in self._touched or not self.ctx.full:
+            return None
+        if path not in self._base:
+            try:
+                t = self.ctx.base_text(path)
+            except Exception:
+                t = None
+            self._base[path] = BaseFile(path, t) if t else None
+        return self._base[path]
+
+    def write_sources(self) -> list[Src]:
+        out = [s for s in self.sources if _WRITE_HINT.search(s.text)]
+        for p in WRITE_PATHS:
+            b = self.base_file(p)
+            if b is not None and _WRITE_HINT.search(b.text):
+                out.append(b)
+        return out
+
+    def _lookup_sources(self, src: Src) -> Iterator[Src]:
+        yield src
+        yield from (s for s in self.sources if s is not src)
+        if not self.ctx.full:
+            return
+        cands = [c for inc in _INCLUDE.findall(src.text)
+                 for c in (f"arch/arm64/include/{inc}", f"include/{inc}", src.path.rsplit("/", 1)[0] + "/" + inc)]
+        seen = {src.path}
+        for p in (*cands, *HELPER_PATHS):
+            b = self.base_file(p) if p not in seen else None
+            seen.add(p)
+            if b is not None:
+                yield b
+
+    def _index(self, src: Src) -> None:
+        key = id(src)
+        if key in self._fn_index:
+            return
+        fns: dict[str, list[Node]] = {}
+        defs: dict[str, list[Node]] = {}
+        consts: dict[str, list[Node]] = {}
+        calls: dict[str, list[Node]] = {}
+        root = src.root
+        for name, fn in functions(root):
+            fns.setdefault(name, []).append(fn)
+        for n in walk(root, {"preproc_def", "declaration", "call_expression"}):
+            if n.type == "preproc_def":
+                name = text(n.child_by_field_name("name"))
+                if name and n.child_by_field_name("value") is not None:
+                    defs.setdefault(name, []).append(n)
+            elif n.type == "call_expression":
+                cn = call_name(n)
+                if cn:
+                    calls.setdefault(cn, []).append(n)
+            elif n.parent is not None and n.parent.type == "translation_unit" and "const" in text(n):
+                for d in n.children_by_field_name("declarator"):
+                    if d.type == "init_declarator":
+                        consts.setdefault(_declared_name(d), []).append(d)
+        self._fn_index[key], self._def_index[key] = fns, defs
+        self._const_index[key], self._calls[key] = consts, calls
+
+    def functions_named(self, name: str, src: Src) -> list[tuple[Src, Node]]:
+        """Every definition of `name`: in the series files, else in the base candidates (all of
+        them, so that a `return 0` stub in a header does not hide the real helper)."""
+        series: list[tuple[Src, Node]] = []
+        base: list[tuple[Src, Node]] = []
+        for s in self._lookup_sources(src):
+            self._index(s)
+            hits = [(s, fn) for fn in self._fn_index[id(s)].get(name, ())]
+            (base if isinstance(s, BaseFile) else series).extend(hits)
+            if isinstance(s, BaseFile) and series:
+                break
+        return series or base
+
+    def _symbol(self, name: str, src: Src, table: str) -> list[tuple[Src, Node]]:
+        for s in self._lookup_sources(src):
+            self._index(s)
+            hits = getattr(self, table)[id(s)].get(name)
+            if hits:
+                return [(s, h) for h in hits]
+        return []
+
+    # -- resolving expressions -----------------------------------------------------------------
+    def resolve(self, node: Node | None, src: Src, fn: Node | None, *, helpers: bool = True,
+                depth: int = 0) -> Mask:
+        """The FGT field constants an expression is made of."""
+        node = strip(node)
+        if node is None or depth > _MAX_DEPTH:
+            return UNKNOWN
+        t = node.type
+        if t == "binary_expression":
+            op = node.child_by_field_name("operator")
+            if op is None or op.type != "|":
+                return UNKNOWN
+            return (self.resolve(node.child_by_field_name("left"), src, fn, helpers=helpers, depth=depth + 1)
+                    | self.resolve(node.child_by_field_name("right"), src, fn, helpers=helpers,
+                                   depth=depth + 1))
+        if t == "number_literal":
+            return Mask([], text(node).rstrip("uUlL") in ("0", "0x0"))
+        if t == "identifier":
+            return self._identifier(node, src, fn, helpers, depth)
+        if t == "call_expression" and helpers:
+            name = call_name(node)
+            return self._helper(name, src, depth) if name else UNKNOWN
+        return UNKNOWN
+
+    def _identifier(self, node: Node, src: Src, fn: Node | None, helpers: bool, depth: int) -> Mask:
+        name = text(node)
+        ref = self.kb.resolve_constant(name)
+        if ref is not None:
+            if ref.kind in ("field", "mask") and ref.field and self.kb.is_fgt_register(ref.register) \
+                    and ref.mask:
+                return Mask([Bit(name, ref.register, ref.field, ref.mask)])
+            return UNKNOWN
+        if fn is not None:
+            local = self._local_value(name, fn)
+            if local is not None:
+                if local.type == "NOPE":
+                    return UNKNOWN
+                return self.resolve(local, src, fn, helpers=helpers, depth=depth + 1).via(
+                    Hop("local", name, src, stmt_of(local)))
+        for s, d in self._symbol(name, src, "_def_index"):
+            val = self._define_value(d)
+            if val is None:
+                return UNKNOWN
+            return self.resolve(val, s, None, helpers=helpers, depth=depth + 1).via(Hop("define", name, s, d))
+        for s, d in self._symbol(name, src, "_const_index"):
+            return self.resolve(d.child_by_field_name("value"), s, None, helpers=helpers,
+                                depth=depth + 1).via(Hop("const", name, s, d))
+        return UNKNOWN
+
+    class _Nope:
+        type = "NOPE"
+
+    def _local_value(self, name: str, fn: Node) -> Any:
+        """The initializer of a local assigned exactly once (a constant mask held in a variable);
+        _Nope when the name is a parameter or a local changed elsewhere; None when not a local."""
+        if name in _params(fn):
+            return Flow._Nope()
+        body = fn.child_by_field_name("body")
+        if body is None:
+            return None
+        init = None
+        declared = False
+        for d in walk(body, {"init_declarator", "declaration", "assignment_expression", "update_expression"}):
+            if d.type == "init_declarator" and _declared_name(d) == name:
+                declared, init = True, d.child_by_field_name("value")
+            elif d.type == "declaration":
+                if any(c.type == "identifier" and text(c) == name for c in d.children_by_field_name("declarator")):
+                    declared = True
+            elif d.type == "assignment_expression":
+                left = strip(d.child_by_field_name("left"))
+                if left is not None and left.type == "identifier" and text(left) == name:
+                    return Flow._Nope()
+            elif text(d.child_by_field_name("argument")) == name:
+                return Flow._Nope()
+        if not declared:
+            return None
+        return init if init is not None else Flow._Nope()
+
+    @staticmethod
+    def _define_value(d: Node) -> Node | None:
+        raw = text(d.child_by_field_name("value")).replace("\\\n", " ")
+        if not raw.strip():
+            return None
+        tree = parse(f"unsigned long __pmureview_v = {raw};".encode("utf-8", "surrogateescape"))
+        init = next(walk(tree.root_node, {"init_declarator"}), None)
+        val = init.child_by_field_name("value") if init is not None else None
+        if val is None or any(n.type == "ERROR" for n in walk(val)):
+            return None
+        return val  # parsed on its own: only its identifiers matter, never its lines
+
+    def _helper(self, name: str, src: Src, depth: int) -> Mask:
+        """A helper whose single return is a constant FGT mask (one level: no helper calls inside)."""
+        masks: list[Mask] = []
+        for s, fn in self.functions_named(name, src):
+            rets = list(walk(fn, {"return_statement"}))
+            if len(rets) != 1:
+                return UNKNOWN
+            expr = next((c for c in rets[0].named_children if c.type != "comment"), None)
+            m = self.resolve(expr, s, fn, helpers=False, depth=depth + 1)
+            if not m.complete:
+                return UNKNOWN
+            if m.bits:  # stubs returning 0 do not count
+                masks.append(m.via(Hop("helper", name, s, rets[0])))
+        if not masks:
+            return UNKNOWN
+        names = {tuple(sorted(b.name for b in m.bits)) for m in masks}
+        return masks[0] if len(names) == 1 else UNKNOWN
+
+    # -- finding writes ------------------------------------------------------------------------
+    def contributions(self) -> Iterator[Contribution]:
+        for src in self.write_sources():
+            self._index(src)
+            for _name, fn in functions(src.root):
+                if _WRITE_HINT.search(text(fn)):
+                    yield from self._function(src, fn)
+
+    def _registers(self, arg: Node | None, src: Src, fn: Node, sys_prefix: bool = False) -> list[str]:
+        """The FGT register(s) an argument names: a constant, or a parameter bound by the callers."""
+        arg = strip(arg)
+        if arg is None or arg.type != "identifier":
+            return []
+        name = text(arg)
+        if sys_prefix:
+            if not name.startswith("SYS_"):
+                return []
+            name = name[4:]
+        if self.kb.is_fgt_register(name):
+            return [name]
+        params = _params(fn)
+        if sys_prefix or name not in params:
+            return []
+        idx = params.index(name)
+        fname = function_name(fn)
+        out: list[str] = []
+        for s in self.sources + [b for b in (self.base_file(p) for p in WRITE_PATHS) if b is not None]:
+            self._index(s)
+            for call in self._calls[id(s)].get(fname or "", ()):
+                args = _args(call)
+                a = strip(args[idx]) if idx < len(args) else None
+                if a is not None and a.type == "identifier" and self.kb.is_fgt_register(text(a)):
+                    if text(a) not in out:
+                        out.append(text(a))
+        return out
+
+    def _vcpu_fgt_target(self, node: Node | None, src: Src, fn: Node) -> list[str]:
+        """Registers a `*vcpu_fgt(vcpu, R)` (or `*p`, p = vcpu_fgt(...)) lvalue designates."""
+        node = strip(node)
+        if node is None or node.type != "pointer_expression" or text(node.child_by_field_name("operator")) != "*":
+            return []
+        arg = strip(node.child_by_field_name("argument"))
+        if arg is not None and arg.type == "identifier":
+            local = self._local_value(text(arg), fn)
+            arg = strip(local) if local is not None and local.type != "NOPE" else None
+        if arg is None or arg.type != "call_expression" or call_name(arg) != "vcpu_fgt":
+            return []
+        args = _args(arg)
+        return self._registers(args[1], src, fn) if len(args) >= 2 else []
+
+    def _function(self, src: Src, fn: Node) -> Iterator[Contribution]:
+        for node in walk(fn, {"assignment_expression", "call_expression"}):
+            if node.type == "assignment_expression":
+                regs = self._vcpu_fgt_target(node.child_by_field_name("left"), src, fn)
+                if not regs:
+                    continue
+                op = node.child_by_field_name("operator")
+                opt = op.type if op is not None else ""
+                right = node.child_by_field_name("right")
+                for reg in regs:
+                    if opt == "|=":
+                        yield from self._operand(right, SET, reg, src, fn, node, direct=True)
+                    elif opt == "&=":
+                        inv = _inverted(right)
+                        if inv is not None:
+                            yield from self._operand(inv, CLEAR, reg, src, fn, node, direct=True)
+                    elif opt == "=":
+                        yield from self._value(right, reg, src, fn, node, set())
+                continue
+            name = call_name(node)
+            args = _args(node)
+            if name in ("write_sysreg_s", "write_sysreg") and len(args) == 2:
+                a = strip(args[1])
+                rname = text(a)
+                if name == "write_sysreg" and a is not None and a.type == "identifier":
+                    rname = "SYS_" + rname.upper()
+                for reg in self._registers(_Named(rname) if a is not None else None, src, fn, sys_prefix=True):
+                    yield from self._value(args[0], reg, src, fn, node, set())
+            elif name == "update_fgt_traps_cs" and len(args) == 6:
+                for reg in self._registers(args[3], src, fn):
+                    yield from self._operand(args[4], CLEAR, reg, src, fn, node, direct=False)
+                    yield from self._operand(args[5], SET, reg, src, fn, node, direct=False)
+
+    def _operand(self, expr: Node | None, op: str, reg: str, src: Src, fn: Node, stmt: Node, *,
+                 direct: bool) -> Iterator[Contribution]:
+        """`X` of `|= X` / `&= ~X` / a set/clr argument; a local accumulator is followed to its `|=`s."""
+        e = strip(expr)
+        if e is not None and e.type == "identifier":
+            acc = list(self._accumulator(text(e), fn))
+            if acc:
+                for s, val in acc:
+                    if s == "init" or s == "|=":
+                        yield Contribution(src, stmt_of(val), reg, op, self.resolve(val, src, fn), direct)
+                return
+        yield Contribution(src, stmt_of(stmt), reg, op, self.resolve(expr, src, fn), direct)
+
+    def _accumulator(self, name: str, fn: Node) -> Iterator[tuple[str, Node]]:
+        """For a local changed by `|=` (a set/clr accumulator or a register value): its pieces."""
+        if name in _params(fn):
+            return
+        body = fn.child_by_field_name("body")
+        if body is None:
+            return
+        pieces: list[tuple[str, Node]] = []
+        changed = False
+        for d in walk(body, {"init_declarator", "assignment_expression"}):
+            if d.type == "init_declarator":
+                if _declared_name(d) == name and d.child_by_field_name("value") is not None:
+                    pieces.append(("init", d.child_by_field_name("value")))
+                continue
+            left = strip(d.child_by_field_name("left"))
+            if left is None or left.type != "identifier" or text(left) != name:
+                continue
+            op = d.child_by_field_name("operator")
+            opt = op.type if op is not None else ""
+            right = d.child_by_field_name("right")
+            if right is None:
+                continue
+            if opt == "|=":
+                changed = True
+                pieces.append(("|=", right))
+            elif opt == "&=":
+                changed = True
+                inv = _inverted(right)
+                if inv is not None:
+                    pieces.append(("&=~", inv))
+            elif opt == "=":
+                pieces.append(("init", right))
+        if changed:
+            yield from pieces
+
+    def _value(self, expr: Node | None, reg: str, src: Src, fn: Node, stmt: Node,
+               seen: set[str]) -> Iterator[Contribution]:
+        """A whole value stored to R: constants OR-ed in are sets, `& ~C` are clears, a pure
+        constant is a store; a local holding the value is followed to its `|=` / `&= ~`."""
+        e = strip(expr)
+        if e is None:
+            return
+        if e.type == "identifier" and text(e) not in seen and self.kb.resolve_constant(text(e)) is None:
+            name = text(e)
+            pieces = list(self._accumulator(name, fn))
+            if pieces:
+                for kind, val in pieces:
+                    if kind == "init":
+                        yield from self._value(val, reg, src, fn, val, seen | {name})
+                    else:
+                        yield Contribution(src, stmt_of(val), reg, SET if kind == "|=" else CLEAR,
+                                           self.resolve(val, src, fn), False)
+                return
+        m = self.resolve(e, src, fn)
+        if m.complete:
+            if m.bits:
+                yield Contribution(src, stmt_of(stmt), reg, STORE, m, False)
+            return
+        if e.type == "binary_expression":
+            op = e.child_by_field_name("operator")
+            left, right = e.child_by_field_name("left"), e.child_by_field_name("right")
+            if op is not None and op.type == "|":
+                for side in (left, right):
+                    sm = self.resolve(side, src, fn)
+                    if sm.complete and sm.bits:
+                        yield Contribution(src, stmt_of(stmt), reg, SET, sm, False)
+                    elif not sm.complete:
+                        yield from self._value(side, reg, src, fn, stmt, seen)
+            elif op is not None and op.type == "&":
+                inv = _inverted(right)
+                if inv is not None:
+                    yield Contribution(src, stmt_of(stmt), reg, CLEAR, self.resolve(inv, src, fn), False)
+                    yield from self._value(left, reg, src, fn, stmt, seen)
+
+
+def _inverted(node: Node | None) -> Node | None:
+    """X of `~X` (through parentheses), else None."""
+    n = strip(node)
+    if n is not None and n.type == "unary_expression" and text(n.child_by_field_name("operator")) == "~":
+        return n.child_by_field_name("argument")
+    return None
+
+
+class _Named:
+    """A stand-in identifier node (write_sysreg()'s lowercase register argument, upper-cased)."""
+
+    type = "identifier"
+
+    def __init__(self, name: str) -> None:
+        self.text = name.encode()
+
+
+# -- facts used by both rules -------------------------------------------------------------------
+
+def anchor_line(src: Src, node: Node) -> int | None:
+    """The line of `node` a finding goes on when the node is new in `src`'s patch."""
+    start = node.start_point[0] + 1
+    if start in src.added:
+        return start
+    return next((n for n in range(start, node.end_point[0] + 2) if n in src.added), None)
+
+
+def target_field(kb: Any, register: str, bit: Bit) -> tuple[str | None, int]:
+    """(field of `register` at the constant's lowest bit or None when RES0/unknown, that bit)."""
+    low = (bit.mask & -bit.mask).bit_length() - 1
+    fr = kb.fgt_register(register)
+    return (fr.field_at(low) if fr is not None else None), low
+
+
+def controlled(field_name: str) -> str:
+    """The register a trap field controls: nPMICNTR_EL0 -> PMICNTR_EL0."""
+    return field_name[1:] if re.match(r"n[A-Z]", field_name) else field_name
+
+
+def names(items: list[str]) -> str:
+    items = list(dict.fromkeys(items))
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def through(bits: list[Bit]) -> str | None:
+    """The outermost helper or #define the bits came through (for messages)."""
+    for b in bits:
+        for h in b.hops:
+            if h.kind == "helper":
+                return f"{h.name}()"
+            if h.kind in ("define", "const"):
+                return h.name
+    return None
+
+
+# -- grouping per finding ------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Group:
+    """Constants one statement writes into one register: what a finding is about."""
+
+    src: Src  # the FileView the finding goes on
+    line: int
+    register: str
+    op: str
+    bits: list[Bit]
+    direct: bool
+    primary: bool  # on the writing statement (else on the helper/#define the bits come through)
+    writer: str = ""  # where the value is applied, for messages on a helper ("config.c:98")
+
+
+@dataclass(eq=False)
+class MaskSite:
+    """A helper/#define/constant expression some FGT write uses, and the bits it holds."""
+
+    src: Src
+    line: int
+    name: str
+    kind: str
+    bits: list[Bit]
+
+
+def _is_view_of(src: Src, number: int) -> bool:
+    return not isinstance(src, BaseFile) and src.patch is not None and src.patch.number == number
+
+
+def analyse(ctx: SeriesContext) -> tuple[list[Group], list[MaskSite]]:
+    """Every (statement, register, op) of the series that writes FGT constants, anchored on the
+    patch that makes it new; cached on the context (both FGT rules use it)."""
+    cached = getattr(ctx, "_pmureview_fgtflow", None)
+    if cached is not None:
+        return cached
+    groups: dict[tuple, Group] = {}
+    masks: dict[tuple, MaskSite] = {}
+    for patch in ctx.patches:
+        n = patch.number
+        if not ctx.patch_views(n):
+            continue
+        flow = Flow(ctx, n)
+        for c in flow.contributions():
+            if not c.mask.bits:
+                continue
+            stmt_line = anchor_line(c.src, c.stmt) if _is_view_of(c.src, n) else None
+            writer = f"{c.src.path.rsplit('/', 1)[-1]}:{c.stmt.start_point[0] + 1}"
+            for b in c.mask.bits:
+                where: tuple[Src, int, bool] | None = (c.src, stmt_line, True) if stmt_line else None
+                extra: list[tuple[Src, int]] = []
+                for h in b.hops:
+                    if isinstance(h.src, BaseFile) or h.kind == "local":
+                        continue
+                    hl = anchor_line(h.src, h.node)
+                    if hl is None:
+                        continue
+                    if where is None and _is_view_of(h.src, n):
+                        where = (h.src, hl, False)
+                    elif where is not None and where[2] and h.kind == "helper" and not _is_view_of(h.src, n):
+                        extra.append((h.src, hl))  # the helper came in an earlier patch: say it there too
+                    key = (id(h.src), hl, h.name)
+                    ms = masks.setdefault(key, MaskSite(h.src, hl, h.name, h.kind, []))
+                    if all(x.name != b.name for x in ms.bits):
+                        ms.bits.append(b)
+                if where is None:
+                    continue
+                for src, line, primary in [where, *((s, ln, False) for s, ln in extra)]:
+                    key = (id(src), line, c.register, c.op)
+                    g = groups.get(key)
+                    if g is None:
+                        g = groups[key] = Group(src, line, c.register, c.op, [], c.direct, primary,
+                                                "" if primary else writer)
+                    if all(x.name != b.name for x in g.bits):
+                        g.bits.append(b)
+    out = (list(groups.values()), list(masks.values()))
+    try:
+        ctx._pmureview_fgtflow = out  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    return out

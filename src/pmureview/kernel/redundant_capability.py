@@ -1,0 +1,372 @@
+"""Which capabilities are already known to hold at a point of a function (for the rules
+kvmarm/redundant-capability-check and kvmarm/implied-feature-check).
+
+Two sources, both computed on the post-image a rule sees:
+
+- inside the function: the path from the node up to the function body, i.e. earlier sibling
+  statements `if (!cap) return|goto L;` (until label L), enclosing `if (cap) { ... }` /
+  `else` branches, and the left operand of an enclosing `&&` / `||`;
+- from the callers: a `static` function whose every call site in the same file sits where the
+  capability holds (recursively, a few levels). A function whose address is taken, or which is not
+  static, gets nothing from its callers.
+
+In hunk-only mode a caller's guard may lie outside the hunks; then the kernel knowledge's guard table
+(`kb.guards`, e.g. kvm_vcpu_load_fgt(): FGT at the top, FGT2 after its early return) stands in for
+it, and a static `__compute_<fgt register>()` helper of arch/arm64/kvm/config.c whose callers are not
+visible is taken to be called from kvm_vcpu_load_fgt() (the layout KVM has used since v6.18); such
+facts are marked `assumed`, and the rules lower their confidence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..lang.c import call_name, function_name, functions, text, walk
+from . import guards as _guards
+from .fgt import FGT_SPECS
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
+    from ..engine.context import FileView, SeriesContext
+
+CONFIG_C = "arch/arm64/kvm/config.c"
+LOAD_FGT = "kvm_vcpu_load_fgt"
+_EXITS = {"return_statement", "goto_statement"}
+_MAX_DEPTH = 4
+
+FEATURE_NAMES = {
+    "ARM64_HAS_FGT": "FEAT_FGT", "ARM64_HAS_FGT2": "FEAT_FGT2", "ARM64_HAS_GICV5_CPUIF": "FEAT_GCIE",
+    "ARM64_SME": "FEAT_SME", "ARM64_HAS_HPMN0": "FEAT_HPMN0",
+}
+
+
+def feature_name(cap: str) -> str:
+    """FEAT_FGT for ARM64_HAS_FGT (the name maintainers use), else the capability itself."""
+    return FEATURE_NAMES.get(cap, cap)
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """Why a capability holds: `guard` is the function that tested it, `line` the line of the test
+    (None when it comes from the bundled table), `via` the function whose callers provide it."""
+
+    guard: str
+    line: int | None = None
+    via: str | None = None
+    assumed: bool = False
+
+
+# -- predicates ---------------------------------------------------------------------------------
+
+def series_predicates(series: SeriesContext, upto: int) -> dict[str, set[str]]:
+    """Capability predicates known at patch `upto`: the kb's plus every value-returning function of
+    the series' C files (as patch `upto` leaves them) whose return expressions test a capability."""
+    preds: dict[str, set[str]] = {k: set(v) for k, v in getattr(series.kb, "cap_predicates", {}).items()}
+    views = []
+    paths = {v.path for n in series.views if n <= upto for v in series.views[n]}
+    for path in sorted(paths):
+        view = series.view_at(path, upto)
+        if view is not None and view.is_c and view.text.strip():
+            views.append(view)
+    for _ in range(2):  # a predicate calling another predicate of the series
+        for view in views:
+            for name, fn in functions(view.root):
+                typ = fn.child_by_field_name("type")
+                if typ is None or text(typ).strip() == "void":
+                    continue
+                caps = _guards.predicate_caps(fn, preds)
+                if caps:
+                    preds.setdefault(name, set()).update(caps)
+    return preds
+
+
+def caps_tested(node: Node, preds: Mapping[str, Iterable[str]]) -> set[str]:
+    return _guards.capabilities_checked(node, preds)
+
+
+def predicate_callees(expr: Node, preds: Mapping[str, Iterable[str]], cap: str) -> list[str]:
+    """Predicates called in `expr` through which `cap` is tested."""
+    out = []
+    for call in walk(expr, {"call_expression"}):
+        name = call_name(call)
+        if name and name not in _guards.CAP_CALLS and cap in preds.get(name, ()):
+            out.append(name)
+    return out
+
+
+def direct_test(expr: Node, cap: str) -> bool:
+    """True when `expr` itself calls cpus_have_final_cap(cap) (or a sibling cap call)."""
+    for call in walk(expr, {"call_expression"}):
+        if call_name(call) in _guards.CAP_CALLS and cap in _guards.capabilities_checked(call, {}):
+            return True
+    return False
+
+
+# -- local facts (inside one function) ----------------------------------------------------------
+
+def _inner(node: Node) -> Node:
+    while node.type == "parenthesized_expression" and node.named_child_count == 1:
+        node = node.named_children[0]
+    return node
+
+
+def caps_if_true(node: Node | None, preds: Mapping[str, Iterable[str]]) -> set[str]:
+    """Capabilities that hold when `node` is true (calls, `&&` chains, negations)."""
+    if node is None:
+        return set()
+    node = _inner(node)
+    if node.type == "call_expression":
+        return _guards.capabilities_checked(node, preds) if _all_caps_required(node, preds) else set()
+    if node.type == "binary_expression":
+        op = text(node.child_by_field_name("operator"))
+        if op == "&&":
+            return caps_if_true(node.child_by_field_name("left"), preds) | caps_if_true(
+                node.child_by_field_name("right"), preds)
+    if node.type == "unary_expression" and text(node.child_by_field_name("operator")) == "!":
+        return caps_if_false(node.child_by_field_name("argument"), preds)
+    return set()
+
+
+def caps_if_false(node: Node | None, preds: Mapping[str, Iterable[str]]) -> set[str]:
+    """Capabilities that hold when `node` is false (`!x`, `||` chains)."""
+    if node is None:
+        return set()
+    node = _inner(node)
+    if node.type == "unary_expression" and text(node.child_by_field_name("operator")) == "!":
+        return caps_if_true(node.child_by_field_name("argument"), preds)
+    if node.type == "binary_expression" and text(node.child_by_field_name("operator")) == "||":
+        return caps_if_false(node.child_by_field_name("left"), preds) | caps_if_false(
+            node.child_by_field_name("right"), preds)
+    return set()
+
+
+def _all_caps_required(call: Node, preds: Mapping[str, Iterable[str]]) -> bool:
+    """A direct capability call guarantees its capability; a predicate only when it is known to
+    test it (its body may test it under `||`, so only direct calls count as guarantees)."""
+    return call_name(call) in _guards.CAP_CALLS or (call_name(call) or "").startswith("system_supports_")
+
+
+def _exits(stmt: Node | None) -> str | None:
+    """'return'/'goto:<label>' when a statement unconditionally leaves the current path."""
+    if stmt is None:
+        return None
+    if stmt.type == "compound_statement":
+        body = [c for c in stmt.named_children if c.type != "comment"]
+        return _exits(body[-1]) if body else None
+    if stmt.type == "return_statement":
+        return "return"
+    if stmt.type == "goto_statement":
+        label = stmt.child_by_field_name("label")
+        return f"goto:{text(label)}"
+    return None
+
+
+def _label(stmt: Node) -> str | None:
+    if stmt.type == "labeled_statement":
+        lab = stmt.child_by_field_name("label")
+        return text(lab) if lab is not None else None
+    return None
+
+
+def local_caps(node: Node, preds: Mapping[str, Iterable[str]], fn_name: str) -> dict[str, Why]:
+    """Capabilities that hold at `node` because of the code of its own function."""
+    out: dict[str, Why] = {}
+    child = node
+    parent = node.parent
+    while parent is not None and parent.type != "function_definition":
+        if parent.type == "compound_statement":
+            pending: dict[str, tuple[str, int]] = {}  # cap -> (exit kind, line)
+            for sib in parent.named_children:
+                if sib.id == child.id:
+                    if (lab := _label(sib)) is not None:
+                        pending = {c: v for c, v in pending.items() if v[0] != f"goto:{lab}"}
+                    break
+                if (lab := _label(sib)) is not None:
+                    pending = {c: v for c, v in pending.items() if v[0] != f"goto:{lab}"}
+                if sib.type == "if_statement" and sib.child_by_field_name("alternative") is None:
+                    kind = _exits(sib.child_by_field_name("consequence"))
+                    if kind is not None:
+                        for cap in caps_if_false(sib.child_by_field_name("condition"), preds):
+                            pending.setdefault(cap, (kind, sib.start_point[0] + 1))
+            for cap, (_, line) in pending.items():
+                out.setdefault(cap, Why(fn_name, line))
+        elif parent.type == "if_statement":
+            cond = parent.child_by_field_name("condition")
+            cons = parent.child_by_field_name("consequence")
+            alt = parent.child_by_field_name("alternative")  # an else_clause in tree-sitter-c
+            if cons is not None and child.id == cons.id:
+                for cap in caps_if_true(cond, preds):
+                    out.setdefault(cap, Why(fn_name, parent.start_point[0] + 1))
+            elif alt is not None and child.id == alt.id:
+                for cap in caps_if_false(cond, preds):
+                    out.setdefault(cap, Why(fn_name, parent.start_point[0] + 1))
+        elif parent.type == "binary_expression":
+            op = text(parent.child_by_field_name("operator"))
+            right = parent.child_by_field_name("right")
+            left = parent.child_by_field_name("left")
+            if right is not None and child.id == right.id and left is not None:
+                caps = caps_if_true(left, preds) if op == "&&" else caps_if_false(left, preds) if op == "||" else set()
+                for cap in caps:
+                    out.setdefault(cap, Why(fn_name, left.start_point[0] + 1))
+        elif parent.type == "conditional_expression":
+            cond = parent.child_by_field_name("condition")
+            cons = parent.child_by_field_name("consequence")
+            alt = parent.child_by_field_name("alternative")
+            if cons is not None and child.id == cons.id:
+                for cap in caps_if_true(cond, preds):
+                    out.setdefault(cap, Why(fn_name, parent.start_point[0] + 1))
+            elif alt is not None and child.id == alt.id:
+                for cap in caps_if_false(cond, preds):
+                    out.setdefault(cap, Why(fn_name, parent.start_point[0] + 1))
+        child = parent
+        parent = parent.parent
+    return out
+
+
+# -- callers ------------------------------------------------------------------------------------
+
+def is_static(fn: Node) -> bool:
+    return any(c.type == "storage_class_specifier" and text(c) == "static" for c in fn.children)
+
+
+def enclosing_function(node: Node) -> Node | None:
+    n = node.parent
+    while n is not None and n.type != "function_definition":
+        n = n.parent
+    return n
+
+
+def _fully_known(view: FileView, node: Node) -> bool:
+    if view.mode == "full":
+        return True
+    return all(n in view.known for n in range(node.start_point[0] + 1, node.end_point[0] + 2))
+
+
+class CapabilityFlow:
+    """Capabilities known to hold at nodes of one file view."""
+
+    def __init__(self, view: FileView, preds: Mapping[str, Iterable[str]], kb: Any) -> None:
+        self.view = view
+        self.preds = preds
+        self.kb = kb
+        self.hunk_only = view.mode != "full"
+        self._fns: dict[str, list[Node]] = {}
+        for name, fn in functions(view.root):
+            self._fns.setdefault(name, []).append(fn)
+        self._entry: dict[str, dict[str, Why]] = {}
+
+    def at(self, node: Node) -> dict[str, Why]:
+        """Every capability that holds at `node`, with the reason."""
+        fn = enclosing_function(node)
+        if fn is None:
+            return {}
+        name = function_name(fn) or ""
+        out = dict(self.entry(name, fn))
+        out.update(local_caps(node, self.preds, name))
+        if self.hunk_only and not _fully_known(self.view, fn):
+            out.update({c: w for c, w in self._table(name, fn, node).items() if c not in out})
+        return out
+
+    def _table(self, name: str, fn: Node, node: Node) -> dict[str, Why]:
+        """The kb's guards of `name` when the function's own guard lines are not all visible."""
+        out: dict[str, Why] = {}
+        for g in getattr(self.kb, "guards", {}).get(name, ()):
+            if g.scope == _guards.FUNCTION:
+                out[g.capability] = Why(name, None, assumed=True)
+            elif g.scope == _guards.AFTER and g.anchor:
+                key = _squash(g.anchor)
+                for line in range(fn.start_point[0] + 1, node.start_point[0] + 1):
+                    if line in self.view.known and key in _squash(self.view.line_text(line)):
+                        out[g.capability] = Why(name, line, assumed=True)
+                        break
+        return out
+
+    def entry(self, name: str, fn: Node, depth: int = 0) -> dict[str, Why]:
+        """Capabilities every caller in this file guarantees when calling static function `name`."""
+        if name in self._entry:
+            return self._entry[name]
+        self._entry[name] = {}  # recursion guard
+        result: dict[str, Why] = {}
+        if depth < _MAX_DEPTH and is_static(fn) and len(self._fns.get(name, ())) == 1:
+            result = self._from_callers(name, fn, depth)
+        self._entry[name] = result
+        return result
+
+    def _from_callers(self, name: str, fn: Node, depth: int) -> dict[str, Why]:
+        sites: list[Node] = []
+        for ident in walk(self.view.root, {"identifier"}):
+            if text(ident) != name or _within(ident, fn):
+                continue
+            parent = ident.parent
+            if parent is None or parent.type != "call_expression" or parent.child_by_field_name("function") != ident:
+                if parent is not None and parent.type == "function_declarator":
+                    continue  # a prototype
+                return {}  # address taken / used otherwise: callers unknown
+            sites.append(parent)
+        per_site: list[dict[str, Why] | None] = []
+        for call in sites:
+            caller = enclosing_function(call)
+            cname = function_name(caller) if caller is not None else None
+            if caller is None or not cname or (self.hunk_only and caller.start_point[0] + 1 not in self.view.known):
+                per_site.append(None)  # caller not visible (hunk-only)
+                continue
+            here = dict(self.entry(cname, caller, depth + 1))
+            here.update(local_caps(call, self.preds, cname))
+            if self.hunk_only and not _fully_known(self.view, caller):
+                here.update({c: w for c, w in self._table(cname, caller, call).items() if c not in here})
+            # `via`: the function the guarding function calls (the one a reader looks at)
+            per_site.append({c: Why(w.guard, w.line, name if w.guard == cname else w.via, w.assumed)
+                             for c, w in here.items()})
+        if self.hunk_only and (not sites or any(s is None for s in per_site)):
+            per_site = [s for s in per_site if s is not None] + [self._assumed(name)]
+        if not per_site or any(s is None for s in per_site):
+            return {}
+        known = [s for s in per_site if s is not None]
+        common = set(known[0])
+        for s in known[1:]:
+            common &= set(s)
+        return {c: known[0][c] for c in common}
+
+    def _assumed(self, name: str) -> dict[str, Why]:
+        """Hunk-only: a static __compute_<fgt reg>() of config.c is kvm_vcpu_load_fgt()'s helper."""
+        m = re.fullmatch(r"__compute_(\w+)", name)
+        if not m or not self.view.path.endswith(CONFIG_C):
+            return {}
+        spec = FGT_SPECS.get(m.group(1).upper() + "_EL2")
+        guards = getattr(self.kb, "guards", {}).get(LOAD_FGT, ())
+        if spec is None or not guards:
+            return {}
+        out: dict[str, Why] = {}
+        for g in guards:
+            if g.scope == _guards.FUNCTION or g.capability == spec.capability:
+                out[g.capability] = Why(LOAD_FGT, None, via=name, assumed=True)
+        return out
+
+
+def _within(node: Node, outer: Node) -> bool:
+    return outer.start_byte <= node.start_byte and node.end_byte <= outer.end_byte
+
+
+def _squash(s: str) -> str:
+    return "".join(s.split())
+
+
+def added_checks(view: FileView, preds: Mapping[str, Iterable[str]]) -> Iterator[tuple[Node, str, set[str]]]:
+    """(call, callee, capabilities it tests) for every added call that tests a capability, directly
+    (cpus_have_final_cap(), kvm_has_feat()) or through a known predicate."""
+    for call in walk(view.root, {"call_expression"}):
+        if view.node_line(call) not in view.added:
+            continue
+        name = call_name(call)
+        if not name:
+            continue
+        if name in _guards.CAP_CALLS or name in _guards.FEAT_CALLS:
+            caps = _guards.capabilities_checked(call, {})
+        else:
+            caps = set(preds.get(name, ()))
+        if caps:
+            yield call, name, caps
