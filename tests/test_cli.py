@@ -195,3 +195,13 @@ def test_range_in_a_git_repo(tmp_path, capsys):
 def test_python_m_entry_point_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pmureview", "check", str(DEMO), "-q"], capture_output=True, text=True)
     assert r.returncode == 1 and "debug-scaffolding" in r.stdout
+
+
+def test_stdin_format_patch_lines_count_like_checkpatch(monkeypatch, capsys):
+    import io
+
+    text = "From 1234567890abcdef1234567890abcdef12345678 Mon Sep 17 00:00:00 2001\n" + patch_mail(diff=SCAFFOLD)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    code, out, _ = run(capsys, "check", "-", "--format", "checkpatch")
+    n = int(out.split(":")[1])
+    assert code == 1 and text.split("\n")[n - 1] == "+\tif (0)"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pmureview.engine.context import SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
-from pmureview.kernel.fgtflow import CLEAR, SET, Bit, Group, analyse, controlled, names, target_field, through
+from pmureview.kernel.fgtflow import CLEAR, SET, Group, analyse, controlled, names, target_field, through
 
 
 class FgtTrapPolarity(Rule):
@@ -125,6 +125,3 @@ class FgtTrapPolarity(Rule):
         conf = Confidence.HIGH if g.direct or g.op == CLEAR else Confidence.MEDIUM
         return self.at_line(g.src, g.line, msg, note=note, confidence=conf)
 
-
-def _unused(_: Bit) -> None:  # keeps the Bit import meaningful for type checkers
-    return None

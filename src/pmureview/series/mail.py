@@ -114,6 +114,8 @@ def parse_mail(raw: bytes) -> RawMail:
     if not sep and b"\n" not in raw.strip():
         raise InputError("not a mail: no headers")
     first = head.split(b"\n", 1)[0]
+    if _SEP.match(first):  # a kept mbox separator (one format-patch file on stdin): skip it
+        first = head.split(b"\n", 2)[1] if head.count(b"\n") >= 1 else b""
     if not re.match(rb"^[!-9;-~]+:", first):
         raise InputError("not a mail: it does not start with a header line")
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)

@@ -29,7 +29,11 @@ def read_sources(sources: list[str], *, stdin: bytes | None = None, midmask: str
             data = stdin if stdin is not None else sys.stdin.buffer.read()
             from .mail import split_mbox
 
-            raws += split_mbox(data)
+            msgs = split_mbox(data)
+            if len(msgs) == 1 and data.startswith(b"From ") and not msgs[0].startswith(b"From "):
+                # one format-patch file: keep its `From <sha>` line so `-:N` counts as checkpatch does
+                msgs = [data.split(b"\n", 1)[0].rstrip(b"\r") + b"\n" + msgs[0]]
+            raws += msgs
             from_stdin = True
         elif Path(src).exists():
             raws += read_path(Path(src))

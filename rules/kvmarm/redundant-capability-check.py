@@ -1,0 +1,155 @@
+"""kvmarm/redundant-capability-check: re-checking a capability the caller already returned without."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pmureview.engine.context import PatchContext
+from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.engine.rule import Rule
+from pmureview.kernel.redundant_capability import (
+    CapabilityFlow,
+    Why,
+    added_checks,
+    feature_name,
+    series_predicates,
+)
+from pmureview.lang.c import call_name, function_name, text, walk
+
+
+class RedundantCapabilityCheck(Rule):
+    meta = RuleMeta(
+        id="kvmarm/redundant-capability-check",
+        title="Capability re-checked where the caller already returned without it",
+        severity=Severity.WARNING,
+        confidence=Confidence.HIGH,
+        scope=Scope.PATCH,
+        files=("*.c", "*.h"),
+        uses_tree=True,
+        docs=RuleDocs(
+            what="Flags an added test of a host capability (`cpus_have_final_cap(ARM64_HAS_FGT)`, "
+                 "directly or through a predicate whose body tests it, such as one the series "
+                 "itself introduces) in code that only runs once that capability is known: after "
+                 "an early `return` without it in the same function, or in a `static` helper whose "
+                 "every caller in the file sits after such a return (kvm_vcpu_load_fgt() returns "
+                 "without FEAT_FGT at the top and without FEAT_FGT2 before the *2 registers; "
+                 "__activate_traps_hfgxtr() without FEAT_FGT).",
+            why="The second test can never fail, so it only hides which condition really matters "
+                "here. When it comes through a broad predicate (\"partitioned and FGT and HPMN\"), "
+                "the helper ends up depending on more than it needs, and reviewers ask for the "
+                "narrower predicate at the call site.",
+            example="static void __compute_hdfgrtr(struct kvm_vcpu *vcpu)\n{\n"
+                    "\t__compute_fgt(vcpu, HDFGRTR_EL2);\n\n"
+                    "\tif (kvm_vcpu_pmu_use_fgt(vcpu))   /* tests ARM64_HAS_FGT again */\n"
+                    "\t\t*vcpu_fgt(vcpu, HDFGRTR_EL2) |= HDFGRTR_EL2_PMOVS;\n}",
+            use_instead="\tif (kvm_vcpu_pmu_is_partitioned(vcpu))\n"
+                        "\t\t*vcpu_fgt(vcpu, HDFGRTR_EL2) |= HDFGRTR_EL2_PMOVS;",
+            known_problems="Only callers in the same file are followed, and only for `static` "
+                           "functions whose address is not taken. In hunk-only mode a caller's "
+                           "guard may be outside the hunks: the bundled guard table stands in, and "
+                           "a static `__compute_<FGT register>()` helper of config.c whose callers "
+                           "are not visible is assumed to be called from kvm_vcpu_load_fgt() "
+                           "(reported with medium confidence). A predicate that is also needed "
+                           "elsewhere (MDCR_EL2 programming) is not wrong in itself: the finding "
+                           "asks for the narrower predicate at this call site.",
+            references=(
+                "<aTiPvS49uMOJEBrf@kernel.org> (Oliver Upton on v5 10/24: condition on "
+                "kvm_vcpu_pmu_is_partitioned(); kvm_vcpu_load_fgt() already checks FEAT_FGT)",
+            ),
+        ),
+    )
+
+    def check(self, ctx: PatchContext) -> Iterator[Finding]:  # type: ignore[override]
+        preds: dict[str, set[str]] | None = None
+        for view in ctx.views:
+            if not view.is_c or not view.added or not view.text.strip():
+                continue
+            if preds is None:
+                preds = series_predicates(ctx.series, ctx.patch.number)
+            flow = CapabilityFlow(view, preds, ctx.kb)
+            seen: set[int] = set()
+            for call, callee, caps in added_checks(view, preds):
+                line = view.node_line(call)
+                if line in seen or _is_definition_body(call, callee):
+                    continue
+                held = flow.at(call)
+                redundant = sorted(c for c in caps if c in held)
+                if not redundant:
+                    continue
+                seen.add(line)
+                cap = redundant[0]
+                why = held[cap]
+                fn = _function_of(call)
+                yield self.at_line(
+                    view, line, _message(callee, cap, why, fn, call, preds),
+                    note=_note(callee, cap, why, preds, ctx),
+                    confidence=Confidence.MEDIUM if why.assumed else Confidence.HIGH,
+                    column=view.column(call))
+
+
+def _function_of(node) -> str | None:
+    n = node.parent
+    while n is not None and n.type != "function_definition":
+        n = n.parent
+    return function_name(n) if n is not None else None
+
+
+def _is_definition_body(call, callee: str) -> bool:
+    """A predicate's own recursive mention is not a re-check (defensive)."""
+    return _function_of(call) == callee
+
+
+def _where(why: Why, fn: str | None) -> str:
+    if why.guard == fn:
+        return f"{fn}() already returned early without it" + (f" (line {why.line})" if why.line else "")
+    target = why.via or fn
+    return f"{why.guard}() already checks it before calling {target}()"
+
+
+def _message(callee: str, cap: str, why: Why, fn: str | None, call, preds) -> str:
+    feat = feature_name(cap)
+    label = f"{feat} ({cap})" if feat != cap else cap
+    if why.guard == fn:
+        head = f"{fn}() already returned early without {label}"
+    else:
+        head = f"{why.guard}() already checks {label} before calling {why.via or fn}()"
+    if callee in preds and callee not in ("cpus_have_final_cap",):
+        narrower = _narrower(callee, cap, call, preds)
+        if narrower:
+            return (f"{head}; condition this on {narrower}() and drop the "
+                    f"{feat.removeprefix('FEAT_')} check in {callee}()")
+        return f"{head}; {callee}() tests it again here"
+    return f"{head}; this {text(call.child_by_field_name('function'))}({cap}) test can never fail"
+
+
+def _narrower(callee: str, cap: str, call, preds) -> str | None:
+    """The predicate the callee combines with `cap` (from its body, when the series defines it)."""
+    body = _PRED_BODIES.get(callee)
+    if body is None:
+        return None
+    names = [call_name(c) for c in walk(body, {"call_expression"})]
+    cands = [n for n in names if n and n != callee and n in preds and cap not in preds[n]]
+    cands += [n for n in names if n and n.endswith(("_is_partitioned", "_enabled", "_supported"))
+              and n not in cands and cap not in preds.get(n, ())]
+    return cands[0] if cands else None
+
+
+_PRED_BODIES: dict[str, object] = {}
+
+
+def _note(callee: str, cap: str, why: Why, preds, ctx: PatchContext) -> str:
+    feat = feature_name(cap)
+    base = (f"{why.guard}() bails out without {feat} before it ever reaches this code, so the "
+            f"test cannot fail here.")
+    if callee in preds and callee != "cpus_have_final_cap":
+        return (f"{base} {callee}() folds {feat} into its answer; gate this on the condition that "
+                f"actually matters here (the predicate {callee}() builds on) and keep the {feat} "
+                f"part for callers that do not already know it." + _assumed(why))
+    return f"{base} Drop the test." + _assumed(why)
+
+
+def _assumed(why: Why) -> str:
+    if not why.assumed:
+        return ""
+    return (" (The caller is outside the hunks; this assumes the helper is only called from "
+            f"{why.guard}(), as config.c's __compute_*() helpers are. Is it?)")
