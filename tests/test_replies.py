@@ -401,11 +401,18 @@ def test_message_finding_quotes_its_paragraph_and_engine_findings_stay_out(env: 
 def test_the_why_is_given_once_per_mail(env: Path) -> None:
     same = [
         f("style/continuation-operator", Severity.CHECK, line=n, note="Operators end the line.")
-        for n in (49, 50)
+        for n in (49, 54)
     ]
     body = body_of(parse(write_replies(make_review(same), env / "o", sender=SENDER)[0]))
     assert body.count("Operators end the line.") == 1
     assert body.count("[pmureview: style/continuation-operator]") == 2
+
+
+def test_a_run_of_the_same_point_is_one_comment(env: Path) -> None:
+    same = [f("style/continuation-operator", Severity.CHECK, line=n, note="Operators end the line.")
+            for n in (49, 50)]
+    body = body_of(parse(write_replies(make_review(same), env / "o", sender=SENDER)[0]))
+    assert body.count("[pmureview: style/continuation-operator]") == 1
 
 
 def test_clean_review_writes_nothing_and_needs_no_identity(env: Path) -> None:

@@ -67,7 +67,7 @@ class KernelDocMismatch(Rule):
         if target is None:
             return None
         decl_node, fdecl = target
-        block = view.node_lines(comment)[:-1]
+        block = view.node_lines(comment)
         head = range(view.node_line(decl_node), fdecl.end_point[0] + 2)
         if not all(n in view.known for n in (*block, *head)):
             return None  # hunk-only: part of the comment or the prototype is not shown
@@ -96,11 +96,12 @@ class KernelDocMismatch(Rule):
         names = {n for _, n in documented}
         extra = [n for _, n in documented if n not in params and not (n == "..." and variadic)]
         missing = [p for p in params if p not in names] if documented else []
-        if extra:
-            problems.append("describes " + ", ".join(f"@{n}" for n in extra) +
-                            (", which it does not take" if len(extra) == 1 else ", which it does not take"))
-        if missing:
-            problems.append("does not describe " + ", ".join(f"@{n}" for n in missing))
+        if extra and missing:
+            problems.append("describes " + _ats(extra) + " instead of " + _ats(missing))
+        elif extra:
+            problems.append("describes " + _ats(extra) + ", which it does not take")
+        elif missing:
+            problems.append("does not describe " + _ats(missing))
         if not problems:
             return None
 
@@ -110,13 +111,17 @@ class KernelDocMismatch(Rule):
         cand += [first + i for i, n in documented if n in extra]
         anchor = next((n for n in cand if n in view.added), None)
         if anchor is None:
-            anchor = next((n for n in (*block, *head) if n in view.added))
+            anchor = next(n for n in (*block, *head) if n in view.added)
         sig = " ".join(text(fdecl).split())
         msg = f"the kernel-doc for {fname}() " + _join(problems)
-        note = (f"The comment documents something else than {sig}; scripts/kernel-doc (W=1, "
-                f"htmldocs) warns about it, and a reader trusts the comment. Make the title and the "
-                f"@ lines match the function.")
+        note = (f"The comment does not match {sig}; W=1 builds (scripts/kernel-doc) warn about "
+                f"it, and readers trust the comment over the code. Make the title and the @ lines "
+                f"match the function.")
         return self.at_line(view, anchor, msg, note=note)
+
+
+def _ats(names: list[str]) -> str:
+    return ", ".join(f"@{n}" for n in names)
 
 
 def _join(parts: list[str]) -> str:
@@ -125,23 +130,20 @@ def _join(parts: list[str]) -> str:
 
 def _title(lines: list[str]):
     """(index, match) of the kernel-doc title: the text after `/**`, else the first non-empty line."""
-    first = lines[0][3:].strip()
-    if first.endswith("*/"):
-        first = first[:-2].strip()
-    if first:
-        return 0, _TITLE.match(first)
-    for i, ln in enumerate(lines[1:], 1):
-        stripped = ln.strip().lstrip("*").strip()
-        if stripped.endswith("/"):
-            return i, None
-        if stripped:
-            if _DOC_SECTION.match(ln.strip().lstrip("*").strip()):
+    for i, ln in enumerate(lines):
+        stripped = ln[3:] if i == 0 else ln.strip().lstrip("*")
+        stripped = stripped.strip()
+        if stripped.endswith("*/"):
+            stripped = stripped[:-2].strip()
+        if not stripped:
+            if ln.strip().endswith("*/"):
                 return i, None
-            m = _TITLE.match(ln)
-            # a prose first line ("Helper to ...") is not a kernel-doc title: leave it alone
-            if m and (m.group("parens") or m.group("sep") in ("-", ":")) and m.group("sep"):
-                return i, m
+            continue
+        if _DOC_SECTION.match(stripped):
             return i, None
+        m = _TITLE.match(stripped)
+        # a prose first line ("Helper to ...") is not a kernel-doc title: leave it alone
+        return i, (m if m and m.group("sep") else None)
     return 0, None
 
 

@@ -68,6 +68,8 @@ class FgtCrossRegisterField(Rule):
                     continue  # neither a field nor RES0 in the layout we know: say nothing
                 elif fld != b.field:
                     other.append(f"{b.field} (bit {low} is {fld} there)")
+                elif kb.polarity(b.register, b.field) != kb.polarity(g.register, fld):
+                    other.append(f"{b.field} (its polarity differs there)")
                 else:
                     same.append(b.field)
                 if b.register not in sources:
@@ -81,7 +83,8 @@ class FgtCrossRegisterField(Rule):
         via = through(g.bits)
         a = "/".join(sources)
         verb = "clears" if g.op == CLEAR else "writes"
-        subject = f"{via} {verb} {a} bits in {g.register}" if via else f"{a} constants {'cleared' if g.op == CLEAR else 'written'} in {g.register}"
+        done = "cleared" if g.op == CLEAR else "written"
+        subject = f"{via} {verb} {a} bits in {g.register}" if via else f"{a} constants {done} in {g.register}"
         where = f" (applied at {g.writer})" if g.writer else ""
         if res0 or other:
             parts = []

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pmureview.engine.context import FileContext, FileView
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
-from pmureview.kernel.pmu_access import Access, accesses
-from pmureview.lang.c import call_name, function_name, walk
+from pmureview.kernel.pmu_access import Access, accesses, code_scopes
+from pmureview.lang.c import call_name, walk
 
 # Predicates that say "the guest owns the PMU hardware" (partitioned / direct / passthrough PMU).
 _PARTITIONED = re.compile(r"pmu\w*(partition|direct|passthrough|guest_owned)|"
@@ -64,20 +64,24 @@ class PmuRegisterResidency(Rule):
         view = ctx.view
         if not view.added or not view.is_c or not _in_scope(view.path):
             return
-        for fn in walk(view.root, {"function_definition"}):
-            if not view.touches_added(fn):
-                continue
-            name = function_name(fn) or ""
-            if _LOAD_PUT.search(name):
+        seen: set[tuple[int | None, str]] = set()
+        for scope in code_scopes(view):
+            if _LOAD_PUT.search(scope.name):
                 continue
             covered: set[str] = set()
-            for f, regs in self._branches(view, fn):
+            found = []
+            for f, regs in self._branches(view, scope.nodes):
                 covered |= regs
-                yield f
-            yield from self._both_places(view, fn, name, covered)
+                found.append(f)
+            found += self._both_places(view, scope.nodes, f"{scope.name}()" if scope.name else "this code",
+                                       covered)
+            for f in found:  # a hunk-only scope can overlap another one
+                if (f.location.line, f.message) not in seen:
+                    seen.add((f.location.line, f.message))
+                    yield f
 
-    def _branches(self, view: FileView, fn) -> Iterator[tuple[Finding, set[str]]]:
-        for node in walk(fn, {"if_statement", "conditional_expression"}):
+    def _branches(self, view: FileView, nodes: list) -> Iterator[tuple[Finding, set[str]]]:
+        for node in (n for root in nodes for n in walk(root, {"if_statement", "conditional_expression"})):
             cond = node.child_by_field_name("condition")
             pred = _partition_test(cond) if cond is not None else None
             if pred is None:
@@ -110,9 +114,9 @@ class PmuRegisterResidency(Rule):
                      f"and use them everywhere.")
             yield f, regs
 
-    def _both_places(self, view: FileView, fn, name: str, covered: set[str]) -> Iterator[Finding]:
+    def _both_places(self, view: FileView, nodes: list, name: str, covered: set[str]) -> Iterator[Finding]:
         writes: dict[str, dict[str, list[Access]]] = {}
-        for a in accesses(fn):
+        for a in accesses(nodes):
             if a.op == "write" and a.reg:
                 writes.setdefault(a.reg, {}).setdefault(a.where, []).append(a)
         for reg, by in sorted(writes.items()):
@@ -129,7 +133,7 @@ class PmuRegisterResidency(Rule):
                           added[-1])
             yield self.at_line(
                 view, anchor.line,
-                f"{name}() writes {reg} both to the vCPU's memory copy and to the CPU",
+                f"{name} writes {reg} both to the vCPU's memory copy and to the CPU",
                 note=f"A guest register lives in exactly one place at a time; writing {reg} to both "
                      f"memory and hardware leaves it unclear which copy is authoritative (and which one "
                      f"vcpu_put() saves over the other). Write it through one accessor that knows where "

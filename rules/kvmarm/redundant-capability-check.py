@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pmureview.engine.context import PatchContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
+from pmureview.kernel.guards import predicate_caps
 from pmureview.kernel.redundant_capability import (
     CapabilityFlow,
     Why,
     added_checks,
     feature_name,
+    series_functions,
     series_predicates,
 )
 from pmureview.lang.c import call_name, function_name, text, walk
@@ -61,11 +63,13 @@ class RedundantCapabilityCheck(Rule):
 
     def check(self, ctx: PatchContext) -> Iterator[Finding]:  # type: ignore[override]
         preds: dict[str, set[str]] | None = None
+        defs: dict = {}
         for view in ctx.views:
             if not view.is_c or not view.added or not view.text.strip():
                 continue
             if preds is None:
-                preds = series_predicates(ctx.series, ctx.patch.number)
+                defs = series_functions(ctx.series, ctx.patch.number)
+                preds = series_predicates(ctx.series, ctx.patch.number, defs)
             flow = CapabilityFlow(view, preds, ctx.kb)
             seen: set[int] = set()
             for call, callee, caps in added_checks(view, preds):
@@ -81,7 +85,7 @@ class RedundantCapabilityCheck(Rule):
                 why = held[cap]
                 fn = _function_of(call)
                 yield self.at_line(
-                    view, line, _message(callee, cap, why, fn, call, preds),
+                    view, line, _message(callee, cap, why, fn, call, preds, defs),
                     note=_note(callee, cap, why, preds, ctx),
                     confidence=Confidence.MEDIUM if why.assumed else Confidence.HIGH,
                     column=view.column(call))
@@ -99,14 +103,7 @@ def _is_definition_body(call, callee: str) -> bool:
     return _function_of(call) == callee
 
 
-def _where(why: Why, fn: str | None) -> str:
-    if why.guard == fn:
-        return f"{fn}() already returned early without it" + (f" (line {why.line})" if why.line else "")
-    target = why.via or fn
-    return f"{why.guard}() already checks it before calling {target}()"
-
-
-def _message(callee: str, cap: str, why: Why, fn: str | None, call, preds) -> str:
+def _message(callee: str, cap: str, why: Why, fn: str | None, call, preds, defs) -> str:
     feat = feature_name(cap)
     label = f"{feat} ({cap})" if feat != cap else cap
     if why.guard == fn:
@@ -114,7 +111,7 @@ def _message(callee: str, cap: str, why: Why, fn: str | None, call, preds) -> st
     else:
         head = f"{why.guard}() already checks {label} before calling {why.via or fn}()"
     if callee in preds and callee not in ("cpus_have_final_cap",):
-        narrower = _narrower(callee, cap, call, preds)
+        narrower = _narrower(callee, cap, preds, defs)
         if narrower:
             return (f"{head}; condition this on {narrower}() and drop the "
                     f"{feat.removeprefix('FEAT_')} check in {callee}()")
@@ -122,19 +119,17 @@ def _message(callee: str, cap: str, why: Why, fn: str | None, call, preds) -> st
     return f"{head}; this {text(call.child_by_field_name('function'))}({cap}) test can never fail"
 
 
-def _narrower(callee: str, cap: str, call, preds) -> str | None:
-    """The predicate the callee combines with `cap` (from its body, when the series defines it)."""
-    body = _PRED_BODIES.get(callee)
-    if body is None:
-        return None
-    names = [call_name(c) for c in walk(body, {"call_expression"})]
-    cands = [n for n in names if n and n != callee and n in preds and cap not in preds[n]]
-    cands += [n for n in names if n and n.endswith(("_is_partitioned", "_enabled", "_supported"))
-              and n not in cands and cap not in preds.get(n, ())]
-    return cands[0] if cands else None
-
-
-_PRED_BODIES: dict[str, object] = {}
+def _narrower(callee: str, cap: str, preds, defs) -> str | None:
+    """The predicate the callee combines with `cap` in its body (when the series defines it)."""
+    for _view, fn in defs.get(callee, ()):
+        if cap not in predicate_caps(fn, preds):
+            continue  # a stub
+        for ret in walk(fn, {"return_statement"}):
+            for c in walk(ret, {"call_expression"}):
+                name = call_name(c)
+                if name and name != callee and name in defs and cap not in preds.get(name, ()):
+                    return name
+    return None
 
 
 def _note(callee: str, cap: str, why: Why, preds, ctx: PatchContext) -> str:

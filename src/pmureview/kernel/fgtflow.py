@@ -23,6 +23,7 @@ on odd input; rules still guard the call.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -424,9 +425,9 @@ class Flow:
             for call in self._calls[id(s)].get(fname or "", ()):
                 args = _args(call)
                 a = strip(args[idx]) if idx < len(args) else None
-                if a is not None and a.type == "identifier" and self.kb.is_fgt_register(text(a)):
-                    if text(a) not in out:
-                        out.append(text(a))
+                if a is not None and a.type == "identifier" and self.kb.is_fgt_register(text(a)) \
+                        and text(a) not in out:
+                    out.append(text(a))
         return out
 
     def _vcpu_fgt_target(self, node: Node | None, src: Src, fn: Node) -> list[str]:
@@ -698,8 +699,6 @@ def analyse(ctx: SeriesContext) -> tuple[list[Group], list[MaskSite]]:
                     if all(x.name != b.name for x in g.bits):
                         g.bits.append(b)
     out = (list(groups.values()), list(masks.values()))
-    try:
+    with contextlib.suppress(AttributeError):
         ctx._pmureview_fgtflow = out  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
     return out

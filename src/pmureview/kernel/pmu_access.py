@@ -104,3 +104,40 @@ def accesses(node: Node | list[Node]) -> list[Access]:
             if a is not None:
                 out.append(a)
     return out
+
+
+_SECTION_FN = re.compile(r"([A-Za-z_]\w*)\s*\([^()]*$|([A-Za-z_]\w*)\s*\(")
+
+
+@dataclass
+class Scope:
+    """A function body to judge: a real function_definition, or in hunk-only mode the statements of
+    one hunk whose function header is not visible (named from the hunk's `@@ ... @@ section`)."""
+
+    name: str
+    nodes: list[Node]
+    fn: Node | None
+
+
+def code_scopes(view) -> list[Scope]:  # view: FileView
+    from ..lang.c import function_name
+
+    out: list[Scope] = []
+    fns = [fn for fn in walk(view.root, {"function_definition"})]
+    for fn in fns:
+        if view.touches_added(fn):
+            out.append(Scope(function_name(fn) or "", [fn], fn))
+    covered = {ln for s in out for ln in view.node_lines(s.fn)} | {
+        ln for fn in fns for ln in view.node_lines(fn)}
+    for hunk in view.change.hunks:
+        new = [hl.new_no for hl in hunk.lines if hl.kind != "-" and hl.new_no]
+        if not new or not any(n in view.added and n not in covered for n in new):
+            continue
+        lo, hi = min(new), max(new)
+        nodes = [c for c in view.root.children
+                 if c.type != "function_definition" and c.start_point[0] + 1 <= hi and c.end_point[0] + 1 >= lo]
+        m = _SECTION_FN.search(hunk.section or "")
+        name = (m.group(1) or m.group(2)) if m else ""
+        if nodes:
+            out.append(Scope(name, nodes, None))
+    return out

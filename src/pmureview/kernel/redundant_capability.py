@@ -62,19 +62,35 @@ class Why:
 
 # -- predicates ---------------------------------------------------------------------------------
 
-def series_predicates(series: SeriesContext, upto: int) -> dict[str, set[str]]:
-    """Capability predicates known at patch `upto`: the kb's plus every value-returning function of
-    the series' C files (as patch `upto` leaves them) whose return expressions test a capability."""
-    preds: dict[str, set[str]] = {k: set(v) for k, v in getattr(series.kb, "cap_predicates", {}).items()}
-    views = []
+def series_views(series: SeriesContext, upto: int) -> list[FileView]:
+    """Every C file the series touches up to patch `upto`, as that patch leaves it."""
+    out = []
     paths = {v.path for n in series.views if n <= upto for v in series.views[n]}
     for path in sorted(paths):
         view = series.view_at(path, upto)
         if view is not None and view.is_c and view.text.strip():
-            views.append(view)
+            out.append(view)
+    return out
+
+
+def series_functions(series: SeriesContext, upto: int) -> dict[str, list[tuple[FileView, Node]]]:
+    """name -> every definition (view, function_definition) in the series' C files at `upto`."""
+    out: dict[str, list[tuple[FileView, Node]]] = {}
+    for view in series_views(series, upto):
+        for name, fn in functions(view.root):
+            out.setdefault(name, []).append((view, fn))
+    return out
+
+
+def series_predicates(series: SeriesContext, upto: int,
+                      defs: Mapping[str, list[tuple[FileView, Node]]] | None = None) -> dict[str, set[str]]:
+    """Capability predicates known at patch `upto`: the kb's plus every value-returning function of
+    the series' C files (as patch `upto` leaves them) whose return expressions test a capability."""
+    preds: dict[str, set[str]] = {k: set(v) for k, v in getattr(series.kb, "cap_predicates", {}).items()}
+    defs = defs if defs is not None else series_functions(series, upto)
     for _ in range(2):  # a predicate calling another predicate of the series
-        for view in views:
-            for name, fn in functions(view.root):
+        for name, found in defs.items():
+            for _view, fn in found:
                 typ = fn.child_by_field_name("type")
                 if typ is None or text(typ).strip() == "void":
                     continue

@@ -15,7 +15,7 @@ import re
 import subprocess
 import textwrap
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -178,9 +178,20 @@ def _fill(text: str, width: int, first: str = "", rest: str = "") -> list[str]:
     )
 
 
+def sentence(text: str) -> str:
+    """A rule message as a sentence in a mail: capital first word (unless it is an identifier), a full stop."""
+    text = text.strip()
+    first = text.split(" ", 1)[0]
+    if first.isalpha() and first.islower():
+        text = text[0].upper() + text[1:]
+    if text and (text[-1].isalnum() or text[-1] in ")'\"`"):
+        text += "."
+    return text
+
+
 def comment_lines(f: Finding, *, prefix: str = "", explain: bool = True) -> list[str]:
     """The rule's message, a blank line, its note (the why), then the `[pmureview: id]` tag."""
-    lines = wrap_prose(prefix + f.message)
+    lines = wrap_prose(prefix + sentence(f.message))
     if explain and f.note and f.note.strip():
         lines += ["", *wrap_prose(f.note)]
     lines.append(f"[pmureview: {f.rule}]")
@@ -340,7 +351,7 @@ def _patch_body(patch: Patch, findings: list[Finding], series_findings: list[Fin
             body.note_top(body.comment(f))
         else:
             body.section_lines(quoted, f)
-    for f in on_files:
+    for f in _merge_runs(on_files):
         fc = patch.file(f.location.path or "")
         if fc is None:
             where = f"{f.location.path}:{f.location.line}: " if f.location.line else f"{f.location.path}: "
@@ -348,6 +359,20 @@ def _patch_body(patch: Patch, findings: list[Finding], series_findings: list[Fin
         else:
             body.file_line(fc, f)
     return body
+
+
+def _merge_runs(findings: list[Finding]) -> list[Finding]:
+    """One comment for a run of the same point on adjacent lines (a maintainer says it once)."""
+    out: list[Finding] = []
+    for f in findings:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.rule == f.rule and prev.message == f.message
+                and prev.location.path == f.location.path and f.location.line is not None
+                and 0 < f.location.line - (prev.location.end_line or prev.location.line or 0) <= 2):
+            out[-1] = replace(prev, location=replace(prev.location, end_line=f.location.line))
+        else:
+            out.append(f)
+    return out
 
 
 def _cover_body(cover_body: str, findings: list[Finding]) -> _Body:
