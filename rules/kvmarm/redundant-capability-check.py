@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pmureview.engine.context import PatchContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
-from pmureview.kernel.guards import predicate_caps
+from pmureview.kernel.guards import CAP_CALLS, FEAT_CALLS, predicate_caps
 from pmureview.kernel.redundant_capability import (
     CapabilityFlow,
     Why,
@@ -16,7 +16,7 @@ from pmureview.kernel.redundant_capability import (
     series_functions,
     series_predicates,
 )
-from pmureview.lang.c import call_name, function_name, text, walk
+from pmureview.lang.c import call_name, function_name, walk
 
 
 class RedundantCapabilityCheck(Rule):
@@ -86,7 +86,7 @@ class RedundantCapabilityCheck(Rule):
                 fn = _function_of(call)
                 yield self.at_line(
                     view, line, _message(callee, cap, why, fn, call, preds, defs),
-                    note=_note(callee, cap, why, preds, ctx),
+                    note=_note(callee, cap, why, fn, preds, defs),
                     confidence=Confidence.MEDIUM if why.assumed else Confidence.HIGH,
                     column=view.column(call))
 
@@ -110,13 +110,13 @@ def _message(callee: str, cap: str, why: Why, fn: str | None, call, preds, defs)
         head = f"{fn}() already returned early without {label}"
     else:
         head = f"{why.guard}() already checks {label} before calling {why.via or fn}()"
-    if callee in preds and callee not in ("cpus_have_final_cap",):
+    if callee in preds and callee not in CAP_CALLS and callee not in FEAT_CALLS:
         narrower = _narrower(callee, cap, preds, defs)
         if narrower:
             return (f"{head}; condition this on {narrower}() and drop the "
                     f"{feat.removeprefix('FEAT_')} check in {callee}()")
         return f"{head}; {callee}() tests it again here"
-    return f"{head}; this {text(call.child_by_field_name('function'))}({cap}) test can never fail"
+    return f"{head}; this {callee}({cap}) test can never fail"
 
 
 def _narrower(callee: str, cap: str, preds, defs) -> str | None:
@@ -132,19 +132,27 @@ def _narrower(callee: str, cap: str, preds, defs) -> str | None:
     return None
 
 
-def _note(callee: str, cap: str, why: Why, preds, ctx: PatchContext) -> str:
+def _note(callee: str, cap: str, why: Why, fn: str | None, preds, defs) -> str:
     feat = feature_name(cap)
-    base = (f"{why.guard}() bails out without {feat} before it ever reaches this code, so the "
-            f"test cannot fail here.")
-    if callee in preds and callee != "cpus_have_final_cap":
-        return (f"{base} {callee}() folds {feat} into its answer; gate this on the condition that "
-                f"actually matters here (the predicate {callee}() builds on) and keep the {feat} "
-                f"part for callers that do not already know it." + _assumed(why))
-    return f"{base} Drop the test." + _assumed(why)
+    if why.guard == fn:
+        where = f"{fn}() has already returned if the CPU lacks {feat}"
+    else:
+        where = (f"{why.guard}() returns early without {feat}, and {why.via or fn}() is only "
+                 f"called after that")
+    if callee in preds and callee not in CAP_CALLS and callee not in FEAT_CALLS:
+        narrower = _narrower(callee, cap, preds, defs)
+        head = f"{where}, so the {feat} test inside {callee}() cannot fail here."
+        if narrower:
+            tail = (f" Gate this on {narrower}() instead; if {callee}() is still needed "
+                    f"elsewhere, where {feat} is not known yet, keep it for those callers.")
+        else:
+            tail = f" Gate this on the condition that matters here rather than on {callee}()."
+        return head + tail + _assumed(why)
+    return f"{where}, so this test cannot fail; drop it." + _assumed(why)
 
 
 def _assumed(why: Why) -> str:
     if not why.assumed:
         return ""
-    return (" (The caller is outside the hunks; this assumes the helper is only called from "
-            f"{why.guard}(), as config.c's __compute_*() helpers are. Is it?)")
+    return (f" (The caller is outside the hunks: this assumes the helper is only called from "
+            f"{why.guard}(), as config.c's __compute_*() helpers are. Is that right?)")

@@ -12,8 +12,15 @@ from pmureview.lang.c import enclosing_function, function_name, text, walk
 
 _FALSE = {"false", "0"}
 _TRUE = {"true", "1"}
-_MSG = re.compile(r"\b(temporar(?:il)?y|for easier debugging|force[sd]?\b.*\b(?:false|true|off|on)\b|"
-                  r"HACK\b|DO NOT MERGE|DONOTMERGE|XXX: remove)", re.I)
+# commit-message cues, judged per sentence: a strong cue is enough; "temporarily" / "for now" only
+# count with a sign that the patch itself is the temporary thing ("temporarily disable preemption",
+# "a temporary variable" describe the code, not the patch)
+_STRONG = re.compile(r"\b(?:for (?:easier |better )?debug(?:ging)?|(?-i:HACK)\b|DO NOT MERGE|DONOTMERGE|"
+                     r"XXX: remove|temporary (?:hack|workaround|scaffolding|debug\w*))", re.I)
+_WEAK = re.compile(r"\b(?:temporar(?:il)?y|for now|until a later patch|will be removed)\b", re.I)
+_WEAK_WITH = re.compile(r"\b(?:this (?:patch|commit|change)|force[sd]?|hard-?(?:wire|code)[sd]?|"
+                        r"(?:to be|as|always|returns?) (?:false|true|off|on)|debug\w*|later (?:patch|commit))\b",
+                        re.I)
 _IF0 = re.compile(r"^\s*#\s*if\s+0\s*(?:/[*/].*)?$")
 # hunk fragments can parse into ERROR nodes; the line itself still says it
 _IF_CONST = re.compile(r"^\s*(?:}\s*else\s+)?if\s*\(\s*(0|false)\s*\)")
@@ -40,9 +47,14 @@ class DebugScaffolding(Rule):
             use_instead="bool kvm_vcpu_pmu_is_partitioned(struct kvm_vcpu *vcpu)\n{\n"
                         "\treturn kvm_pmu_is_partitioned(vcpu->kvm);\n}",
             known_problems="`static inline` stubs returning a constant in `#else` branches are the normal "
-                           "way to compile a feature out and are not flagged. A constant predicate in a "
-                           ".c file that is a deliberate default (a weak function) is reported with low "
-                           "confidence, as a question.",
+                           "way to compile a feature out and are not flagged. A non-static `bool` "
+                           "function in a .c file that only returns true or false is reported with low "
+                           "confidence, as a question (`__weak` defaults, `int` success hooks and "
+                           "`kvm_arch_*()` hooks are skipped). In the commit message, \"temporarily\" "
+                           "or \"for now\" only count in a sentence that also says the patch forces, "
+                           "hard-wires or debugs something (\"temporarily disable preemption\" and \"a "
+                           "temporary variable\" describe the code, not the patch); one finding per "
+                           "sentence.",
             references=("<20251209205121.1871534-11-coltonlewis@google.com> (v5 10/24: the NOTE and "
                         "'&& false' in kvm_vcpu_pmu_is_partitioned())",),
         ),
@@ -55,17 +67,17 @@ class DebugScaffolding(Rule):
             if not view.added:
                 continue
             for line, message, note_head, confidence in self._code(view):
-                yield self.at_line(view, line, message, confidence=confidence,
-                                   note=f"{note_head} {_removed_where(view.line_text(line), later, series.series.total)}")
-        for i, line in enumerate(ctx.patch.message.split("\n"), 1):
-            if m := _MSG.search(line):
-                yield self.at_section(
-                    ctx.patch.number, "message", i,
-                    f"the commit message says the patch is scaffolding (\"{m.group(0).strip()}\")",
-                    note="A patch that is only correct temporarily cannot be bisected or tested on "
-                         "its own. Reorder the series so each patch stands by itself, and keep "
-                         "debugging aids out of what is posted.",
-                    snippet=line, mail_line=ctx.patch.message_start + i - 1)
+                where = _removed_where(view.line_text(line), later, series.series.total)
+                yield self.at_line(view, line, message, confidence=confidence, note=f"{note_head} {where}")
+        lines = ctx.patch.message.split("\n")
+        for i, cue in _message_cues(lines):
+            yield self.at_section(
+                ctx.patch.number, "message", i,
+                f"the commit message says the patch is scaffolding (\"{cue}\")",
+                note="A patch that is only correct temporarily cannot be bisected or tested on "
+                     "its own. Reorder the series so each patch stands by itself, and keep "
+                     "debugging aids out of what is posted.",
+                snippet=lines[i - 1], mail_line=ctx.patch.message_start + i - 1)
 
     def _code(self, view: FileView) -> Iterator[tuple[int, str, str, Confidence]]:
         seen: set[int] = set()
@@ -103,8 +115,8 @@ class DebugScaffolding(Rule):
                 what = (f"'{op} {right}' hard-wires {name}() to {const}" if name and in_return
                         else f"'{op} {right}' makes this condition always {const}")
                 return (line, what,
-                        f"Everything gated on it is dead code until a later patch, and this patch "
-                        f"cannot be tested or bisected on its own.", Confidence.HIGH)
+                        "Everything gated on it is dead code until a later patch, and this patch "
+                        "cannot be tested or bisected on its own.", Confidence.HIGH)
         if node.type == "if_statement":
             cond = node.child_by_field_name("condition")
             inner = text(cond).strip("() \t")
@@ -119,7 +131,11 @@ class DebugScaffolding(Rule):
 
     def _constant_predicate(self, view: FileView, fn) -> tuple[int, str, str, Confidence] | None:
         head = text(fn)[: text(fn).find("{")] if "{" in text(fn) else ""
-        if re.search(r"\b(static|__weak)\b", head) or not re.match(r"^\s*(bool|int)\b", head):
+        # bool only: `int f(void) { return 0; }` is the usual "success" hook, not a predicate;
+        # kvm_arch_*() are generic KVM hooks an architecture may implement as a constant
+        if re.search(r"\b(static|__weak)\b", head) or not re.match(r"^\s*bool\b", head):
+            return None
+        if (function_name(fn) or "").startswith("kvm_arch_"):
             return None
         body = fn.child_by_field_name("body")
         stmts = [c for c in (body.named_children if body else []) if c.type != "comment"]
@@ -127,13 +143,33 @@ class DebugScaffolding(Rule):
             return None
         value = text(stmts[0]).removeprefix("return").strip(" ;")
         line = view.node_line(fn)
-        if value not in ("false", "true", "0", "1") or line not in view.added:
+        if value not in ("false", "true") or line not in view.added:
             return None
         name = function_name(fn)
         return (view.node_line(stmts[0]) if view.node_line(stmts[0]) in view.added else line,
                 f"{name}() always returns {value}: is this a placeholder for the real predicate?",
                 "A new exported predicate with a constant body makes its callers dead code; if it "
                 "is scaffolding, introduce the real condition first.", Confidence.LOW)
+
+
+def _message_cues(lines: list[str]) -> Iterator[tuple[int, str]]:
+    """(1-based line, cue) once per sentence that says the patch is scaffolding."""
+    text_, starts = "", []
+    for ln in lines:
+        starts.append(len(text_))
+        text_ += ln + "\n"
+    for sent in re.finditer(r"[^.!?]+(?:[.!?]+|$)", text_.replace("\n\n", ".\n")):
+        body = sent.group(0)
+        strong, weak = _STRONG.search(body), _WEAK.search(body)
+        if weak is not None and strong is None and not _WEAK_WITH.search(body):
+            weak = None
+        hits = [x for x in (strong, weak) if x is not None]
+        if not hits:
+            continue
+        m = min(hits, key=lambda x: x.start())  # anchor on the sentence's first cue
+        pos = sent.start() + m.start()
+        line = max(i for i, st in enumerate(starts, 1) if st <= pos)
+        yield line, " ".join(m.group(0).split())
 
 
 def _inside(node, kind: str) -> bool:

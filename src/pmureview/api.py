@@ -31,6 +31,7 @@ class Options:
     rules_dirs: tuple[Path, ...] = ()
     baseline: Path | None = None
     progress: bool = False  # progress on stderr (the CLI sets it on a tty only)
+    per_patch: bool = False  # hooks: one patch of a series on purpose, the others are not "missing"
 
 
 @dataclass
@@ -123,7 +124,7 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
                         base_reader=reader, base=base, files_mode=options.files)
     findings = run_rules(rules, ctx)
 
-    for n in series.missing:
+    for n in () if options.per_patch else series.missing:
         findings.append(_engine_finding("pmureview/missing-patch", n,
                                         f"patch {n}/{series.total} is missing from the series; "
                                         "the others were reviewed without it"))

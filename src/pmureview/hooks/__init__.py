@@ -42,4 +42,6 @@ def hook_options(*, fail_on: str = "error", strict: bool = False, tree: Path | N
     from ..config import make_options
 
     # the hook's own threshold always wins over the config's fail-on
-    return make_options(fail_on=fail_on, strict=strict or None, tree=tree)
+    options = make_options(fail_on=fail_on, strict=strict or None, tree=tree)
+    options.per_patch = True  # git send-email and b4 hand us one patch of N at a time
+    return options
