@@ -125,18 +125,45 @@ def pmureview_cmd() -> list[str]:
     return [sys.executable, "-m", "pmureview"]
 
 
+# Children run with byte-code caching on, as an installed pmureview does: PYTHONDONTWRITEBYTECODE
+# (set in some sandboxes) would make every run recompile every module. The .pyc files go to the
+# bench cache, not into the source tree. `--no-pyc` (PMUREVIEW_BENCH_NO_PYC=1) measures without.
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    if env.get("PMUREVIEW_BENCH_NO_PYC") == "1":
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        return env
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(cache_dir() / "pycache")
+    return env
+
+
+def pyc_state() -> str:
+    if os.environ.get("PMUREVIEW_BENCH_NO_PYC") == "1":
+        return "off (PYTHONDONTWRITEBYTECODE=1: every module compiled on every run)"
+    return f"on (PYTHONPYCACHEPREFIX={cache_dir() / 'pycache'})"
+
+
+def add_pyc_flag(ap) -> None:
+    ap.add_argument("--no-pyc", action="store_true",
+                    help="run pmureview without byte-code caching (PYTHONDONTWRITEBYTECODE=1)")
+
+
+def apply_pyc_flag(args) -> None:
+    if getattr(args, "no_pyc", False):
+        os.environ["PMUREVIEW_BENCH_NO_PYC"] = "1"
+
+
 def run_once(argv: list[str], stdin: Path | None = None, cwd: Path | None = None) -> tuple[float, int, int]:
     """Wall seconds, exit code and peak RSS (KiB, from wait4's rusage of that child) of one run."""
-    fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
-    try:
+    env = child_env()
+    with open(stdin or os.devnull, "rb") as fin:
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+        p = subprocess.Popen(argv, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd,
+                             env=env)
         _, status, ru = os.wait4(p.pid, 0)
         dt = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        if stdin:
-            fin.close()
     return dt, p.returncode, ru.ru_maxrss
 
 
@@ -175,18 +202,12 @@ def fmt_s(x: float) -> str:
 
 def machine() -> str:
     cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     mem = ""
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                mem = f", {int(line.split()[1]) // 1024} MiB RAM"
+        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.startswith("model name")), "?")
+        mem = next((f", {int(ln.split()[1]) // 1024} MiB RAM" for ln in Path("/proc/meminfo").read_text().splitlines()
+                    if ln.startswith("MemTotal")), "")
     except OSError:
         pass
     return f"{os.cpu_count()} CPUs ({cpu}){mem}, Python {sys.version.split()[0]}"

@@ -33,7 +33,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 SEED = 20251125
 MIN_LINES, MAX_LINES = 20, 120  # added lines per patch
@@ -67,7 +67,7 @@ AREAS = [("vgic", "vGIC"), ("hyp", "hypervisor"), ("pmu", "PMU"), ("timer", "arc
 
 
 class Func:
-    __slots__ = ("path", "start", "body", "end", "name", "nonvoid")
+    __slots__ = ("body", "end", "name", "nonvoid", "path", "start")
 
     def __init__(self, path, start, body, end, name, nonvoid):
         self.path, self.start, self.body, self.end = path, start, body, end
@@ -128,7 +128,7 @@ def pool_files(src: Path, dirs: list[str]) -> list[str]:
         for root, subdirs, names in os.walk(src / d):
             subdirs.sort()
             for n in sorted(names):
-                if n.endswith(".c") and "gen-hyprel" not in n or (d == "include/kvm" and n.endswith(".h")):
+                if (n.endswith(".c") and "gen-hyprel" not in n) or (d == "include/kvm" and n.endswith(".h")):
                     files.append(os.path.relpath(os.path.join(root, n), src))
     asm = src / "arch/arm64/include/asm"
     files += ["arch/arm64/include/asm/" + n for n in sorted(os.listdir(asm)) if n.startswith("kvm_")]

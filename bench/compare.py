@@ -29,8 +29,23 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (alternate, ensure_linux, ensure_series, fmt_s, log, machine, med,  # noqa: E402
-                     patch_files, pmureview_cmd, run_many, run_once, table)
+from _common import (
+    add_pyc_flag,
+    alternate,
+    apply_pyc_flag,
+    ensure_linux,
+    ensure_series,
+    fmt_s,
+    log,
+    machine,
+    med,
+    patch_files,
+    pmureview_cmd,
+    pyc_state,
+    run_many,
+    run_once,
+    table,
+)
 
 CP_OPTS = ["--no-tree", "--terse", "--no-summary"]
 
@@ -104,6 +119,7 @@ def side_by_side(runs: int) -> None:
     }, runs)
     m = {k: med(v) for k, v in t.items()}
     print(f"machine: {machine()}")
+    print(f"byte-code cache: {pyc_state()}")
     print(f"series: {work / 'series'} ({n} patches); checkpatch: {cp[1]} {' '.join(CP_OPTS)}")
     print(f"runs: {runs} alternating rounds after 1 warm-up; medians; exit codes seen: "
           + ", ".join(f"{k}={sorted(v)}" for k, v in rcs.items()) + "\n")
@@ -157,7 +173,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="100,200,500", help="scale sizes (default 100,200,500)")
     ap.add_argument("--no-scale", action="store_true")
     ap.add_argument("--only-scale", action="store_true")
+    add_pyc_flag(ap)
     a = ap.parse_args(argv)
+    apply_pyc_flag(a)
     if not a.only_scale:
         side_by_side(a.runs)
     if not a.no_scale:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ensure_linux, fmt_s, log, machine, newest_linux_source, pmureview_cmd, table  # noqa: E402
+from _common import child_env, ensure_linux, fmt_s, log, machine, newest_linux_source, pmureview_cmd, table
 
 SEVERITIES = ("error", "warning", "check")
 
@@ -44,7 +44,7 @@ def run_batches(pmr, files, src, tree: bool, batch: int):
         argv = [*pmr, "check", "--files", *map(str, chunk), "--format", "json", "--fail-on", "error"]
         if tree:
             argv += ["--tree", str(src)]
-        r = subprocess.run(argv, capture_output=True, text=True, cwd=src)
+        r = subprocess.run(argv, capture_output=True, text=True, cwd=src, env=child_env())
         try:
             doc = json.loads(r.stdout)
         except json.JSONDecodeError:

@@ -20,8 +20,20 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (alternate, ensure_series, fmt_s, machine, med, median_patch, pmureview_cmd,  # noqa: E402
-                     run_once, table)
+from _common import (
+    add_pyc_flag,
+    alternate,
+    apply_pyc_flag,
+    ensure_series,
+    fmt_s,
+    machine,
+    med,
+    median_patch,
+    pmureview_cmd,
+    pyc_state,
+    run_once,
+    table,
+)
 
 
 def b4_check_supported(pmr: list[str], patch: Path) -> bool:
@@ -34,7 +46,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="pmureview wall time vs `python -c pass`")
     ap.add_argument("--runs", type=int, default=11, help="timed rounds (default 11, after 1 warm-up)")
     ap.add_argument("--work", type=Path, help="a build_series.py output folder")
+    add_pyc_flag(ap)
     a = ap.parse_args(argv)
+    apply_pyc_flag(a)
 
     work = a.work or ensure_series(24)
     mbox = work / "series" / "series.mbox"
@@ -55,6 +69,7 @@ def main(argv=None) -> int:
     base = m["python -c pass"]
 
     print(f"machine: {machine()}")
+    print(f"byte-code cache: {pyc_state()}")
     print(f"series: {mbox} ({len(list((work / 'series').glob('*.patch')))} patches); one patch: {one.name}")
     print(f"runs: {a.runs} alternating rounds after 1 warm-up; medians\n")
     rows = [

@@ -13,10 +13,10 @@ from pmureview.kernel.header_stubs import FuncDecl, Structure, declarations, sca
 def _branch_label(struct: Structure, line: int) -> str:
     arms = struct.arms(line)
     if not arms:
-        return "outside any conditional"
+        return "no conditional visible"
     a = arms[-1]
     if a.kind == "else":
-        return f"the #else of '#{_head(struct, a)}'"
+        return f"#else of '#{_head(struct, a)}'"
     return f"'#{a.kind} {a.cond}'"
 
 
@@ -99,8 +99,8 @@ class DuplicateOrMismatchedStub(Rule):
         other = stubs[0] if anchor is not stubs[0] else stubs[1]
         yield self.at_line(
             view, anchor.line,
-            f"{name}() is stubbed twice: here, in {_branch_label(struct, anchor.line)}, and at line "
-            f"{view.patch_line(other.line)}, in {_branch_label(struct, other.line)}",
+            f"{name}() is stubbed twice: here ({_branch_label(struct, anchor.line)}) and at line "
+            f"{view.patch_line(other.line)} ({_branch_label(struct, other.line)})",
             note=f"{name}() has one prototype (line {view.patch_line(proto.line)}) but two identical "
                  f"static inline stubs in different #else branches. Fold them into one: keep a single "
                  f"declaration under the config that needs it and one stub, and drop the extra "

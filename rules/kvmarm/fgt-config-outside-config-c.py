@@ -76,8 +76,8 @@ class FgtConfigOutsideConfigC(Rule):
                                 reported_defs.add(helper)
                                 yield self.at_line(
                                     dview, dline,
-                                    f"{helper}() builds FGT trap bits outside config.c for config.c "
-                                    f"to apply; open-code them in config.c instead",
+                                    f"{helper}() builds FGT trap bits that config.c applies (patch "
+                                    f"{number}/{ctx.series.total}); keep them in config.c instead",
                                     note=_NOTE)
         for number in sorted(ctx.views):
             for view in ctx.views[number]:

@@ -82,9 +82,10 @@ class FgtCrossRegisterField(Rule):
                  same: list[str]) -> Finding:
         via = through(g.bits)
         a = "/".join(sources)
+        done = "cleared in" if g.op == CLEAR else "written into"
         verb = "clears" if g.op == CLEAR else "writes"
-        done = "cleared" if g.op == CLEAR else "written"
-        subject = f"{via} {verb} {a} bits in {g.register}" if via else f"{a} constants {done} in {g.register}"
+        prep = "in" if g.op == CLEAR else "into"
+        subject = f"{via} {verb} {a} bits {prep} {g.register}" if via else f"{a} constants {done} {g.register}"
         where = f" (applied at {g.writer})" if g.writer else ""
         if res0 or other:
             parts = []
@@ -104,8 +105,8 @@ class FgtCrossRegisterField(Rule):
                        if other else "")
                     + f"Use the {g.register}_* names for {g.register}, and only for fields it has.")
             return self.at_line(g.src, g.line, msg, note=note, severity=Severity.ERROR)
-        msg = (f"{subject}{where}: {names(same)} sit{'s' if len(same) == 1 else ''} at the same "
-               f"position there, but use the {g.register}_ names")
+        msg = (f"{subject}{where}: {names(same)} {'sits' if len(same) == 1 else 'sit'} at the same "
+               f"{'position' if len(same) == 1 else 'positions'} there, but use the {g.register}_ names")
         note = (f"{names(same)} {'have' if len(same) > 1 else 'has'} the same bit position and polarity in "
                 f"{a} and {g.register}, so the value is right, but the {a} names say the wrong register "
                 f"and break silently if the layouts diverge. Use the {g.register}_* constants (or two "

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pmureview.engine.context import SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
+from pmureview.kernel.fgt import GROUP_ARG_REGISTERS, name_polarity, parse_sr_fgt
 from pmureview.kernel.fgtflow import CLEAR, SET, Group, analyse, controlled, names, target_field, through
 
 
@@ -74,6 +75,7 @@ class FgtTrapPolarity(Rule):
                 continue
             flagged.add((id(g.src), g.line))
             yield self._finding(g, list(dict.fromkeys(bad)))
+        yield from self._sr_fgt(ctx)
         for m in masks:
             if (id(m.src), m.line) in flagged:
                 continue
@@ -91,24 +93,56 @@ class FgtTrapPolarity(Rule):
                      "per polarity: |= the positive bits and &= ~ the negative ones.",
             )
 
+    def _sr_fgt(self, ctx: SeriesContext) -> Iterator[Finding]:
+        """Added `SR_FGT(SYS_X, G, F, P)` entries whose P contradicts F's polarity (DOMAIN-PACK2 1B)."""
+        kb = ctx.kb
+        for view in ctx.all_views():
+            if not view.path.endswith("kvm/emulate-nested.c") or not view.added:
+                continue
+            entries = parse_sr_fgt(view.text)
+            for e in entries:
+                if e.line not in view.added:
+                    continue
+                regs = [r for r in GROUP_ARG_REGISTERS.get(e.group, ()) if kb.fgt_register(r) is not None]
+                reg = next((r for r in regs if e.field in kb.fgt_register(r).fields), None)
+                if reg is None:
+                    continue  # F is not a field of G's registers: not a polarity question
+                want = 0 if name_polarity(reg, e.field) == "neg" else 1
+                if e.pol == want:
+                    continue
+                agree = sorted(o.line for o in entries if o is not e and o.group == e.group
+                               and o.field == e.field and o.pol == want)
+                sign = "negative (0 => trap)" if want == 0 else "positive (1 => trap)"
+                msg = f"{e.field} is a {sign} bit of {reg}, but this SR_FGT() entry gives it polarity {e.pol}"
+                also = f" (line {agree[0]} already has {want})" if agree else ""
+                yield self.at_line(
+                    view, e.line, msg,
+                    note=f"aggregate_fgt() builds the FGT masks from this table, so a wrong polarity puts "
+                         f"{e.field} in the wrong set: KVM then starts the register from the wrong "
+                         f"\"trap nothing\" value and, for a guest hypervisor, forwards "
+                         f"{controlled(e.field)} accesses when L1 did not ask for the trap (or the other "
+                         f"way round). {e.field} needs {want} here{also}.",
+                )
+
     def _finding(self, g: Group, bad: list[str]) -> Finding:
         plural = len(bad) > 1
         they, them = ("they", "them") if plural else ("it", "it")
         are = "are" if plural else "is"
         kind = "trap bits" if plural else "trap bit"
+        isa = "are" if plural else "is a"
         regs = "/".join(dict.fromkeys(controlled(f) for f in bad))
         via = through(g.bits)
         how = f" through {via}" if via else ""
         where = f" (applied at {g.writer})" if g.writer else ""
         if g.op == SET:
-            msg = (f"{names(bad)} {are} negative-polarity {kind}: OR-ing {them} into {g.register}{how}"
+            msg = (f"{names(bad)} {isa} negative-polarity {kind}: OR-ing {them} into {g.register}{how}"
                    f"{where} removes the trap (0 => trap); clear {them} with &= ~ to trap {regs}")
             if g.direct:
                 note = (f"{names(bad)} {are} negative in {g.register}: 0 means trap. __compute_fgt() "
                         f"starts from \"trap nothing\", which already has {them} at 1, so this OR "
                         f"changes nothing and {regs} stay{'' if plural else 's'} directly accessible "
-                        f"to the guest; and where FGU cleared {them} because the guest must not see "
-                        f"{regs}, the OR sets {them} again and exposes {regs}. To add a trap after "
+                        f"to the guest; and where FGU cleared {them} to hide {regs} from the guest, "
+                        f"the OR sets {them} again and exposes {regs}. To add a trap after "
                         "__compute_fgt(), set positive bits and clear negative ones"
                         + (f" ({via} looks like it assumes every FGT bit is positive)." if via else "."))
             else:
@@ -116,8 +150,9 @@ class FgtTrapPolarity(Rule):
                         f"{them} lets the guest access {regs} directly. If that is what you want, "
                         f"say so in the commit message; if {regs} should trap, clear {them} instead.")
         else:
-            msg = (f"{names(bad)} {are} positive-polarity {kind}: clearing {them} in {g.register}{how}"
-                   f"{where} removes the trap (1 => trap); set {them} with |= to trap {regs}")
+            msg = (f"{names(bad)} {isa} positive-polarity {kind}: clearing {them} in {g.register}{how}"
+                   f"{where} only removes traps (1 => trap), FGU ones included; set {them} with |= to "
+                   f"trap {regs}")
             note = (f"{names(bad)} {are} positive in {g.register}: 1 means trap. Clearing {them} "
                     f"does not add a trap; it drops one that FGU (a feature hidden from the guest) or "
                     f"the guest hypervisor asked for, and {they} {'are' if plural else 'is'} 0 "

@@ -31,6 +31,7 @@ class NoConditionalCompilation(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.HIGH,
         scope=Scope.FILE,
+        needs_base=True,  # it judges *new* ifdeffery: established splits (kvm_hyp.h, kvm_asm.h) stay
         docs=RuleDocs(
             what="In arch/arm64/kvm/ and arch/arm64/include/asm/kvm_*.h, flags an added "
                  "`#if !defined(__KVM_NVHE_HYPERVISOR__)` / `#ifdef __KVM_NVHE_HYPERVISOR__` (or the VHE "

@@ -9,7 +9,7 @@ from weakref import WeakKeyDictionary
 from pmureview.engine.context import FileContext, FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
-from pmureview.kernel.pmu_access import accesses
+from pmureview.kernel.pmu_access import accesses, hunk_function
 from pmureview.lang.c import call_name, enclosing_function, function_name, text, walk
 
 # Something in the function pins it to the CPU, or asserts that it is.
@@ -127,7 +127,7 @@ class _CallIndex:
         for call in walk(v.root, {"call_expression"}):
             callee = call_name(call)
             fn = enclosing_function(call)
-            caller = function_name(fn) if fn is not None else None
+            caller = function_name(fn) if fn is not None else hunk_function(v, v.node_line(call))
             if callee and caller and caller != callee:
                 self.callers.setdefault(callee, set()).add(caller)
 

@@ -106,7 +106,9 @@ def _is_definition_body(call, callee: str) -> bool:
 def _message(callee: str, cap: str, why: Why, fn: str | None, call, preds, defs) -> str:
     feat = feature_name(cap)
     label = f"{feat} ({cap})" if feat != cap else cap
-    if why.guard == fn:
+    if not why.guard:
+        head = f"{label} was already tested on line {why.line}"
+    elif why.guard == fn:
         head = f"{fn}() already returned early without {label}"
     else:
         head = f"{why.guard}() already checks {label} before calling {why.via or fn}()"
@@ -134,7 +136,9 @@ def _narrower(callee: str, cap: str, preds, defs) -> str | None:
 
 def _note(callee: str, cap: str, why: Why, fn: str | None, preds, defs) -> str:
     feat = feature_name(cap)
-    if why.guard == fn:
+    if not why.guard:
+        where = f"{feat} was already tested on line {why.line} on the way here"
+    elif why.guard == fn:
         where = f"{fn}() has already returned if the CPU lacks {feat}"
     else:
         where = (f"{why.guard}() returns early without {feat}, and {why.via or fn}() is only "

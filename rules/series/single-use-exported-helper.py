@@ -108,7 +108,9 @@ class SingleUseExportedHelper(Rule):
             uses = _count_uses(ctx, finals, h.name)
             if uses.unknown or uses.total == 0:
                 continue  # zero users: series/helper-without-user
-            f = self._finding(h, uses)
+            # a patch of the series that is not here (a slice of a longer posting) may add callers
+            partial = any(n > h.definition[0].patch.number for n in ctx.series.missing)
+            f = self._finding(h, uses, partial)
             if f is not None:
                 yield f
 
@@ -144,10 +146,10 @@ class SingleUseExportedHelper(Rule):
 
     # -- the finding -----------------------------------------------------------------------------
 
-    def _finding(self, h: _Helper, uses: _Uses) -> Finding | None:
+    def _finding(self, h: _Helper, uses: _Uses, partial: bool) -> Finding | None:
         dview, fn = h.definition  # type: ignore[misc]
         const = _constant_body(fn)
-        single = uses.total == 1
+        single = uses.total == 1 and not partial
         if not single and const is None:
             return None
         def_file = PurePosixPath(dview.path).name
@@ -177,10 +179,12 @@ class SingleUseExportedHelper(Rule):
                         f"has to be kept in sync for nothing. Keep the code next to its only user; if a "
                         f"later series needs it elsewhere, it can be exported then.")
         else:
-            msg = (f"{h.name}() only returns a constant; is a global function in {def_file} with a "
-                   f"prototype in {hdr} needed for that?")
-            note = (f"The body is a constant expression ({const}). A macro or the value written at the "
-                    f"{uses.total} places that apply it says the same without a global symbol{stubs}.")
+            files = ", ".join(sorted({PurePosixPath(p).name for p, _ in uses.sites}))
+            msg = (f"{h.name}() only returns a constant; why not write the value where it is applied "
+                   f"({files}) instead of exporting a function from {def_file}?")
+            note = (f"The body is a constant expression ({const}). Written where the register value is "
+                    f"built, it is visible to whoever reads that code, and there is no global symbol, "
+                    f"prototype in {hdr}{stubs} to keep in sync.")
             return self.at_line(dview, line, msg, note=note, confidence=Confidence.MEDIUM)
         return self.at_line(dview, line, msg, note=note)
 

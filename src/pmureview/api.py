@@ -124,10 +124,13 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
                         base_reader=reader, base=base, files_mode=options.files)
     findings = run_rules(rules, ctx)
 
-    for n in () if options.per_patch else series.missing:
-        findings.append(_engine_finding("pmureview/missing-patch", n,
-                                        f"patch {n}/{series.total} is missing from the series; "
-                                        "the others were reviewed without it"))
+    if series.missing and not options.per_patch:
+        n = len(series.missing)
+        which = _ranges(series.missing)
+        findings.append(_engine_finding(
+            "pmureview/missing-patch", 0,
+            f"{'patch' if n == 1 else 'patches'} {which} of {series.total} {'is' if n == 1 else 'are'} missing "
+            "from the series; the others were reviewed without them", ))
     for p in problems:
         findings.append(_engine_finding(p.rule, p.patch, p.message))
     for fail in failures:
@@ -142,12 +145,37 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
                 "there", path=view.path, line=min(view.added)))
     for prob in registry.problems:
         findings.append(_engine_finding("pmureview/rule-not-loaded", 0, f"{prob.origin}: {prob.message}"))
+    # engine findings obey --select/--ignore too (all but internal errors, which are never hidden)
+    findings = [f for f in findings if f.rule == "pmureview/internal-error" or not f.rule.startswith("pmureview/")
+                or _selected(f.rule, options)]
     findings = decide(findings, ctx, severity=options.severity, per_path_ignores=options.per_path_ignores,
                       baseline=load_baseline(options.baseline))
     if reader is not None and hasattr(reader, "close"):
         reader.close()
     return Review(series=series, findings=findings, rules={r.meta.id: r.meta for r in rules},
                   mode=ctx.mode, base=base, options=options)
+
+
+def _selected(rule: str, options: Options) -> bool:
+    from .engine.select import matches
+
+    if options.select and not matches(rule, options.select) and not matches(rule, ("pmureview",)):
+        return False
+    return not (options.ignore and matches(rule, options.ignore))
+
+
+def _ranges(numbers: tuple[int, ...]) -> str:
+    """(1, 2, 3, 5) -> '1-3, 5'."""
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in (*numbers[1:], None):
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(out)
 
 
 def _error_share(view) -> float:

@@ -17,7 +17,7 @@ from .rule import Rule
 _INLINE = re.compile(r"pmureview:\s*ignore\[([^\]]*)\]")
 
 
-def _matches(rule_id: str, patterns: Iterable[str]) -> bool:
+def matches(rule_id: str, patterns: Iterable[str]) -> bool:
     """`kvmarm` selects the pack, `kvmarm/fgt-` a prefix, `kvmarm/fgt-trap-polarity` one rule."""
     for p in patterns:
         p = p.strip()
@@ -33,9 +33,9 @@ def choose_rules(rules: Iterable[Rule], *, select: tuple[str, ...], ignore: tupl
     out = []
     for r in rules:
         m = r.meta
-        if select and not _matches(m.id, select):
+        if select and not matches(m.id, select):
             continue
-        if ignore and _matches(m.id, ignore):
+        if ignore and matches(m.id, ignore):
             continue
         if m.status == "preview" and not preview:
             continue
@@ -63,7 +63,7 @@ def decide(findings: list[Finding], ctx: SeriesContext, *, severity: dict[str, s
         loc = f.location
         if loc.path and loc.line and _inline_ignored(f, ctx):
             continue
-        if loc.path and any(fnmatch(loc.path, g) and _matches(f.rule, ids) for g, ids in per_path_ignores.items()):
+        if loc.path and any(fnmatch(loc.path, g) and matches(f.rule, ids) for g, ids in per_path_ignores.items()):
             continue
         if baseline and f.fingerprint() in baseline:
             continue
@@ -78,7 +78,7 @@ def _inline_ignored(f: Finding, ctx: SeriesContext) -> bool:
     text = f.snippet if view is None else view.line_text(_post_line(view, f.location.line or 0))
     for m in _INLINE.finditer(text or ""):
         ids = [i.strip() for i in m.group(1).split(",") if i.strip()]
-        if not ids or _matches(f.rule, ids):
+        if not ids or matches(f.rule, ids):
             return True
     return False
 

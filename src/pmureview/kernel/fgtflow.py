@@ -301,6 +301,11 @@ class Flow:
             return (self.resolve(node.child_by_field_name("left"), src, fn, helpers=helpers, depth=depth + 1)
                     | self.resolve(node.child_by_field_name("right"), src, fn, helpers=helpers,
                                    depth=depth + 1))
+        if t == "conditional_expression":  # `cap ? MASK : 0`: whichever branch runs
+            return (self.resolve(node.child_by_field_name("consequence"), src, fn, helpers=helpers,
+                                 depth=depth + 1)
+                    | self.resolve(node.child_by_field_name("alternative"), src, fn, helpers=helpers,
+                                   depth=depth + 1))
         if t == "number_literal":
             return Mask([], text(node).rstrip("uUlL") in ("0", "0x0"))
         if t == "identifier":

@@ -141,3 +141,13 @@ def code_scopes(view) -> list[Scope]:  # view: FileView
         if nodes:
             out.append(Scope(name, nodes, None))
     return out
+
+
+def hunk_function(view, line: int) -> str | None:
+    """The function a hunk-only line belongs to, from its hunk's `@@ ... @@ section` header."""
+    for hunk in view.change.hunks:
+        new = [hl.new_no for hl in hunk.lines if hl.kind != "-" and hl.new_no]
+        if new and min(new) <= line <= max(new):
+            m = _SECTION_FN.search(hunk.section or "")
+            return (m.group(1) or m.group(2)) if m else None
+    return None

@@ -188,13 +188,15 @@ def _label(stmt: Node) -> str | None:
     return None
 
 
-def local_caps(node: Node, preds: Mapping[str, Iterable[str]], fn_name: str) -> dict[str, Why]:
-    """Capabilities that hold at `node` because of the code of its own function."""
+def local_caps(node: Node, preds: Mapping[str, Iterable[str]], fn_name: str,
+               siblings: bool = True) -> dict[str, Why]:
+    """Capabilities that hold at `node` because of the code of its own function. `siblings`: also
+    earlier early-return statements (off when the function's extent is unknown)."""
     out: dict[str, Why] = {}
     child = node
     parent = node.parent
     while parent is not None and parent.type != "function_definition":
-        if parent.type == "compound_statement":
+        if parent.type == "compound_statement" and siblings:
             pending: dict[str, tuple[str, int]] = {}  # cap -> (exit kind, line)
             for sib in parent.named_children:
                 if sib.id == child.id:
@@ -278,8 +280,8 @@ class CapabilityFlow:
     def at(self, node: Node) -> dict[str, Why]:
         """Every capability that holds at `node`, with the reason."""
         fn = enclosing_function(node)
-        if fn is None:
-            return {}
+        if fn is None:  # hunk-only: the function's head is outside the hunks; local facts only
+            return local_caps(node, self.preds, "", siblings=False)
         name = function_name(fn) or ""
         out = dict(self.entry(name, fn))
         out.update(local_caps(node, self.preds, name))

@@ -39,6 +39,9 @@ def _find(lines: list[str], old: list[str], want: int) -> int | None:
     limit = len(lines) - n
     if limit < 0:
         return None
+    # a hunk header past the end of the file: the nearest candidates are the last ones (and the
+    # loop below stays bounded by the file's length, not by a number taken from the mail)
+    want = min(want, limit)
     for delta in range(0, max(want, limit - want) + 1):
         for pos in (want - delta, want + delta) if delta else (want,):
             if 0 <= pos <= limit and lines[pos:pos + n] == old:

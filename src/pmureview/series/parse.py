@@ -20,6 +20,9 @@ _DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )")
 _BASE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.M)
 _CHANGE_ID = re.compile(r"^change-id:\s*(\S+)\s*$", re.M)
 _KNOWN_TRAILERS = {"fixes", "link", "closes", "cc", "message-id", "change-id", "bug", "patchwork-id"}
+# No source file comes near this many lines; a hunk header beyond it is hostile or corrupt, and the
+# hunk-only view would have to hold that many (empty) lines.
+MAX_LINE = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,13 @@ def _file_changes(diff_text: str, mail_offset: int, problems: list[Problem], num
         else:
             kind = ChangeKind.MODIFIED
         path = src if kind == ChangeKind.DELETED else tgt
+        if far := next((h for h in pf if max(h.source_start + h.source_length,
+                                              h.target_start + h.target_length) > MAX_LINE), None):
+            problems.append(Problem("pmureview/unparsable", number,
+                                    f"{path}: hunk @@ -{far.source_start},{far.source_length} "
+                                    f"+{far.target_start},{far.target_length} @@ claims lines beyond "
+                                    f"{MAX_LINE}; this file was not reviewed"))
+            continue
         hunks = []
         for h in pf:
             hlines = tuple(

@@ -1,0 +1,165 @@
+"""kvmarm/guest-triggerable-log: a non-ratelimited printk on a path a guest can drive at will."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from functools import cache
+
+from pmureview.engine.context import FileView, SeriesContext
+from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.engine.rule import Rule
+from pmureview.kernel.wiring import load_facts
+from pmureview.lang.c import call_name, enclosing_function, function_name, functions, parse, text, walk
+
+MAX_DEPTH = 4
+# Base files that hold exit handlers, trap handlers and what they call (full mode adds these to the
+# series' own post-images to build the call graph).
+GRAPH_PATHS = tuple(f"arch/arm64/kvm/{p}" for p in (
+    "handle_exit.c", "mmu.c", "mmio.c", "sys_regs.c", "hypercalls.c", "psci.c", "emulate-nested.c",
+    "inject_fault.c", "pmu-emul.c", "arch_timer.c", "nested.c", "at.c", "trng.c", "pvtime.c",
+    "vgic/vgic-mmio.c", "vgic/vgic-mmio-v2.c", "vgic/vgic-mmio-v3.c", "vgic/vgic-its.c",
+    "vgic-sys-reg-v3.c"))
+_ACCESS = re.compile(r"SYS_DESC\s*\([^()]*\)\s*,\s*([a-z_]\w*)\s*[,}]|\.access\s*=\s*([a-z_]\w*)")
+# Host-side failures, not guest behaviour: allocation, mapping setup, KVM_BUG_ON paths.
+_HOST_FAILURE = re.compile(r"alloc|ENOMEM|IS_ERR|KVM_BUG|WARN|\bBUG|cannot\s+(?:allocate|map)|"
+                           r"failed\s+to\s+(?:allocate|map|create|init)", re.I)
+
+
+@cache
+def _graph(digest: str, src: str) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    """(function -> callees, sys_reg `.access` callbacks) of one file's text; cached by content."""
+    root = parse(src.encode("utf-8", "surrogateescape")).root_node
+    edges: dict[str, set[str]] = {}
+    for name, fn in functions(root):
+        callees = edges.setdefault(name, set())
+        for c in walk(fn, {"call_expression"}):
+            n = call_name(c)
+            if n:
+                callees.add(n)
+        # function pointers passed on (handlers handed to helpers) count as calls
+        for ident in walk(fn, {"identifier"}):
+            if ident.parent is not None and ident.parent.type == "argument_list":
+                callees.add(text(ident))
+    access = {m.group(1) or m.group(2) for m in _ACCESS.finditer(src)} - {"NULL"}
+    return {k: frozenset(v) for k, v in edges.items()}, frozenset(access)
+
+
+def _file_graph(src: str) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    return _graph(hashlib.sha1(src.encode("utf-8", "surrogateescape")).hexdigest(), src)
+
+
+class GuestTriggerableLog(Rule):
+    meta = RuleMeta(
+        id="kvmarm/guest-triggerable-log",
+        title="Non-ratelimited host log message a guest can trigger at will",
+        severity=Severity.WARNING,
+        confidence=Confidence.MEDIUM,
+        scope=Scope.SERIES,
+        uses_tree=True,
+        docs=RuleDocs(
+            what="Flags an added kvm_err()/kvm_info()/pr_err()/pr_warn()/pr_info()/printk()/dev_err() "
+                 "(not the _ratelimited or _once forms) in a function reachable, within four calls, "
+                 "from a guest exit: the arm_exit_handlers[] members, kvm_handle_guest_abort() and "
+                 "its callees, sys_reg table `.access` callbacks, hypercall/PSCI handlers and vGIC "
+                 "MMIO/ITS command handlers. The call graph is the series' post-images plus, in full "
+                 "mode, the base files holding those handlers.",
+            why="A guest reaches these paths as often as it likes (it only has to fault or trap "
+                "again), so an unconditional message lets it flood the host log; and the message "
+                "never reaches the VMM, which is who could act on it. KVM does not log guest-caused "
+                "conditions: it handles or reflects them, and tracepoints are how they are observed.",
+            example="if (!device)\n\tkvm_err(\"unexpected FOO fault at hva %lx\\n\", hva);",
+            use_instead="if (!device) {\n\ttrace_kvm_foo_fault(hva);\n\treturn kvm_inject_dabt(vcpu, "
+                        "kvm_vcpu_get_hfar(vcpu));\n}",
+            known_problems="Reachability is by name over the files the rule can see (same-named static "
+                           "functions are merged); a message for a host failure on such a path "
+                           "(allocation, KVM_BUG_ON) is skipped when the condition or text says so, "
+                           "otherwise reported as a question. WARN*/BUG* are out of scope.",
+            references=("DOMAIN-PACK2.md rule 26 and §1.6; kvm_pr_unimpl() and print_sys_reg_msg() "
+                        "(ratelimited) as the existing forms",),
+        ),
+    )
+
+    def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
+        facts = load_facts(ctx.base_reader)
+        plain = facts.plain_logs
+        if not plain:
+            return
+        candidates: list[tuple[FileView, int, str, str]] = []
+        for view in ctx.all_views():
+            if not view.added or not view.path.endswith(".c") or "/hyp/" in view.path:
+                continue
+            if not any(p in view.text for p in plain):
+                continue
+            for c in walk(view.root, {"call_expression"}):
+                name = call_name(c)
+                line = view.node_line(c)
+                if name not in plain or line not in view.added:
+                    continue
+                fn = enclosing_function(c)
+                fname = function_name(fn) if fn is not None else None
+                if not fname or self._host_failure(c):
+                    continue
+                candidates.append((view, line, name, fname))
+        if not candidates:
+            return
+        reach = self._reachable(ctx, facts)
+        for view, line, log, fname in candidates:
+            path = reach.get(fname)
+            if path is None:
+                continue
+            via = " -> ".join(path)
+            yield self.at_line(
+                view, line, f"{log}() in {fname}(), reachable from a guest exit ({via}): can the "
+                            f"guest flood the host log with it?",
+                note=f"A guest can hit this as often as it likes, so it can flood the host log, and "
+                     f"{log}() never reaches the VMM anyway. KVM should not log guest-caused "
+                     f"conditions: drop it, or use a tracepoint if someone needs to observe it "
+                     f"(kvm_pr_unimpl() if it is an unimplemented feature).")
+
+    @staticmethod
+    def _host_failure(call) -> bool:
+        if _HOST_FAILURE.search(text(call)):
+            return True
+        n = call.parent
+        while n is not None and n.type != "function_definition":
+            if n.type == "if_statement" and _HOST_FAILURE.search(text(n.child_by_field_name("condition"))):
+                return True
+            n = n.parent
+        return False
+
+    @staticmethod
+    def _reachable(ctx: SeriesContext, facts) -> dict[str, list[str]]:
+        """function -> the call path from an entry point (entry first), depth <= MAX_DEPTH."""
+        edges: dict[str, set[str]] = {}
+        access: set[str] = set()
+        finals = ctx.final_views()
+        texts = [v.text for p, v in finals.items() if p.endswith((".c", ".h"))]
+        for p in GRAPH_PATHS:
+            if p not in finals:
+                try:
+                    t = ctx.base_text(p)
+                except Exception:  # an unreadable base file only shrinks the graph
+                    t = None
+                if t:
+                    texts.append(t)
+        for t in texts:
+            e, a = _file_graph(t)
+            for k, v in e.items():
+                edges.setdefault(k, set()).update(v)
+            access |= a
+        pats = [re.compile(p) for p in facts.guest_entry_patterns]
+        entries = set(facts.exit_handlers) | set(facts.guest_entry_points) | access
+        entries |= {f for f in edges if any(p.match(f) for p in pats)}
+        out: dict[str, list[str]] = {e: [e] for e in entries}
+        frontier = list(entries)
+        for _ in range(MAX_DEPTH):
+            nxt = []
+            for f in frontier:
+                for c in edges.get(f, ()):
+                    if c not in out and c in edges:
+                        out[c] = [*out[f], c]
+                        nxt.append(c)
+            frontier = nxt
+        return out
