@@ -9,7 +9,7 @@ findings per rule and severity (only rules that ran), every `error` finding with
 message for human review, engine findings (`pmureview/internal-error` = a rule crashed), the
 noisiest rules with examples, and the wall time.
 
-usage: python bench/precision.py [--src DIR] [--version N] [--batch 40] [--json OUT]
+usage: python bench/precision.py [--src DIR] [--version N] [--batch 200] [--json OUT]
                                  [--examples 3] [--mode plain|tree|both]
 """
 
@@ -41,7 +41,9 @@ def run_batches(pmr, files, src, tree: bool, batch: int):
     t0 = time.perf_counter()
     for i in range(0, len(files), batch):
         chunk = files[i:i + batch]
-        argv = [*pmr, "check", "--files", *map(str, chunk), "--format", "json", "--fail-on", "error"]
+        # paths relative to the tree root (the cwd), so that rule globs such as arch/arm64/kvm/** match
+        rels = [str(p.relative_to(src)) for p in chunk]
+        argv = [*pmr, "check", "--files", *rels, "--format", "json", "--fail-on", "error"]
         if tree:
             argv += ["--tree", str(src)]
         r = subprocess.run(argv, capture_output=True, text=True, cwd=src, env=child_env())
@@ -105,7 +107,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="the rule packs over real KVM/arm64 code")
     ap.add_argument("--src", type=Path, help="an unpacked kernel tree (default: newest Debian linux-source)")
     ap.add_argument("--version", help="linux-source-VERSION (default: the newest apt offers)")
-    ap.add_argument("--batch", type=int, default=40, help="files per pmureview process (default 40)")
+    ap.add_argument("--batch", type=int, default=200,
+                    help="files per pmureview process (default 200: the KVM set in one process, so that "
+                    "cross-file rules see every file)")
     ap.add_argument("--mode", choices=("plain", "tree", "both"), default="both")
     ap.add_argument("--examples", type=int, default=3)
     ap.add_argument("--json", type=Path, help="write every finding of every mode to this file")

@@ -10,6 +10,7 @@ from pmureview.engine.context import FileContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.kernel.predicates import HOST, Classifier, classify_path, gating_data, helpers_for
+from pmureview.kernel.predicates import cond_text as _cond_text
 from pmureview.lang.c import call_name, enclosing_function, text, walk
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class GuestStateHostCapOnly(Rule):
             if cls != HOST or not host or _switched_elsewhere(node, reg, moves):
                 continue
             seen.add(line)
-            gate = " ".join(text(host[0]).split())
+            gate = _cond_text(host[0])
             restore = "write_sysreg" in text(node)
             verb = "restored" if restore else "saved"
             yield self.at_line(
@@ -147,13 +148,15 @@ def _moves(root: Node) -> Iterator[tuple[Node, str]]:
             inner = next((c for c in walk(src, {"call_expression"}) if call_name(c) in _STORAGE), None)
             if inner is not None and (reg := _reg_of(inner)):
                 yield call, reg
-        elif name in _ASSIGN and "read_sysreg" in text(args) and _takes_ctxt(enclosing_function(call)):
-            if reg := _reg_of(call):
-                yield call, reg
+        elif (name in _ASSIGN and "read_sysreg" in text(args) and _takes_ctxt(enclosing_function(call))
+              and (reg := _reg_of(call))):
+            yield call, reg
     for a in walk(root, {"assignment_expression"}):
         left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
         if left is None or right is None or left.type != "call_expression":
             continue
-        if call_name(left) in _STORAGE and "read_sysreg" in text(right) and _takes_ctxt(enclosing_function(a)):
-            if reg := _reg_of(left):
-                yield a, reg
+        # ctxt_sys_reg(ctxt, R) = read_sysreg...(): the context may be the host's or the guest's
+        if (call_name(left) in _STORAGE and "read_sysreg" in text(right)
+                and (call_name(left) == "ctxt_sys_reg" or _takes_ctxt(enclosing_function(a)))
+                and (reg := _reg_of(left))):
+            yield a, reg

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from pmureview.engine.context import FileContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.engine.rule import Rule
 from pmureview.kernel.idregs import EXPOSED_FORMS, Limits, exposed, facts, is_id_register, writable
 from pmureview.kernel.sysregtable import Entry, pre_entries, view_entries
-from pmureview.engine.rule import Rule
 
 
 class IdregExposedUnsanitised(Rule):
@@ -67,13 +67,13 @@ class IdregExposedUnsanitised(Rule):
             was_exposed = (old is not None and exposed(old)) or _removed_exposed(removed, name)
             f = facts(ctx.series, name, ctx.patch.number)
             lim = f.limits if f.limits is not None else Limits()
-            if exposed(e) and not was_exposed and e.start in view.added:
-                if not lim.limited and _resets_generic(e):
-                    yield self._unsanitised(view, line, e)
-                    continue
+            if (exposed(e) and not was_exposed and e.start in view.added
+                    and not lim.limited and _resets_generic(e)):
+                yield self._unsanitised(view, line, e)
+                continue
             yield from self._hidden_writable(view, line, e, old, lim)
 
-    def _unsanitised(self, view, line: int, e: Entry) -> Finding:  # noqa: ANN001
+    def _unsanitised(self, view, line: int, e: Entry) -> Finding:
         mask = writable(e)
         name = e.name
         if mask.kind in ("none", "allow"):
@@ -96,10 +96,11 @@ class IdregExposedUnsanitised(Rule):
                  "features KVM needs nothing for. Is that the case here?",
         )
 
-    def _hidden_writable(self, view, line: int, e: Entry, old: Entry | None,  # noqa: ANN001
+    def _hidden_writable(self, view, line: int, e: Entry, old: Entry | None,
                          lim: Limits) -> Iterator[Finding]:
         mask = writable(e)
-        if mask.kind in ("none", "unknown") or (old is not None and old.get("val") == e.get("val")
+        # "all" (AA32_ID_WRITABLE's GENMASK(31, 0)) is a deliberate blanket, not a field list
+        if mask.kind in ("none", "unknown", "all") or (old is not None and old.get("val") == e.get("val")
                                                 and old.macro == e.macro):
             return
         old_mask = writable(old) if old is not None else None

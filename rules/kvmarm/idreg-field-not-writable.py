@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from pmureview.engine.context import FileView
 
 _FEAT_CALLS = ("kvm_has_feat", "kvm_has_feat_enum", "kvm_has_feat_range")
-_FEAT_TEXT = re.compile(r"(!\s*)?\bkvm_has_feat(?:_enum|_range)?\s*\(\s*[^,()]+(?:\([^()]*\))?[^,]*,\s*(\w+)\s*,\s*(\w+)")
+_FEAT_TEXT = re.compile(
+    r"(!\s*)?\bkvm_has_feat(?:_enum|_range)?\s*\(\s*[^,()]+(?:\([^()]*\))?[^,]*,\s*(\w+)\s*,\s*(\w+)")
 _HIDING = re.compile(r"\bfgu\b|RES0|res0|REG_HIDDEN|undef|-E[A-Z]+|&=\s*~")
 _DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
 _HELPER = re.compile(r"^(?:ctxt_has_|kvm_has_|vcpu_has_)\w+$")

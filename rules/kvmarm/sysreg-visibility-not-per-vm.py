@@ -9,6 +9,7 @@ from pmureview.engine.context import FileContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.kernel.predicates import HOST, Classifier, classify_path, helpers_for
+from pmureview.kernel.predicates import cond_text as _cond_text
 from pmureview.kernel.sysregtable import Entry, pre_entries, view_entries
 from pmureview.lang.c import call_name, functions, text, walk
 
@@ -137,7 +138,7 @@ class SysregVisibilityNotPerVm(Rule):
                 continue
             regs = sorted({e.name for e in users.get(name, []) if e.name})
             what = ", ".join(regs[:3]) + (" ..." if len(regs) > 3 else "") if regs else "the register"
-            gate = " ".join(text(cond).split())
+            gate = _cond_text(cond)
             yield self.at_line(
                 view, line,
                 f"{name}() makes {what} visible on a host-only test ({gate}), not on the VM's features",

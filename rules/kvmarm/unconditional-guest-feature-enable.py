@@ -102,11 +102,19 @@ class UnconditionalGuestFeatureEnable(Rule):
     def _trap_functions(self, ctx: FileContext, view: FileView, feats: dict[str, str]) -> Iterator[Finding]:
         wanted = set(gating_data().get("enable_bits", {}).get("trap_functions", ()))
         clf: Classifier | None = None
-        for name, fn in functions(view.root):
-            if name not in wanted or not view.touches_added(fn):
-                continue
+        scopes: list[tuple[str, Node, bool]] = [
+            (name, fn, True) for name, fn in functions(view.root) if name in wanted and view.touches_added(fn)]
+        if view.mode != "full":
+            # hunk-only: a function whose header is outside the hunks is known by the hunk heading
+            for h in view.change.hunks:
+                m = re.search(r"(\w+)\s*\(", h.section or "")
+                if m and m.group(1) in wanted and not any(m.group(1) == s for s, _, _ in scopes):
+                    scopes.append((m.group(1), view.root, False))
+        for name, fn, whole in scopes:
             stores = _stored_locals(fn)
             for a in walk(fn, {"assignment_expression"}):
+                if not whole and (_in_function(a) or not _in_hunk_of(view, a, name)):
+                    continue
                 op = a.child_by_field_name("operator")
                 left, right = a.child_by_field_name("left"), a.child_by_field_name("right")
                 if op is None or left is None or right is None or text(op) not in ("|=", "="):
@@ -121,8 +129,8 @@ class UnconditionalGuestFeatureEnable(Rule):
                 if clf is None:
                     clf = Classifier(helpers_for(ctx.series, ctx.patch.number))
                 cls, _ = classify_path(clf, a)
-                if cls not in (HOST, NONE):
-                    continue  # per-VM on the path, or something we cannot judge
+                if cls not in (HOST, NONE) or (not whole and cls != HOST):
+                    continue  # per-VM on the path, or something we cannot judge (only part seen)
                 yield self._finding(view, line, bits, f"in {name}()", feats)
 
     def _finding(self, view: FileView, line: int, bits: list[str], where: str,
@@ -137,6 +145,23 @@ class UnconditionalGuestFeatureEnable(Rule):
                  "registers say it is absent, and the VMM cannot turn it off for migration. "
                  f"Please set it per VM under {gate} instead.",
         )
+
+
+def _in_function(node: Node) -> bool:
+    p = node.parent
+    while p is not None:
+        if p.type == "function_definition":
+            return True
+        p = p.parent
+    return False
+
+
+def _in_hunk_of(view: FileView, node: Node, function: str) -> bool:
+    line = view.node_line(node)
+    for h in view.change.hunks:
+        if h.new_start <= line < h.new_start + h.new_len:
+            return bool(re.search(rf"\b{re.escape(function)}\s*\(", h.section or ""))
+    return False
 
 
 def _stored_locals(fn: Node) -> set[str]:

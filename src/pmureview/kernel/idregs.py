@@ -23,7 +23,9 @@ from .sysregtable import Entry
 EXPOSED_FORMS = ("ID_SANITISED", "ID_WRITABLE", "ID_FILTERED", "AA32_ID_WRITABLE")
 HIDDEN_FORMS = ("ID_HIDDEN", "ID_UNALLOCATED")
 SANITISED_RESET = "kvm_read_sanitised_id_reg"
-_ID_NAME = re.compile(r"^(?:ID_\w+_EL1|MVFR\d_EL1|CTR_EL0|MIDR_EL1|REVIDR_EL1|AIDR_EL1|CLIDR_EL1)$")
+# the feature ID registers KVM keeps per VM in the (3, 0, 0, crm, op2) space; CTR_EL0, MIDR_EL1 & co.
+# are limited elsewhere
+_ID_NAME = re.compile(r"^(?:ID_\w+_EL1|MVFR\d_EL1)$")
 _TOKEN = re.compile(r"\b(?:ARM64_FEATURE_MASK\s*\(\s*(\w+)\s*\)|(\w+))")
 
 
@@ -154,7 +156,7 @@ def _apply_stmt(stmt_text: str, reg: str, lim: Limits) -> None:
             lim.allow = fs if lim.allow is None else lim.allow & fs
 
 
-def _apply_sets(node, reg: str, lim: Limits) -> None:  # noqa: ANN001
+def _apply_sets(node, reg: str, lim: Limits) -> None:
     """A field set again anywhere after (`val |= SYS_FIELD_PREP(R, F, ...)`) is limited, not hidden."""
     for a in walk(node, {"assignment_expression"}):
         op = a.child_by_field_name("operator")
@@ -166,7 +168,7 @@ def _apply_sets(node, reg: str, lim: Limits) -> None:  # noqa: ANN001
             lim.cleared.discard(m.group(1))
 
 
-def _top_statements(body) -> list:  # noqa: ANN001 - a compound_statement
+def _top_statements(body) -> list:
     return [c for c in body.named_children if c.type == "expression_statement"]
 
 
@@ -175,7 +177,7 @@ def _sanitisation_cached(digest: str, c_text: str) -> dict[str, Limits]:
     out: dict[str, Limits] = {}
     try:
         root = parse(c_text.encode("utf-8", "surrogateescape")).root_node
-    except Exception:  # noqa: BLE001
+    except Exception:
         return out
     fns = {name: fn for fn in walk(root, {"function_definition"}) if (name := function_name(fn))}
     for name, fn in fns.items():
@@ -281,7 +283,7 @@ class IdRegFacts:
     source: str = ""  # tree | series | snapshot
 
 
-def _final_text(series, upto: int | None) -> tuple[str | None, bool]:  # noqa: ANN001
+def _final_text(series, upto: int | None) -> tuple[str | None, bool]:
     """sys_regs.c as the series leaves it (upto patch N) and whether the text is complete."""
     last = None
     for v in series.all_views():
@@ -293,7 +295,7 @@ def _final_text(series, upto: int | None) -> tuple[str | None, bool]:  # noqa: A
     return base, base is not None
 
 
-def series_limits(series, upto: int | None = None) -> tuple[dict[str, Limits], bool]:  # noqa: ANN001
+def series_limits(series, upto: int | None = None) -> tuple[dict[str, Limits], bool]:
     """Sanitisation facts of sys_regs.c after the series; complete=False when only hunks are known
     (then the bundled facts fill in and `case SYS_R:` lines added by the series count as limits)."""
     text_, complete = _final_text(series, upto)
@@ -310,7 +312,7 @@ def series_limits(series, upto: int | None = None) -> tuple[dict[str, Limits], b
     return out, False
 
 
-def facts(series, name: str, upto: int | None = None) -> IdRegFacts:  # noqa: ANN001
+def facts(series, name: str, upto: int | None = None) -> IdRegFacts:
     """The descriptor (writable mask) and sanitisation of ID register `name` after the series."""
     from .sysregtable import parse_table, view_entries
 

@@ -103,7 +103,7 @@ def _scan_cached(digest: str, c_text: str) -> dict[str, list[str]]:
             out[m.group(1)] = [body]
     try:
         root = parse(c_text.encode("utf-8", "surrogateescape")).root_node
-    except Exception:  # noqa: BLE001 - a parser failure only loses helper bodies
+    except Exception:
         return out
     for fn in walk(root, {"function_definition"}):
         name = function_name(fn)
@@ -134,7 +134,7 @@ def helpers_for(series: Any, upto: int | None = None) -> Helpers:
         for path in HELPER_FILES:
             try:
                 t = reader(path)
-            except Exception:  # noqa: BLE001 - an unreadable base file only loses facts
+            except Exception:
                 t = None
             if t:
                 h.add_text(t)
@@ -277,3 +277,17 @@ def classify_path(clf: Classifier, node: Node) -> tuple[str, list[Node]]:
     conds = path_conditions(node)
     classes = [(c, clf.classify(c)) for c in conds]
     return _combine(k for _, k in classes), [c for c, k in classes if k == HOST]
+
+
+def cond_text(cond: Node) -> str:
+    """A condition as one line without its outer parentheses (for messages)."""
+    t = " ".join(text(cond).split())
+    while t.startswith("(") and t.endswith(")"):
+        inner = t[1:-1]
+        depth = 0
+        for ch in inner:
+            depth += (ch == "(") - (ch == ")")
+            if depth < 0:
+                return t
+        t = inner.strip()
+    return t

@@ -90,8 +90,9 @@ def split_top(s: str, sep: str = ",") -> list[tuple[int, str]]:
             depth += 1
         elif ch in ")}]":
             depth -= 1
-            if depth < 0:
-                return out  # unbalanced: stop at the first inconsistency
+            if depth < 0:  # a run of known lines that starts inside an entry: drop the tail
+                depth = 0
+                start = i + 1
         elif ch == sep and depth == 0:
             out.append((start, s[start:i]))
             start = i + 1
@@ -255,13 +256,13 @@ def parse_lines(lines: list[str]) -> list[Entry]:
     return parse_table(text, frozenset(range(1, len(lines) + 1)) if lines else frozenset())
 
 
-def view_entries(view) -> list[Entry]:  # noqa: ANN001 - a FileView
+def view_entries(view) -> list[Entry]:
     """The entries of a FileView of sys_regs.c (whole table in full mode, known runs otherwise)."""
     known = None if view.mode == "full" else view.known
     return parse_table(view.text, known)
 
 
-def pre_entries(view, base_text: str | None = None) -> list[Entry] | None:  # noqa: ANN001
+def pre_entries(view, base_text: str | None = None) -> list[Entry] | None:
     """The entries before this patch: the pre-image in full mode, else the removed lines (None
     when neither says anything)."""
     if view.pre_text is not None:

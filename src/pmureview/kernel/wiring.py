@@ -221,6 +221,8 @@ def fgu_mentions(const: str, texts: list[str]) -> bool:
 CURATED_TRAP_CLASSES = {
     # DOMAIN-PACK2.md §1.5 / rule 23: enables whose names do not say En, and routing/mode bits.
     "API": "enable", "APK": "enable", "ATA": "enable", "FIEN": "enable", "AMVOFFEN": "enable",
+    # enables of a register whose name starts with T (both name patterns match otherwise)
+    "TCR2En": "enable", "TTBR2En": "enable",
     "IMO": "neither", "FMO": "neither", "AMO": "neither", "TGE": "neither", "E2H": "neither",
     "NV": "neither", "NV1": "neither", "NV2": "neither", "AT": "neither", "TEA": "neither",
     "TWEDEn": "neither", "TWEDEL": "neither", "EVNTEN": "neither", "EVNTDIR": "neither",
