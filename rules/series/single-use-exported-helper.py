@@ -8,7 +8,6 @@ not exist. Helpers that already existed (made non-static, moved) are only judged
 from __future__ import annotations
 
 import re
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -386,37 +385,15 @@ def _novel(ctx: SeriesContext, name: str, series_added: dict[str, set[str]]) -> 
 
 
 class _TreeGrep:
-    """Uses in base files the series does not touch: one `git grep` (or grep) per helper."""
+    """Uses in base files the series does not touch (the engine's one `git grep` per name)."""
 
-    def __init__(self, argv_head: list[str], cwd: str | None) -> None:
-        self.argv_head = argv_head
-        self.cwd = cwd
+    def __init__(self, ctx: SeriesContext) -> None:
+        self.ctx = ctx
 
     @classmethod
     def for_context(cls, ctx: SeriesContext) -> _TreeGrep | None:
-        # the engine gives rules a blob reader, not a file listing: use its repository and revision
-        reader = ctx.base_reader
-        tree = getattr(reader, "tree", None)
-        rev = getattr(reader, "rev", None)
-        if tree is None:
-            return None
-        if rev:
-            return cls(["git", "-C", str(tree), "grep", "-l", "-w", "-F", "-I"], f"{rev}")
-        return cls(["grep", "-r", "-l", "-w", "-F", "-I", "--include=*.[chS]"], str(tree))
+        return cls(ctx) if ctx.base_reader is not None else None
 
     def files_using(self, name: str, touched: set[str]) -> list[str] | None:
-        try:
-            if self.argv_head[0] == "git":
-                argv = [*self.argv_head, "-e", name, str(self.cwd), "--", "*.c", "*.h", "*.S"]
-                r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-                paths = [ln.split(":", 1)[1] if ":" in ln else ln for ln in r.stdout.splitlines()]
-            else:
-                argv = [*self.argv_head, "-e", name, "."]
-                r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
-                                   cwd=self.cwd)
-                paths = [ln.removeprefix("./") for ln in r.stdout.splitlines()]
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if r.returncode not in (0, 1):
-            return None
-        return [p for p in paths if p not in touched]
+        paths = self.ctx.base_files_using(name)
+        return None if paths is None else [p for p in paths if p not in touched]

@@ -157,6 +157,16 @@ class SeriesContext:
         """A file at the base commit (None in hunk-only mode or when the base lacks it)."""
         return self.base_reader(path) if self.base_reader else None
 
+    def base_files_using(self, word: str, globs: tuple[str, ...] = ("*.c", "*.h", "*.S")) -> list[str] | None:
+        """Files at the base that use `word` as a whole word; None in hunk-only mode or on failure."""
+        grep = getattr(self.base_reader, "grep_files", None)
+        return grep(word, globs) if grep else None
+
+    def base_files(self, prefix: str) -> list[str]:
+        """Paths at the base under `prefix` (a folder or a file); [] in hunk-only mode."""
+        lister = getattr(self.base_reader, "list_files", None)
+        return lister(prefix) if lister else []
+
     @property
     def full(self) -> bool:
         return self.mode == FULL

@@ -49,6 +49,22 @@ class BlobReader:
             self._cache[path] = None if data is None else data.decode("utf-8", "surrogateescape")
         return self._cache[path]
 
+    def grep_files(self, word: str, globs: tuple[str, ...] = ("*.c", "*.h", "*.S")) -> list[str] | None:
+        """Files at the base that use `word` as a whole word (one `git grep`); None when git fails."""
+        try:
+            r = subprocess.run(["git", "-C", str(self.tree), "grep", "-l", "-w", "-F", "-I", "-e", word, self.rev,
+                                "--", *globs], capture_output=True, text=True, timeout=60, check=False,
+                               stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if r.returncode not in (0, 1):
+            return None
+        return sorted(ln.split(":", 1)[1] for ln in r.stdout.splitlines() if ":" in ln)
+
+    def list_files(self, prefix: str) -> list[str]:
+        r = _git(self.tree, "ls-tree", "-r", "--name-only", self.rev, "--", prefix)
+        return r.stdout.splitlines() if r.returncode == 0 else []
+
     def has_object(self, spec: str) -> bool:
         return self._batch(spec) is not None
 
@@ -71,6 +87,28 @@ class FolderReader:
         if not p.is_relative_to(self.tree) or not p.is_file():
             return None
         return p.read_text("utf-8", "surrogateescape")
+
+
+    def grep_files(self, word: str, globs: tuple[str, ...] = ("*.c", "*.h", "*.S")) -> list[str] | None:
+        import re
+        from fnmatch import fnmatch
+
+        pat = re.compile(rf"\b{re.escape(word)}\b")
+        out = []
+        for p in self.tree.rglob("*"):
+            if p.is_file() and any(fnmatch(p.name, g) for g in globs):
+                try:
+                    if pat.search(p.read_text("utf-8", "replace")):
+                        out.append(p.relative_to(self.tree).as_posix())
+                except OSError:
+                    continue
+        return sorted(out)
+
+    def list_files(self, prefix: str) -> list[str]:
+        root = self.tree / prefix
+        if root.is_file():
+            return [prefix]
+        return sorted(p.relative_to(self.tree).as_posix() for p in root.rglob("*") if p.is_file())
 
 
 def _commit_exists(tree: Path, rev: str) -> str | None:
