@@ -47,7 +47,7 @@ static const struct sys_reg_desc sys_reg_descs[] = {
 	ID_WRITABLE(ID_AA64BAR0_EL1, ID_AA64BAR0_EL1_A),
 	/* a comment, with a comma */
 	{ SYS_DESC(SYS_FOO_EL1), NULL, reset_unknown, FOO_EL1,
-	  .visibility = foo_visibility },
+		.visibility = foo_visibility },
 	{ SYS_DESC(SYS_TRAPPED_EL1), undef_access },
 	EL2_REG(HCR_EL2, access_rw, reset_val, 0),
 };

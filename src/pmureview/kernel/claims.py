@@ -34,8 +34,10 @@ REG_RE = re.compile(rf"(?<![\w<]){_REG}(?![\w>])")
 
 _FGT_KEY = re.compile(r"\bfine[- ]grained[- ](?:traps?|trapping|undef)\b|\bFGTs?\b|\bFGU\b", re.I)
 _FGT_VERB = re.compile(
-    r"\b(?:enabl|configur|set(?:s|ting)? up|setup|add|describ|handl|rout|program|install|"
-    r"us|wir|plumb|implement|introduc)(?:e|es|ed|ing|s)?\b", re.I)
+    r"\b(?:enabl(?:e|es|ed|ing)|configur(?:e|es|ed|ing)|set(?:s|ting)? up|setup|add(?:s|ed|ing)?|"
+    r"describ(?:e|es|ed|ing)|handl(?:e|es|ed|ing)|rout(?:e|es|ed|ing)|program(?:s|med|ming)?|"
+    r"install(?:s|ed|ing)?|us(?:e|es|ed|ing)|wir(?:e|es|ed|ing)|implement(?:s|ed|ing)?|"
+    r"introduc(?:e|es|ed|ing))\b", re.I)
 _SWITCH_KEY = re.compile(
     r"\bcontext[- ]switch(?:es|ed|ing)?\b|\bsav(?:e|es|ed|ing) and restor(?:e|es|ed|ing)\b|"
     r"\bsave/restore\b", re.I)
@@ -45,7 +47,8 @@ _EXPOSE_KEY = re.compile(r"\b(?:expos|advertis)(?:e|es|ed|ing)\b(?P<what>[^.;:]{
 _NEGATION = re.compile(
     r"\b(?:not|no|never|nor|none|neither|without|already|later|next|subsequent(?:ly)?|follow-?up|"
     r"future|will|would|could|might|may|should|shall|must|need|needs|needed|can|cannot|if|unless|"
-    r"whether|yet|eventually|previous(?:ly)?|earlier|prior|once|until|preparation|prepare|"
+    r"whether|yet|eventually|previous(?:ly)?|earlier|prior|once|until|preparation|prepare|when|"
+    r"whenever|since|because|given|assuming|otherwise|"
     r"patch\s+\d+|\d+/\d+)\b|n't\b", re.I)
 # Where a clause starts (looking backwards from the keyword).
 _CLAUSE_START = re.compile(r"[,;:()]|\b(?:but|and|or|whereas|while|although|though|so|then)\b", re.I)
@@ -54,6 +57,7 @@ _HEADING = re.compile(
     r"^\s*(?P<what>(?:still\s+|remain\s+|stay\s+)?(?:un|not\s+|non-?)?trapped)(?:\s+(?:registers|accesses))?"
     r"\s*(?:\([^)]*\))?\s*:\s*(?P<rest>.*)$", re.I)
 _ITEM = re.compile(rf"^\s*(?:[-*+\u2022]|\d+[.)])?\s*(?P<reg>{_REG})\b(?P<tail>.*)$")
+_BARE = re.compile(rf"^\s*{_REG}\s*[,.]?\s*$")  # a register alone on its line (a list item)
 _CHANGELOG = re.compile(
     r"^\s*(?:\[?v\d+\s*(?:->|\u2192|to|\.\.|-)?\s*(?:v\d+)?\]?\s*:|changes\s+(?:since|in|from|for)\b|"
     r"changelog\b|change\s+log\b|---\s*$)", re.I)
@@ -117,7 +121,7 @@ def _sentences(lines: list[str | None]) -> list[tuple[int, str, list[int]]]:
         buf, where = "", []
 
     for i, ln in enumerate(lines, 1):
-        if ln is None or not ln.strip() or _CODE.match(ln) or _HEADING.match(ln) or _ITEM.match(ln) \
+        if ln is None or not ln.strip() or _CODE.match(ln) or _HEADING.match(ln) or _BARE.match(ln) \
                 or re.match(r"^\s*[-*+\u2022]\s", ln):
             flush()
             if ln is not None and re.match(r"^\s*[-*+\u2022]\s", ln) and not _CODE.match(ln):
@@ -199,10 +203,9 @@ def _lists(lines: list[str | None]) -> list[Claim]:
         kind = UNTRAPPED if re.match(r"(?:still\s+|remain\s+|stay\s+)?(?:un|not|non)", what) else TRAPPED
         regs: list[tuple[str, int]] = []
         rest = m.group("rest").strip()
-        if rest:
-            # only a plain list of names on the heading line ("Trapped: A_EL0, B_EL1 and C_EL0")
-            if re.fullmatch(rf"(?:{_REG})(?:\s*(?:,|and|,\s*and)\s*{_REG})*\.?", rest):
-                regs = [(normalise_register(r), i + 1) for r in REG_RE.findall(rest)]
+        # only a plain list of names on the heading line ("Trapped: A_EL0, B_EL1 and C_EL0")
+        if rest and re.fullmatch(rf"(?:{_REG})(?:\s*(?:,|and|,\s*and)\s*{_REG})*\.?", rest):
+            regs = [(normalise_register(r), i + 1) for r in REG_RE.findall(rest)]
         j = i + 1
         while not rest and j < len(lines):
             item = lines[j]

@@ -139,7 +139,7 @@ def _file_changes(diff_text: str, mail_offset: int, problems: list[Problem], num
     from unidiff.errors import UnidiffParseError
 
     # unidiff stops at a format-patch signature only if it looks like a diff line; cut it off
-    diff_text = re.split(r"^-- \n", diff_text, maxsplit=1, flags=re.M)[0]
+    diff_text = _cut_signature(diff_text)
     try:
         ps = PatchSet(diff_text)
     except (UnidiffParseError, ValueError, IndexError) as exc:
@@ -195,6 +195,35 @@ def _file_changes(diff_text: str, mail_offset: int, problems: list[Problem], num
         out.append(FileChange(path=path, old_path=src if src != path else None, kind=kind,
                               hunks=tuple(hunks), old_blob=old_blob, new_blob=new_blob, diff_header=header))
     return tuple(out)
+
+
+_HUNK_COUNTS = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+
+
+def _cut_signature(diff_text: str) -> str:
+    """Drop a format-patch signature (`-- ` and what follows). Inside a hunk `-- ` is the removal of
+    a line reading `- `: the hunk header's counts tell which, as git apply counts them."""
+    lines = diff_text.split("\n")
+    old = new = 0
+    for i, ln in enumerate(lines):
+        if old > 0 or new > 0:
+            if ln.startswith("\\"):
+                continue
+            if ln.startswith("-") and old > 0:
+                old -= 1
+                continue
+            if ln.startswith("+") and new > 0:
+                new -= 1
+                continue
+            if (ln.startswith(" ") or ln == "") and old > 0 and new > 0:
+                old, new = old - 1, new - 1
+                continue
+            old = new = 0  # the hunk ended early (unidiff reports it); this line is outside it
+        if m := _HUNK_COUNTS.match(ln):
+            old, new = int(m.group(1) or 1), int(m.group(2) or 1)
+        elif ln == "-- ":
+            return "\n".join(lines[:i]) + "\n"
+    return diff_text
 
 
 def _strip_prefix(name: str | None) -> str:

@@ -1,0 +1,404 @@
+"""series/helper-without-user: a function the series adds that nothing uses (yet).
+
+A helper is a function definition (static, static inline in a header, or global) or a lower-case
+function-like macro added by patch k. Uses are identifiers anywhere in the series' post-images other
+than its own definitions and prototypes (calls, address taken, callback fields, macro arguments),
+plus token-pasted uses (`handle_##x` with `x` written elsewhere); assembly counts by word. Only
+helpers the series introduces are judged (base code cannot use a name that did not exist); in
+hunk-only mode a non-static function also needs its prototype added by the series (otherwise a base
+header may declare it, with callers we cannot see).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pmureview.engine.context import FileView, SeriesContext
+from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.engine.rule import Rule
+from pmureview.lang.c import enclosing_function, function_name, text, walk
+
+_EXEMPT_NAME = re.compile(r"^(?:kvm_arch_|__kvm_arch_|arch_|__arch_|__se_sys|__do_sys|init_module$|"
+                          r"cleanup_module$|main$)")
+_EXEMPT_PATH = re.compile(r"^(?:include/uapi/|arch/\w+/include/uapi/|tools/|scripts/|samples/|"
+                          r"Documentation/)")
+_EXPORT = re.compile(r"\bEXPORT_(?:SYMBOL|TRACEPOINT_SYMBOL|PER_CPU_SYMBOL)\w*\s*\(\s*(\w+)\s*\)")
+_INIT = re.compile(r"\b(?:module_init|module_exit|\w*initcall\w*|__setup|early_param|core_param|"
+                   r"late_initcall\w*)\s*\(\s*(\w+)")
+_ANNOUNCE = re.compile(
+    r"\b(?:in preparation|prepar(?:e|es|ing|atory)|(?:later|next|subsequent|following|upcoming|"
+    r"follow-?up)\s+(?:patch|patches|commit|change)|will be used|to be used|future)\b", re.I)
+# Added lines that are neither code nor logic: what a "helpers only" patch may also hold.
+_TRIVIAL_LINE = re.compile(r"^\s*(?:$|/\*|\*|//|#\s*(?:define\s+[A-Z_][A-Z0-9_]*(?:\s|$)|if|ifdef|ifndef|"
+                           r"else|elif|endif|include)\b|[{}];?\s*$)")
+_MACRO_LOGIC = re.compile(r"[?|&!<>=+\-*/]|\w\s*\(")  # a macro body with an operator or a call
+_MACRO_CALL = re.compile(r"\b[A-Z][A-Z0-9_]*\s*\(([^()]*)\)")
+_PASTE = re.compile(r"(\w*)\s*##\s*\w+\s*(?:##\s*(\w+))?")
+
+
+@dataclass
+class _Helper:
+    name: str
+    view: FileView  # where patch k adds it
+    line: int  # the name's line
+    kind: str  # function | macro
+    static: bool
+    lines: set[int] = field(default_factory=set)  # the definition's post-image lines
+
+
+class HelperWithoutUser(Rule):
+    meta = RuleMeta(
+        id="series/helper-without-user",
+        title="New helper with no user in its patch (or in the whole series)",
+        severity=Severity.WARNING,
+        confidence=Confidence.HIGH,
+        scope=Scope.SERIES,
+        needs_base=True,
+        uses_tree=True,
+        docs=RuleDocs(
+            what="Flags a function (static, static inline in a header, or global) or a lower-case "
+                 "function-like macro that a patch adds without using it: no call, no address "
+                 "taken, no callback assignment, no appearance in another macro's arguments. With no "
+                 "use anywhere in the series or the base it is dead code (warning). When the first "
+                 "user arrives in a later patch and the patch holds nothing but such helpers and "
+                 "constants, it asks to squash the two patches (warning); otherwise, e.g. when the "
+                 "commit message announces the later user, it is a check. Exactly one caller is "
+                 "series/single-use-exported-helper's business.",
+            why="A helper without a user cannot be reviewed: whether its interface, locking and "
+                "error handling are right depends on how it is called. Dead code also fails the "
+                "build with -Werror=unused-function for static helpers, and leftovers from earlier "
+                "versions of a series tend to survive into the tree.",
+            example="/* patch 3/8 */\nstatic inline bool kvm_vcpu_foo_pending(struct kvm_vcpu *vcpu)\n{\n"
+                    "\treturn __vcpu_sys_reg(vcpu, FOO_EL1) & FOO_EL1_PENDING;\n}\n"
+                    "/* first caller in patch 7/8 */",
+            use_instead="Add the helper in the patch that first calls it (7/8 here), or drop it if "
+                        "nothing needs it.",
+            known_problems="API for a follow-up series looks unused here (say so in the cover letter; "
+                           "an announced later user makes it a check). Only helpers the series "
+                           "introduces are judged; in hunk-only mode a non-static function is judged "
+                           "only when the series also adds its prototype. kvm_arch_*()/arch_*() hooks, "
+                           "EXPORT_SYMBOL*()ed and __weak functions, #else stubs, functions moved by "
+                           "the same patch, upper-case macros and files under include/uapi/ and "
+                           "tools/ are skipped. Uses through token pasting are recognised when the "
+                           "pasting macro is in the series or a file it touches. Skipped by "
+                           "`check --files`.",
+            references=("DOMAIN-PACK2.md rule 28 (\"a helper without a user is hard to review\")",),
+        ),
+    )
+
+    def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
+        if ctx.files_mode:
+            return
+        helpers = self._helpers(ctx)
+        if not helpers:
+            return
+        idx = _UseIndex(ctx)
+        total = ctx.series.total
+        for h in helpers:
+            k = h.view.patch.number
+            if idx.exported(h.name) or not idx.novel(h.name):
+                continue
+            uses = idx.uses(h.name)
+            if uses is None:
+                continue  # cannot tell (a file fell back to its hunks in full mode)
+            if any(n <= k for n in uses):
+                continue
+            if ctx.full and idx.base_uses(h.name):
+                continue
+            later = sorted(n for n in uses if n > k)
+            what = f"{h.name}()" if h.kind == "function" else f"the macro {h.name}()"
+            if not later:
+                partial = any(n > k for n in ctx.series.missing)
+                if partial:
+                    yield self.at_line(
+                        h.view, h.line,
+                        f"{what} has no user in the patches at hand; is it used by a patch that is not "
+                        f"here?",
+                        note="Nothing in this posting calls it. If its user is in one of the missing "
+                             "patches, fine; otherwise it is dead code.",
+                        severity=Severity.CHECK, confidence=Confidence.LOW)
+                    continue
+                yield self.at_line(
+                    h.view, h.line,
+                    f"{what} is not used anywhere in the series; leftover from an earlier version?",
+                    note=f"Nothing in the series or the tree calls {what}, takes its address or passes "
+                         f"it on, so it is dead code that nobody can review against a caller. Please "
+                         f"drop it, or add it together with its first user.")
+                continue
+            j = later[0]
+            announced = bool(_ANNOUNCE.search(h.view.patch.message))
+            if not announced and self._only_helpers(ctx, k, helpers, idx):
+                yield self.at_line(
+                    h.view, h.line,
+                    f"{what} has no user in this patch; its first caller is in {j}/{total}, please "
+                    f"squash it into that patch",
+                    note=f"This patch only adds {what} (and what it needs), and nothing uses it until "
+                         f"patch {j}/{total}. A helper without a user is hard to review: whether it "
+                         f"is right depends on how it is called. Please add it in the patch that "
+                         f"uses it.")
+                continue
+            yield self.at_line(
+                h.view, h.line,
+                f"{what} is not used until patch {j}/{total}; could it be added there?",
+                note=f"A helper is easiest to review next to its caller. If it is split out on "
+                     f"purpose (shared preparation for several patches), fine; otherwise please "
+                     f"move it to patch {j}/{total}.",
+                severity=Severity.CHECK, confidence=Confidence.MEDIUM)
+
+    # -- candidates --------------------------------------------------------------------------------
+
+    def _helpers(self, ctx: SeriesContext) -> list[_Helper]:
+        out: dict[str, _Helper] = {}
+        defined: dict[str, int] = {}  # name -> number of definitions seen (stubs, #else branches)
+        prototypes: set[str] = set()
+        for view in ctx.all_views():
+            if not view.is_c or _EXEMPT_PATH.match(view.path):
+                continue
+            try:
+                found = list(_definitions(view))
+                protos = {n for n, line in _prototypes(view) if line in view.added}
+            except Exception:
+                continue
+            prototypes |= protos
+            for h in found:
+                defined[h.name] = defined.get(h.name, 0) + (0 if h.name in out else 1)
+                if h.line not in view.added or h.name in out or _EXEMPT_NAME.match(h.name):
+                    continue
+                if _removed_by(view.patch, h.name):
+                    continue  # moved (or re-implemented) by the same patch
+                out[h.name] = h
+        keep: list[_Helper] = []
+        for h in out.values():
+            if defined.get(h.name, 0) > 1:
+                continue  # several definitions: stubs / config alternatives
+            if h.kind == "function" and not h.static and not ctx.full and h.name not in prototypes:
+                continue  # its prototype may be in a base header, with callers we cannot see
+            keep.append(h)
+        return keep
+
+    def _only_helpers(self, ctx: SeriesContext, k: int, helpers: list[_Helper], idx: _UseIndex) -> bool:
+        """Patch k adds nothing but helpers unused in it, their prototypes and constants."""
+        mine = [h for h in helpers if h.view.patch.number == k]
+        for view in ctx.patch_views(k):
+            covered: set[int] = set()
+            for h in mine:
+                if h.view is view:
+                    covered |= h.lines
+            protos = {line for name, line in _prototypes(view) if name in {h.name for h in mine}} \
+                if view.is_c else set()
+            for line in view.added:
+                if line in covered or line in protos or _TRIVIAL_LINE.match(view.line_text(line)):
+                    continue
+                return False
+        return True
+
+
+# -- definitions and prototypes -----------------------------------------------------------------------
+
+def _definitions(view: FileView) -> Iterator[_Helper]:
+    for fn in walk(view.root, {"function_definition"}):
+        name = function_name(fn)
+        if not name:
+            continue
+        head = text(fn).split("{", 1)[0]
+        if re.search(r"\b__weak\b|__attribute__\s*\(\(\s*weak", head) or _in_else(fn):
+            continue
+        static = bool(re.search(r"\bstatic\b", head))
+        yield _Helper(name, view, _name_line(view, fn), "function", static, set(view.node_lines(fn)))
+    for d in walk(view.root, {"preproc_function_def"}):
+        name = text(d.child_by_field_name("name"))
+        value = d.child_by_field_name("value")
+        if not name or not re.match(r"^[a-z_][a-z0-9_]*$", name) or not name.strip("_"):
+            continue  # upper-case macros: constants and table builders
+        if value is None or not _MACRO_LOGIC.search(text(value)) or _in_else(d):
+            continue
+        yield _Helper(name, view, view.node_line(d), "macro", True, set(view.node_lines(d)))
+
+
+def _in_else(node) -> bool:
+    n = node.parent
+    while n is not None:
+        if n.type in ("preproc_else", "preproc_elif", "preproc_elifdef"):
+            return True
+        n = n.parent
+    return False
+
+
+def _name_line(view: FileView, fn) -> int:
+    decl = fn.child_by_field_name("declarator")
+    name = function_name(fn)
+    ident = next((i for i in walk(decl, {"identifier"}) if text(i) == name), None) if decl else None
+    return view.node_line(ident if ident is not None else fn)
+
+
+def _declarator_name(node) -> str | None:
+    d = node
+    while d is not None and d.type != "function_declarator":
+        d = d.child_by_field_name("declarator")
+    if d is None:
+        return None
+    n = d.child_by_field_name("declarator")
+    return text(n) if n is not None and n.type == "identifier" else None
+
+
+def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
+    for decl in walk(view.root, {"declaration"}):
+        for d in decl.children_by_field_name("declarator"):
+            name = _declarator_name(d)
+            if name:
+                yield name, view.node_line(d)
+
+
+def _removed_by(patch, name: str) -> bool:
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    return any(word.search(t) for f in patch.files for t in f.removed_text)
+
+
+# -- uses ------------------------------------------------------------------------------------------------
+
+class _UseIndex:
+    """Where each name is used, per patch (the views of patch n show the file as patch n leaves it)."""
+
+    def __init__(self, ctx: SeriesContext) -> None:
+        self.ctx = ctx
+        self._tokens: dict[int, dict[str, int]] = {}  # id(view) -> name -> uses (not definitions)
+        self._pastes: set[tuple[str, str]] | None = None
+        self._exports: set[str] | None = None
+        self._args: dict[int, set[str]] = {}
+        self._unknown = ctx.full and any(v.mode != "full" for v in ctx.all_views())
+
+    def _scan(self, view: FileView) -> dict[str, int]:
+        got = self._tokens.get(id(view))
+        if got is not None:
+            return got
+        got = {}
+        try:
+            if view.is_c:
+                for node in walk(view.root, {"identifier", "preproc_arg", "ERROR"}):
+                    if node.type == "identifier":
+                        p = node.parent
+                        if p is not None and p.type == "function_declarator":
+                            continue  # a definition's or prototype's own name
+                        if p is not None and p.type == "preproc_function_def" and node == p.child_by_field_name(
+                                "name"):
+                            continue
+                        fn = enclosing_function(node)
+                        if fn is not None and function_name(fn) == text(node):
+                            continue  # recursion
+                        got[text(node)] = got.get(text(node), 0) + 1
+                    else:
+                        for w in re.findall(r"\b[A-Za-z_]\w*\b", text(node)):
+                            got[w] = got.get(w, 0) + 1
+            elif view.path.endswith((".S", ".lds", ".rs")):
+                for w in re.findall(r"\b[A-Za-z_]\w*\b", view.text):
+                    got[w] = got.get(w, 0) + 1
+        except Exception:
+            pass
+        self._tokens[id(view)] = got
+        return got
+
+    def uses(self, name: str) -> list[int] | None:
+        """Patch numbers whose post-images use `name` (directly or token-pasted)."""
+        if self._unknown:
+            return None
+        out = []
+        for p in self.ctx.patches:
+            views = [self.ctx.view_at(path, p.number) for path in self._paths_until(p.number)]
+            if any(v is not None and (self._scan(v).get(name) or self._pasted(name, v)
+                                      or self._macro_arg(name, v)) for v in views):
+                out.append(p.number)
+        return out
+
+    def _paths_until(self, number: int) -> list[str]:
+        paths: list[str] = []
+        for p in self.ctx.patches:
+            if p.number > number:
+                break
+            for v in self.ctx.patch_views(p.number):
+                if v.path not in paths:
+                    paths.append(v.path)
+        return paths
+
+    def _pasted(self, name: str, view: FileView) -> bool:
+        if self._pastes is None:
+            self._pastes = set()
+            for v in self.ctx.all_views():
+                if v.is_c:
+                    for ln in v.text.split("\n"):
+                        if "##" in ln:
+                            for m in _PASTE.finditer(ln):
+                                self._pastes.add((m.group(1) or "", m.group(2) or ""))
+        for pre, suf in self._pastes:
+            if (pre or suf) and name.startswith(pre) and name.endswith(suf) and len(name) > len(pre) + len(suf):
+                core = name[len(pre): len(name) - len(suf) if suf else None]
+                if self._scan(view).get(core):
+                    return True
+        return False
+
+    def _macro_arg(self, name: str, view: FileView) -> bool:
+        """`DEVICE_ATTR_RO(foo)` for foo_show(), `HANDLE_FUNC(x)` for handle_x(): the pasting macro
+        may be defined in a base header we do not read, so a name built from an upper-case macro's
+        argument counts as used."""
+        args = self._args.get(id(view))
+        if args is None:
+            args = self._args[id(view)] = {a for m in _MACRO_CALL.finditer(view.text)
+                                           for a in re.findall(r"\b[A-Za-z_]\w*\b", m.group(1))}
+        return any(a != name and (name.startswith(a + "_") or name.endswith("_" + a)) for a in args)
+
+    def exported(self, name: str) -> bool:
+        if self._exports is None:
+            self._exports = set()
+            for v in self.ctx.all_views():
+                for rx in (_EXPORT, _INIT):
+                    self._exports.update(m.group(1) for m in rx.finditer(v.text))
+        return name in self._exports
+
+    def novel(self, name: str) -> bool:
+        """Nothing that predates the series mentions `name`."""
+        word = re.compile(rf"\b{re.escape(name)}\b")
+        added: dict[str, set[str]] = {}
+        for p in self.ctx.patches:
+            for f in p.files:
+                added.setdefault(f.path, set()).update(" ".join(ln.text.split()) for ln in f.added_lines())
+                if self.ctx.full:
+                    base = self.ctx.base_text(f.old_path or f.path)
+                    if base and word.search(base):
+                        return False
+        if self.ctx.full:
+            return True
+        for view in self.ctx.all_views():
+            here = added.get(view.path, set())
+            for line in view.known - view.added:
+                t = view.line_text(line)
+                if word.search(t) and " ".join(t.split()) not in here:
+                    return False
+            for t in view.change.removed_text:
+                if word.search(t) and " ".join(t.split()) not in here:
+                    return False
+        return True
+
+    def base_uses(self, name: str) -> bool:
+        """Full mode: a base file the series does not touch names it (one git grep per helper)."""
+        reader = self.ctx.base_reader
+        tree, rev = getattr(reader, "tree", None), getattr(reader, "rev", None)
+        if tree is None:
+            return False
+        touched = {f.path for p in self.ctx.patches for f in p.files}
+        try:
+            if rev:
+                r = subprocess.run(["git", "-C", str(tree), "grep", "-l", "-w", "-F", "-I", "-e", name, rev,
+                                    "--", "*.c", "*.h", "*.S"], capture_output=True, text=True, timeout=60,
+                                   check=False)
+                paths = [ln.split(":", 1)[1] if ":" in ln else ln for ln in r.stdout.splitlines()]
+            else:
+                r = subprocess.run(["grep", "-r", "-l", "-w", "-F", "-I", "--include=*.[chS]", "-e", name, "."],
+                                   capture_output=True, text=True, timeout=60, check=False, cwd=str(tree))
+                paths = [ln.removeprefix("./") for ln in r.stdout.splitlines()]
+        except (OSError, subprocess.SubprocessError):
+            return True  # cannot tell: assume used
+        if r.returncode not in (0, 1):
+            return True
+        return any(p not in touched for p in paths)
