@@ -152,7 +152,7 @@ class HelperWithoutUser(Rule):
 
     def _helpers(self, ctx: SeriesContext) -> list[_Helper]:
         out: dict[str, _Helper] = {}
-        defined: dict[str, int] = {}  # name -> number of definitions seen (stubs, #else branches)
+        per_path: dict[str, dict[str, int]] = {}  # path -> name -> definitions (max over views)
         prototypes: set[str] = set()
         for view in ctx.all_views():
             if not view.is_c or _EXEMPT_PATH.match(view.path):
@@ -163,13 +163,22 @@ class HelperWithoutUser(Rule):
             except Exception:
                 continue
             prototypes |= protos
+            counts: dict[str, int] = {}
             for h in found:
-                defined[h.name] = defined.get(h.name, 0) + (0 if h.name in out else 1)
+                counts[h.name] = counts.get(h.name, 0) + 1
+            seen = per_path.setdefault(view.path, {})
+            for name, n in counts.items():
+                seen[name] = max(seen.get(name, 0), n)
+            for h in found:
                 if h.line not in view.added or h.name in out or _EXEMPT_NAME.match(h.name):
                     continue
                 if _removed_by(view.patch, h.name):
                     continue  # moved (or re-implemented) by the same patch
                 out[h.name] = h
+        defined: dict[str, int] = {}
+        for names in per_path.values():
+            for name, n in names.items():
+                defined[name] = defined.get(name, 0) + n
         keep: list[_Helper] = []
         for h in out.values():
             if defined.get(h.name, 0) > 1:

@@ -29,38 +29,20 @@ class Rule:
 
     # -- helpers that build findings from the rule's metadata ---------------------------------
 
-    def at_line(
-        self,
-        view: FileView,
-        line: int,
-        message: str,
-        *,
-        note: str | None = None,
-        severity: Severity | None = None,
-        confidence: Confidence | None = None,
-        column: int | None = None,
-        end_line: int | None = None,
-        suggestion: str | None = None,
-    ) -> Finding:
-        """A finding anchored on post-image line `line` of `view`."""
-        return Finding(
-            rule=self.meta.id,
-            severity=severity or self.meta.severity,
-            confidence=confidence or self.meta.confidence,
-            message=message,
-            note=note,
-            suggestion=suggestion,
-            snippet=view.line_text(line),
-            location=Location(
-                patch=view.patch.number,
-                path=view.path,
-                line=view.patch_line(line),
-                column=column,
-                end_line=view.patch_line(end_line) if end_line else None,
-                mail_line=view.mail_line(line),
-            ),
-            origin=self.meta.origin,
-        )
+    def finding(self, location: Location, message: str, *, note: str | None = None,
+                severity: Severity | None = None, confidence: Confidence | None = None,
+                suggestion: str | None = None, snippet: str | None = None) -> Finding:
+        """A finding of this rule; severity and confidence default to the rule's own."""
+        return Finding(rule=self.meta.id, severity=severity or self.meta.severity,
+                       confidence=confidence or self.meta.confidence, message=message, note=note,
+                       suggestion=suggestion, snippet=snippet, location=location, origin=self.meta.origin)
+
+    def at_line(self, view: FileView, line: int, message: str, *, column: int | None = None,
+                end_line: int | None = None, **kw) -> Finding:
+        """A finding anchored on post-image line `line` of `view` (note/severity/confidence/suggestion)."""
+        loc = Location(patch=view.patch.number, path=view.path, line=view.patch_line(line), column=column,
+                       end_line=view.patch_line(end_line) if end_line else None, mail_line=view.mail_line(line))
+        return self.finding(loc, message, snippet=view.line_text(line), **kw)
 
     def at_node(self, view: FileView, node: Node, message: str, **kw) -> Finding:
         """A finding at a node; anchored on its first added line when it spans several."""
@@ -69,27 +51,8 @@ class Rule:
         kw.setdefault("column", col)
         return self.at_line(view, line, message, **kw)
 
-    def at_section(
-        self,
-        patch: int,
-        section: str,
-        line: int,
-        message: str,
-        *,
-        note: str | None = None,
-        severity: Severity | None = None,
-        confidence: Confidence | None = None,
-        snippet: str | None = None,
-        mail_line: int | None = None,
-    ) -> Finding:
+    def at_section(self, patch: int, section: str, line: int, message: str, *,
+                   mail_line: int | None = None, **kw) -> Finding:
         """A finding on the subject, commit message, trailers or cover letter (line within it)."""
-        return Finding(
-            rule=self.meta.id,
-            severity=severity or self.meta.severity,
-            confidence=confidence or self.meta.confidence,
-            message=message,
-            note=note,
-            snippet=snippet,
-            location=Location(patch=patch, section=section, line=line, mail_line=mail_line),
-            origin=self.meta.origin,
-        )
+        loc = Location(patch=patch, section=section, line=line, mail_line=mail_line)
+        return self.finding(loc, message, **kw)

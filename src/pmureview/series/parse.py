@@ -150,11 +150,14 @@ def _file_changes(diff_text: str, mail_offset: int, problems: list[Problem], num
     for idx, pf in enumerate(ps):
         src = _strip_prefix(pf.source_file)
         tgt = _strip_prefix(pf.target_file)
+        # unidiff also calls a lone `@@ -0,0 +1 @@` hunk an added file and `@@ -1 +0,0 @@` a deleted
+        # one; `git diff -U0` writes those for an insertion at the top / removal of line 1 of an
+        # existing file. Only /dev/null on one side adds or deletes a file.
         if pf.is_binary_file:
             kind = ChangeKind.BINARY
-        elif pf.is_added_file:
+        elif pf.source_file == "/dev/null":
             kind = ChangeKind.ADDED
-        elif pf.is_removed_file:
+        elif pf.target_file == "/dev/null":
             kind = ChangeKind.DELETED
         elif getattr(pf, "is_rename", False) and src != tgt:
             kind = ChangeKind.RENAMED
