@@ -13,6 +13,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -154,17 +155,40 @@ def apply_pyc_flag(args) -> None:
         os.environ["PMUREVIEW_BENCH_NO_PYC"] = "1"
 
 
-def run_once(argv: list[str], stdin: Path | None = None, cwd: Path | None = None) -> tuple[float, int, int]:
-    """Wall seconds, exit code and peak RSS (KiB, from wait4's rusage of that child) of one run."""
+TIMED_OUT = -9999
+
+
+def run_once(argv: list[str], stdin: Path | None = None, cwd: Path | None = None,
+             timeout: float | None = None) -> tuple[float, int, int]:
+    wall, rc, rss, _cpu = run_once_cpu(argv, stdin, cwd, timeout)
+    return wall, rc, rss
+
+
+def run_once_cpu(argv: list[str], stdin: Path | None = None, cwd: Path | None = None,
+                 timeout: float | None = None) -> tuple[float, int, int, float]:
+    """Wall seconds, exit code, peak RSS (KiB) and CPU seconds (user + sys) of one run, from the
+    wait4 rusage of that child. CPU time is what to compare when the machine is shared.
+
+    With `timeout`, a child still running after that many seconds is killed and the exit code is
+    TIMED_OUT.
+    """
     env = child_env()
     with open(stdin or os.devnull, "rb") as fin:
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd,
                              env=env)
+        timer = threading.Timer(timeout, p.kill) if timeout else None
+        if timer:
+            timer.start()
         _, status, ru = os.wait4(p.pid, 0)
         dt = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
-    return dt, p.returncode, ru.ru_maxrss
+        if timer:
+            timer.cancel()
+        rc = os.waitstatus_to_exitcode(status)
+        p.returncode = rc
+        if timeout and dt >= timeout and rc < 0:
+            rc = TIMED_OUT
+    return dt, rc, ru.ru_maxrss, ru.ru_utime + ru.ru_stime
 
 
 def run_many(jobs: list[tuple[list[str], Path | None]]) -> tuple[float, int, list[int]]:

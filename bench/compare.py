@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
+    TIMED_OUT,
     add_pyc_flag,
     alternate,
     apply_pyc_flag,
@@ -42,8 +43,8 @@ from _common import (
     patch_files,
     pmureview_cmd,
     pyc_state,
-    run_many,
     run_once,
+    run_once_cpu,
     table,
 )
 
@@ -95,19 +96,26 @@ def side_by_side(runs: int) -> None:
                 os.environ["XDG_CACHE_HOME"] = env_saved
 
     rcs: dict[str, set] = {}
+    cpu: dict[str, list[float]] = {}
 
     def timed(key, argv):
         def fn():
-            dt, rc, _ = run_once(argv)
+            dt, rc, _, c = run_once_cpu(argv)
             rcs.setdefault(key, set()).add(rc)
+            cpu.setdefault(key, []).append(c)
             return dt
         return fn
 
     def timed_many(key, jobs):
         def fn():
-            dt, _, codes = run_many(jobs)
-            rcs.setdefault(key, set()).update(codes)
-            return dt
+            total, c_total = 0.0, 0.0
+            for argv, stdin in jobs:
+                dt, rc, _, c = run_once_cpu(argv, stdin)
+                total += dt
+                c_total += c
+                rcs.setdefault(key, set()).add(rc)
+            cpu.setdefault(key, []).append(c_total)
+            return total
         return fn
 
     t = alternate({
@@ -129,28 +137,45 @@ def side_by_side(runs: int) -> None:
                   m["cp series"], 0.5, n),
         ratio_row(f"hook path, {n} processes (`b4-check` < patch)", m["pm hook"], m["cp hook"], 0.5, n),
     ]
-    print(table(rows, ["what", "pmureview", "checkpatch.pl", "ratio", "target"]))
+    mc = {k: med(v[1:]) for k, v in cpu.items()}  # v[0] is the warm-up
+    for row, (a, b) in zip(rows, [("pm series", "cp series"), ("pm tree", "cp series"), ("pm hook", "cp hook")],
+                           strict=True):
+        row.insert(4, f"{fmt_s(mc[a])} / {fmt_s(mc[b])} = {mc[a] / mc[b]:.2f}x")
+    print(table(rows, ["what", "pmureview (wall)", "checkpatch.pl (wall)", "wall ratio",
+                       "CPU user+sys pmureview / checkpatch", "target (wall ratio)"]))
     print(f"\nfull mode with an empty index cache (one run): {fmt_s(cold)} "
           f"({cold / m['cp series']:.2f}x checkpatch series), exit {rc_cold}")
 
 
-def scale(sizes: list[int], runs: int) -> None:
+def scale(sizes: list[int], runs: int, timeout: float) -> None:
     pmr = pmureview_cmd()
     works = {n: ensure_series(n) for n in sizes}
     results: dict[int, list[tuple[float, int]]] = {n: [] for n in sizes}
     rcs: dict[int, set] = {n: set() for n in sizes}
+    dead: set[int] = set()  # sizes that hit the timeout: not run again
     for i in range(runs + 1):
         for n in sizes:
-            dt, rc, rss = run_once([*pmr, "check", str(works[n] / "series" / "series.mbox"), "--format", "json"])
+            if n in dead:
+                continue
+            dt, rc, rss = run_once([*pmr, "check", str(works[n] / "series" / "series.mbox"), "--format", "json"],
+                                   timeout=timeout)
             rcs[n].add(rc)
-            if i:
+            if rc == TIMED_OUT:
+                dead.add(n)
+                results[n] = [(dt, rss)]
+            elif i or runs == 0:
                 results[n].append((dt, rss))
     rows = []
     per = {}
     for n in sizes:
-        wall = med([d for d, _ in results[n]])
-        rss = max(r for _, r in results[n]) / 1024
         nps = len(list((works[n] / "series").glob("*.patch")))
+        rss = max(r for _, r in results[n]) / 1024
+        if n in dead:
+            rows.append([str(nps), f"> {timeout:.0f} s (killed)", f"> {timeout / nps * 1000:.0f} ms",
+                         f">= {rss:.0f} MiB", "timeout", "FAIL" if n >= 500 else ""])
+            per[n] = timeout / nps
+            continue
+        wall = med([d for d, _ in results[n]])
         per[n] = wall / nps
         ok = []
         if n >= 500:
@@ -158,12 +183,12 @@ def scale(sizes: list[int], runs: int) -> None:
             ok.append("< 300 MB: " + ("PASS" if rss < 300 else "FAIL"))
         rows.append([str(nps), fmt_s(wall), f"{per[n] * 1000:.1f} ms", f"{rss:.0f} MiB",
                      str(sorted(rcs[n])), ", ".join(ok)])
-    print(f"\nscale: `pmureview check series.mbox --format json`, median of {runs} runs after 1 warm-up, "
-          "peak RSS = max ru_maxrss of the child")
+    print(f"\nscale: `pmureview check series.mbox --format json`, median of {runs} runs after 1 warm-up "
+          f"(a run past {timeout:.0f} s is killed), peak RSS = max ru_maxrss of the child")
     print(table(rows, ["patches", "wall", "per patch", "peak RSS", "exit", "target"]))
     lo, hi = min(per.values()), max(per.values())
-    print(f"time per patch spread: {(hi / lo - 1) * 100:.0f} % (flat within 20 %: "
-          + ("PASS" if hi <= lo * 1.2 else "FAIL") + ")")
+    print(f"time per patch spread: {(hi / lo - 1) * 100:.0f} %{'+' if dead else ''} (flat within 20 %: "
+          + ("PASS" if hi <= lo * 1.2 and not dead else "FAIL") + ")")
 
 
 def main(argv=None) -> int:
@@ -171,6 +196,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=7, help="alternating rounds side by side (default 7)")
     ap.add_argument("--scale-runs", type=int, default=3, help="runs per scale size (default 3)")
     ap.add_argument("--sizes", default="100,200,500", help="scale sizes (default 100,200,500)")
+    ap.add_argument("--timeout", type=float, default=120, help="kill a scale run after this (default 120 s)")
     ap.add_argument("--no-scale", action="store_true")
     ap.add_argument("--only-scale", action="store_true")
     add_pyc_flag(ap)
@@ -180,7 +206,7 @@ def main(argv=None) -> int:
         side_by_side(a.runs)
     if not a.no_scale:
         log("scale series are built on first use (a minute each)")
-        scale([int(x) for x in a.sizes.split(",")], a.scale_runs)
+        scale([int(x) for x in a.sizes.split(",")], a.scale_runs, a.timeout)
     return 0
 
 

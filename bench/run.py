@@ -31,7 +31,7 @@ from _common import (
     median_patch,
     pmureview_cmd,
     pyc_state,
-    run_once,
+    run_once_cpu,
     table,
 )
 
@@ -57,15 +57,25 @@ def main(argv=None) -> int:
     py = [sys.executable, "-c", "pass"]
     hook = [*pmr, "b4-check"] if b4_check_supported(pmr, one) else None
 
+    cpu: dict[str, list[float]] = {}
+
+    def timed(key, argv, stdin=None):
+        def fn():
+            wall, _rc, _rss, c = run_once_cpu(argv, stdin)
+            cpu.setdefault(key, []).append(c)
+            return wall
+        return fn
+
     variants = {
-        "series": lambda: run_once([*pmr, "check", str(mbox), "--format", "json"])[0],
-        "python -c pass": lambda: run_once(py)[0],
-        "one patch (check)": lambda: run_once([*pmr, "check", str(one), "--format", "json"])[0],
+        "series": timed("series", [*pmr, "check", str(mbox), "--format", "json"]),
+        "python -c pass": timed("python -c pass", py),
+        "one patch (check)": timed("one patch (check)", [*pmr, "check", str(one), "--format", "json"]),
     }
     if hook:
-        variants["one patch (b4-check)"] = lambda: run_once(hook, stdin=one)[0]
+        variants["one patch (b4-check)"] = timed("one patch (b4-check)", hook, one)
     times = alternate(variants, a.runs)
     m = {k: med(v) for k, v in times.items()}
+    mc = {k: med(v[1:]) for k, v in cpu.items()}  # v[0] is the warm-up
     base = m["python -c pass"]
 
     print(f"machine: {machine()}")
@@ -84,7 +94,13 @@ def main(argv=None) -> int:
     r = m["one patch (check)"] / base
     rows.append(["`pmureview check one.patch --format json`", fmt_s(m["one patch (check)"]), f"{r:.1f}x",
                  "" if hook else "<= 10x: " + ("PASS" if r <= 10 else "FAIL")])
-    print(table(rows, ["what", "wall (median)", "vs python -c pass", "target"]))
+    for row, key in zip(rows, [k for k in ("series", "python -c pass", "one patch (b4-check)",
+                                             "one patch (check)") if k in mc], strict=True):
+        row.insert(2, f"{fmt_s(mc[key])} ({mc[key] / mc['python -c pass']:.1f}x)")
+    print(table(rows, ["what", "wall (median)", "CPU user+sys (median, ratio)", "wall vs python -c pass",
+                       "target (wall)"]))
+    print("\n(CPU time is the figure to trust on a shared machine: wall time grows with the load, "
+          "CPU time much less.)")
     if not hook:
         print("\n(b4-check is not available: the one-patch target is judged on `check one.patch`)")
     return 0

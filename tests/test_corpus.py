@@ -21,8 +21,9 @@ import pytest
 from mailfactory import patch_mail, simple_diff
 
 from pmureview.entry import main
-from pmureview.series.image import build_views
+from pmureview.series.image import apply_hunks, build_views
 from pmureview.series.mail import split_mbox
+from pmureview.series.model import Hunk, HunkLine
 from pmureview.series.parse import parse_series
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -140,6 +141,9 @@ CASES: dict[str, Expect] = {
     "nul-bytes.patch": Expect(1, findings=((SCAF, 1, FOO, 12),), check=_nul),
     # `@@ -9999999999,1 +9999999999,1 @@`: that file is skipped with a finding (it would need
     # 10^10 lines in memory); the other file of the patch is reviewed
+    # a hunk 900,000 lines down: hunk-only keeps the number; full mode finds `int y;` in the 2-line
+    # a.c by offset, as git apply does, without walking 900,000 candidate positions
+    "far-hunk.patch": Expect(1, findings=((SCAF, 1, "a.c", 900_001),)),
     "huge-line-number.patch": Expect(1, findings=(("pmureview/unparsable", 1, None, None), (SCAF, 1, FOO, 12))),
 }
 
@@ -231,6 +235,8 @@ def test_corpus_all_rules(name: str, mode: str, tmp_path: Path, plain_tree: Path
         assert p.parent == replies and p.suffix == ".eml"
         msg = email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
         assert msg["Subject"].startswith("Re: ") and "\n" not in msg["Subject"]
+    if mode == "full":
+        return
     # and the terminal format renders the same review
     code2, out2, err2 = run(capsys, "check", src, *tree, "--strict", "--fail-on", "check")
     assert_clean_stderr(err2)
@@ -267,3 +273,16 @@ def test_truncated_hunk_mid_series_keeps_the_other_patches(tmp_path: Path, capsy
     code, out, err = run(capsys, "check", str(src), "--format", "json", "--select", SCAF)
     got = [(f["rule"], f["patch"]) for f in json.loads(out)["findings"]]
     assert code == 1 and got == [("pmureview/unparsable", 1), (SCAF, 2)], err
+
+
+def test_apply_hunks_far_past_the_end_is_bounded() -> None:
+    # the search for a hunk's place is bounded by the file, not by the number in the hunk header
+    import time
+
+    far = 10**9
+    miss = Hunk(far, 1, far, 2, "", (HunkLine(" ", "zzz", far, far), HunkLine("+", "new", None, far + 1)))
+    hit = Hunk(far, 1, far, 2, "", (HunkLine(" ", "c", far, far), HunkLine("+", "new", None, far + 1)))
+    start = time.monotonic()
+    assert apply_hunks("a\nb\nc\n", (miss,)) is miss
+    assert apply_hunks("a\nb\nc\n", (hit,)) == (["a", "b", "c", "new"], {3: far, 4: far + 1})
+    assert time.monotonic() - start < 1.0

@@ -8,6 +8,7 @@ identifier is a warning; otherwise only near misses of a known spelling are repo
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 from collections import Counter
@@ -127,10 +128,7 @@ def _nearest(tok: str, pool: set[str] | frozenset[str], strict: bool = False) ->
         d = _edit_distance(tok, cand)
         same_tail = len(words) >= 3 and len(cw) >= 3 and cw[-2:] == words[-2:] and abs(len(cw) - len(words)) <= 1
         close = d <= 2 and len(cw) == len(words)
-        if strict:
-            ok = close or (same_tail and d <= 3)
-        else:
-            ok = close or same_tail
+        ok = close or (same_tail and (d <= 3 or not strict))
         if ok and (best is None or (d, cand) < best):
             best = (d, cand)
     return best[1] if best else None
@@ -147,10 +145,8 @@ def _series_tokens(series: SeriesContext) -> frozenset[str]:
             for n in lines:
                 out.update(_ANY.findall(v.line_text(n)))
     res = frozenset(out)
-    try:
+    with contextlib.suppress(AttributeError):
         series._pmureview_kvm_tokens = res  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
     return res
 
 

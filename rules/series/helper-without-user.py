@@ -4,9 +4,11 @@ A helper is a function definition (static, static inline in a header, or global)
 function-like macro added by patch k. Uses are identifiers anywhere in the series' post-images other
 than its own definitions and prototypes (calls, address taken, callback fields, macro arguments),
 plus token-pasted uses (`handle_##x` with `x` written elsewhere); assembly counts by word. Only
-helpers the series introduces are judged (base code cannot use a name that did not exist); in
-hunk-only mode a non-static function also needs its prototype added by the series (otherwise a base
-header may declare it, with callers we cannot see).
+helpers the series introduces are judged (base code cannot use a name that did not exist), and a
+non-static function only when the series adds its prototype (otherwise a base header may declare
+it, with callers in generic code that hunk-only mode or a partial tree cannot show). In hunk-only
+mode only helpers in files the series creates are judged: elsewhere the unseen rest of the file
+could hold a caller (a real base cannot, but series rebuilt from partial trees do).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pmureview.engine.context import FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.lang.c import enclosing_function, function_name, text, walk
+from pmureview.series.model import ChangeKind
 
 _EXEMPT_NAME = re.compile(r"^(?:kvm_arch_|__kvm_arch_|arch_|__arch_|__se_sys|__do_sys|init_module$|"
                           r"cleanup_module$|main$)")
@@ -78,8 +81,10 @@ class HelperWithoutUser(Rule):
                         "nothing needs it.",
             known_problems="API for a follow-up series looks unused here (say so in the cover letter; "
                            "an announced later user makes it a check). Only helpers the series "
-                           "introduces are judged; in hunk-only mode a non-static function is judged "
-                           "only when the series also adds its prototype. kvm_arch_*()/arch_*() hooks, "
+                           "introduces are judged, and a non-static function only when the series "
+                           "also adds its prototype (otherwise a base header may declare it for "
+                           "generic callers a partial tree does not show). In hunk-only mode only "
+                           "helpers in files the series creates are judged. kvm_arch_*()/arch_*() hooks, "
                            "EXPORT_SYMBOL*()ed and __weak functions, #else stubs, functions moved by "
                            "the same patch, upper-case macros and files under include/uapi/ and "
                            "tools/ are skipped. Uses through token pasting are recognised when the "
@@ -97,6 +102,7 @@ class HelperWithoutUser(Rule):
             return
         idx = _UseIndex(ctx)
         total = ctx.series.total
+        unused: list[tuple[_Helper, list[int]]] = []
         for h in helpers:
             k = h.view.patch.number
             if idx.exported(h.name) or not idx.novel(h.name):
@@ -108,7 +114,9 @@ class HelperWithoutUser(Rule):
                 continue
             if ctx.full and idx.base_uses(h.name):
                 continue
-            later = sorted(n for n in uses if n > k)
+            unused.append((h, sorted(n for n in uses if n > k)))
+        for h, later in unused:
+            k = h.view.patch.number
             what = f"{h.name}()" if h.kind == "function" else f"the macro {h.name}()"
             if not later:
                 partial = any(n > k for n in ctx.series.missing)
@@ -130,7 +138,7 @@ class HelperWithoutUser(Rule):
                 continue
             j = later[0]
             announced = bool(_ANNOUNCE.search(h.view.patch.message))
-            if not announced and self._only_helpers(ctx, k, helpers, idx):
+            if not announced and self._only_helpers(ctx, k, [u for u, _ in unused]):
                 yield self.at_line(
                     h.view, h.line,
                     f"{what} has no user in this patch; its first caller is in {j}/{total}, please "
@@ -183,12 +191,18 @@ class HelperWithoutUser(Rule):
         for h in out.values():
             if defined.get(h.name, 0) > 1:
                 continue  # several definitions: stubs / config alternatives
-            if h.kind == "function" and not h.static and not ctx.full and h.name not in prototypes:
-                continue  # its prototype may be in a base header, with callers we cannot see
+            if not ctx.full and not _created(ctx, h.view.path, h.view.patch.number):
+                # hunk-only: the rest of the file (and the files including it) is unseen; only a file
+                # the series creates shows everything that could use the helper
+                continue
+            if h.kind == "function" and not h.static and h.name not in prototypes:
+                # its prototype may be in a base header (an interface generic code calls), with
+                # callers a partial tree or hunk-only mode cannot show
+                continue
             keep.append(h)
         return keep
 
-    def _only_helpers(self, ctx: SeriesContext, k: int, helpers: list[_Helper], idx: _UseIndex) -> bool:
+    def _only_helpers(self, ctx: SeriesContext, k: int, helpers: list[_Helper]) -> bool:
         """Patch k adds nothing but helpers unused in it, their prototypes and constants."""
         mine = [h for h in helpers if h.view.patch.number == k]
         for view in ctx.patch_views(k):
@@ -259,6 +273,12 @@ def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
             name = _declarator_name(d)
             if name:
                 yield name, view.node_line(d)
+
+
+def _created(ctx: SeriesContext, path: str, number: int) -> bool:
+    """`path` is a file some patch up to `number` creates: all of its text comes from the series."""
+    return any(f.path == path and f.kind == ChangeKind.ADDED
+               for p in ctx.patches if p.number <= number for f in p.files)
 
 
 def _removed_by(patch, name: str) -> bool:

@@ -50,6 +50,7 @@ _NEGATION = re.compile(
     r"whether|yet|eventually|previous(?:ly)?|earlier|prior|once|until|preparation|prepare|when|"
     r"whenever|since|because|given|assuming|otherwise|"
     r"patch\s+\d+|\d+/\d+)\b|n't\b", re.I)
+_NEGATION_POST = re.compile(r"\b(?:not|never|no longer|unnecessary|unneeded|later|yet)\b|n't\b", re.I)
 # Where a clause starts (looking backwards from the keyword).
 _CLAUSE_START = re.compile(r"[,;:()]|\b(?:but|and|or|whereas|while|although|though|so|then)\b", re.I)
 
@@ -95,6 +96,7 @@ def clean_lines(message: str) -> list[str | None]:
                 in_log = False
             lines[i] = None
             continue
+        lines[i] = ln = re.sub(r"<([a-z])>", r"\1", ln)  # PMEVCNTR<n>_EL0 -> PMEVCNTRn_EL0
         if _CHANGELOG.match(ln):
             in_log = True
             lines[i] = None
@@ -154,8 +156,13 @@ def _clause(sentence: str, pos: int) -> str:
     return _clause_prefix(sentence, pos) + (tail[: m.start() + 1] if m else tail)
 
 
-def _skipped(sentence: str, pos: int) -> bool:
-    return "?" in sentence or bool(_NEGATION.search(_clause_prefix(sentence, pos)))
+def _skipped(sentence: str, pos: int, end: int) -> bool:
+    if "?" in sentence or _NEGATION.search(_clause_prefix(sentence, pos)):
+        return True
+    # "context switching is not needed": a negated predicate of the keyword's own clause (a relative
+    # clause after a comma, "..., which is not trapped", is another clause and does not count)
+    post = re.split(r"[,;:()]|\b(?:which|that|who|where|but|and|while|so)\b", sentence[end:], maxsplit=1)[0]
+    return bool(_NEGATION_POST.search(post))
 
 
 def parse_claims(message: str) -> list[Claim]:
@@ -171,7 +178,7 @@ def parse_claims(message: str) -> list[Claim]:
         done: set[str] = set()
         for kind, rx in ((FGT, _FGT_KEY), (SWITCH, _SWITCH_KEY), (EXPOSE, _EXPOSE_KEY)):
             for m in rx.finditer(sent):
-                if kind in done or _skipped(sent, m.start()):
+                if kind in done or _skipped(sent, m.start(), m.end()):
                     continue
                 cue = " ".join(m.group(0).split())
                 if kind == FGT:
