@@ -54,8 +54,9 @@ def newest_linux_source() -> str:
     """The newest N of the `linux-source-N` packages apt offers (e.g. "6.12")."""
 
     def search() -> list[str]:
-        r = subprocess.run(["apt-cache", "search", "--names-only", r"^linux-source-[0-9.]+$"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["apt-cache", "search", "--names-only", r"^linux-source-[0-9.]+$"], capture_output=True, text=True
+        )
         return re.findall(r"^linux-source-([0-9.]+) ", r.stdout, re.M)
 
     found = search()
@@ -96,8 +97,16 @@ def ensure_series(npatch: int = 24, version: str = "6.1") -> Path:
     work = cache_dir() / (f"series-{version}-{npatch}")
     if not (work / "series" / "MANIFEST.txt").is_file():
         src = ensure_linux(version)
-        cmd = [sys.executable, str(BENCH / "build_series.py"), "--src", str(src), "--work", str(work),
-               "--patches", str(npatch)]
+        cmd = [
+            sys.executable,
+            str(BENCH / "build_series.py"),
+            "--src",
+            str(src),
+            "--work",
+            str(work),
+            "--patches",
+            str(npatch),
+        ]
         log("building the series: " + " ".join(cmd))
         subprocess.run(cmd, check=True)
     return work
@@ -146,8 +155,9 @@ def pyc_state() -> str:
 
 
 def add_pyc_flag(ap) -> None:
-    ap.add_argument("--no-pyc", action="store_true",
-                    help="run pmureview without byte-code caching (PYTHONDONTWRITEBYTECODE=1)")
+    ap.add_argument(
+        "--no-pyc", action="store_true", help="run pmureview without byte-code caching (PYTHONDONTWRITEBYTECODE=1)"
+    )
 
 
 def apply_pyc_flag(args) -> None:
@@ -158,14 +168,16 @@ def apply_pyc_flag(args) -> None:
 TIMED_OUT = -9999
 
 
-def run_once(argv: list[str], stdin: Path | None = None, cwd: Path | None = None,
-             timeout: float | None = None) -> tuple[float, int, int]:
+def run_once(
+    argv: list[str], stdin: Path | None = None, cwd: Path | None = None, timeout: float | None = None
+) -> tuple[float, int, int]:
     wall, rc, rss, _cpu = run_once_cpu(argv, stdin, cwd, timeout)
     return wall, rc, rss
 
 
-def run_once_cpu(argv: list[str], stdin: Path | None = None, cwd: Path | None = None,
-                 timeout: float | None = None) -> tuple[float, int, int, float]:
+def run_once_cpu(
+    argv: list[str], stdin: Path | None = None, cwd: Path | None = None, timeout: float | None = None
+) -> tuple[float, int, int, float]:
     """Wall seconds, exit code, peak RSS (KiB) and CPU seconds (user + sys) of one run, from the
     wait4 rusage of that child. CPU time is what to compare when the machine is shared.
 
@@ -175,8 +187,7 @@ def run_once_cpu(argv: list[str], stdin: Path | None = None, cwd: Path | None = 
     env = child_env()
     with open(stdin or os.devnull, "rb") as fin:
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd,
-                             env=env)
+        p = subprocess.Popen(argv, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd, env=env)
         timer = threading.Timer(timeout, p.kill) if timeout else None
         if timer:
             timer.start()
@@ -228,10 +239,22 @@ def machine() -> str:
     cpu = "?"
     mem = ""
     try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name")), "?")
-        mem = next((f", {int(ln.split()[1]) // 1024} MiB RAM" for ln in Path("/proc/meminfo").read_text().splitlines()
-                    if ln.startswith("MemTotal")), "")
+        cpu = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            "?",
+        )
+        mem = next(
+            (
+                f", {int(ln.split()[1]) // 1024} MiB RAM"
+                for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")
+            ),
+            "",
+        )
     except OSError:
         pass
     return f"{os.cpu_count()} CPUs ({cpu}){mem}, Python {sys.version.split()[0]}"

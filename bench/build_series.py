@@ -43,8 +43,14 @@ FN_MIN, FN_MAX = 8, 70  # lines of one picked function (with its comment)
 POOL_KVM = ["arch/arm64/kvm", "include/kvm"]
 POOL_WIDE = ["arch/arm64/kernel", "arch/arm64/mm", "virt/kvm"]
 # Copied into the repository besides the pool folders (what the rules and full mode read).
-CONTEXT = ["arch/arm64/include", "arch/arm64/tools", "include/kvm", "include/uapi/linux/kvm.h",
-           "include/linux/kvm_host.h", "MAINTAINERS"]
+CONTEXT = [
+    "arch/arm64/include",
+    "arch/arm64/tools",
+    "include/kvm",
+    "include/uapi/linux/kvm.h",
+    "include/linux/kvm_host.h",
+    "MAINTAINERS",
+]
 
 AUTHOR = ("Jane Developer", "jane.developer@example.org")
 BODIES = [
@@ -60,10 +66,19 @@ BODIES = [
     "existing conventions for sanitising guest-provided values.",
 ]
 IMPLEMENT_BODY = 2
-AREAS = [("vgic", "vGIC"), ("hyp", "hypervisor"), ("pmu", "PMU"), ("timer", "arch timer"),
-         ("mmu", "stage-2 MMU"), ("sys_regs", "system register"), ("psci", "PSCI"),
-         ("pgtable", "page-table"), ("guest", "vcpu ioctl"), ("mm/", "memory management"),
-         ("virt/kvm", "KVM core")]
+AREAS = [
+    ("vgic", "vGIC"),
+    ("hyp", "hypervisor"),
+    ("pmu", "PMU"),
+    ("timer", "arch timer"),
+    ("mmu", "stage-2 MMU"),
+    ("sys_regs", "system register"),
+    ("psci", "PSCI"),
+    ("pgtable", "page-table"),
+    ("guest", "vcpu ioctl"),
+    ("mm/", "memory management"),
+    ("virt/kvm", "KVM core"),
+]
 
 
 class Func:
@@ -178,13 +193,13 @@ def render(lines: list[str], hidden: list[tuple[Func, str]]) -> str:
     out: list[str] = []
     i = 0
     for c, kind in sorted(hidden, key=lambda h: h[0].start):
-        out.extend(lines[i:c.start])
+        out.extend(lines[i : c.start])
         if kind == "add":
             i = c.end + 1
             if i < len(lines) and not lines[i].strip() and out and not out[-1].strip():
                 i += 1  # keep one blank line between the neighbours, not two
         else:
-            out.extend(lines[c.start:c.body + 1])
+            out.extend(lines[c.start : c.body + 1])
             out.append("\treturn -EOPNOTSUPP;" if c.nonvoid else "\t/* not implemented yet */")
             out.append("}")
             i = c.end + 1
@@ -254,16 +269,23 @@ def build(src: Path, work: Path, npatch: int) -> None:
             d.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(s, d)
 
-    env = dict(os.environ, GIT_AUTHOR_NAME=AUTHOR[0], GIT_AUTHOR_EMAIL=AUTHOR[1],
-               GIT_COMMITTER_NAME=AUTHOR[0], GIT_COMMITTER_EMAIL=AUTHOR[1],
-               GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME=AUTHOR[0],
+        GIT_AUTHOR_EMAIL=AUTHOR[1],
+        GIT_COMMITTER_NAME=AUTHOR[0],
+        GIT_COMMITTER_EMAIL=AUTHOR[1],
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_NOSYSTEM="1",
+    )
 
     def git(*args, date=None, stdin=None):
         e = dict(env)
         if date:
             e["GIT_AUTHOR_DATE"] = e["GIT_COMMITTER_DATE"] = date
-        return subprocess.run(["git", "-C", str(repo), *args], env=e, input=stdin, check=True,
-                              capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], env=e, input=stdin, check=True, capture_output=True, text=True
+        ).stdout
 
     def write(rel, hidden_now):
         (repo / rel).write_text(render(orig[rel], hidden_now), errors="surrogateescape")
@@ -272,8 +294,13 @@ def build(src: Path, work: Path, npatch: int) -> None:
         write(rel, hidden[rel])
     git("init", "-q", "-b", "master")
     git("add", "-A")
-    git("commit", "-q", "-m", f"Linux {src.name.removeprefix('linux-source-')} KVM/arm64 subset (base)",
-        date="2025-11-01T10:00:00+00:00")
+    git(
+        "commit",
+        "-q",
+        "-m",
+        f"Linux {src.name.removeprefix('linux-source-')} KVM/arm64 subset (base)",
+        date="2025-11-01T10:00:00+00:00",
+    )
     git("tag", "base")
 
     for i, g in enumerate(groups, 1):
@@ -304,8 +331,17 @@ def build(src: Path, work: Path, npatch: int) -> None:
 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    git("format-patch", "-q", "--thread=shallow", "--base=base", "--to=kvmarm@lists.linux.dev",
-        "--cc=linux-arm-kernel@lists.infradead.org", "-o", str(out), "base..HEAD")
+    git(
+        "format-patch",
+        "-q",
+        "--thread=shallow",
+        "--base=base",
+        "--to=kvmarm@lists.linux.dev",
+        "--cc=linux-arm-kernel@lists.infradead.org",
+        "-o",
+        str(out),
+        "base..HEAD",
+    )
     patches = sorted(out.glob("*.patch"))
     with open(out / "series.mbox", "wb") as mbox:
         for p in patches:

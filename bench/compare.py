@@ -104,6 +104,7 @@ def side_by_side(runs: int) -> None:
             rcs.setdefault(key, set()).add(rc)
             cpu.setdefault(key, []).append(c)
             return dt
+
         return fn
 
     def timed_many(key, jobs):
@@ -116,35 +117,57 @@ def side_by_side(runs: int) -> None:
                 rcs.setdefault(key, set()).add(rc)
             cpu.setdefault(key, []).append(c_total)
             return total
+
         return fn
 
-    t = alternate({
-        "pm series": timed("pm series", series_pm),
-        "cp series": timed("cp series", series_cp),
-        "pm tree": timed("pm tree", series_tree),
-        "pm hook": timed_many("pm hook", hook_pm),
-        "cp hook": timed_many("cp hook", hook_cp),
-    }, runs)
+    t = alternate(
+        {
+            "pm series": timed("pm series", series_pm),
+            "cp series": timed("cp series", series_cp),
+            "pm tree": timed("pm tree", series_tree),
+            "pm hook": timed_many("pm hook", hook_pm),
+            "cp hook": timed_many("cp hook", hook_cp),
+        },
+        runs,
+    )
     m = {k: med(v) for k, v in t.items()}
     print(f"machine: {machine()}")
     print(f"byte-code cache: {pyc_state()}")
     print(f"series: {work / 'series'} ({n} patches); checkpatch: {cp[1]} {' '.join(CP_OPTS)}")
-    print(f"runs: {runs} alternating rounds after 1 warm-up; medians; exit codes seen: "
-          + ", ".join(f"{k}={sorted(v)}" for k, v in rcs.items()) + "\n")
+    print(
+        f"runs: {runs} alternating rounds after 1 warm-up; medians; exit codes seen: "
+        + ", ".join(f"{k}={sorted(v)}" for k, v in rcs.items())
+        + "\n"
+    )
     rows = [
         ratio_row("whole series, one process (hunk-only)", m["pm series"], m["cp series"], 0.25, n),
-        ratio_row("full mode `--tree kvm-repo` (warm index cache) vs checkpatch series", m["pm tree"],
-                  m["cp series"], 0.5, n),
+        ratio_row(
+            "full mode `--tree kvm-repo` (warm index cache) vs checkpatch series", m["pm tree"], m["cp series"], 0.5, n
+        ),
         ratio_row(f"hook path, {n} processes (`b4-check` < patch)", m["pm hook"], m["cp hook"], 0.5, n),
     ]
     mc = {k: med(v[1:]) for k, v in cpu.items()}  # v[0] is the warm-up
-    for row, (a, b) in zip(rows, [("pm series", "cp series"), ("pm tree", "cp series"), ("pm hook", "cp hook")],
-                           strict=True):
+    for row, (a, b) in zip(
+        rows, [("pm series", "cp series"), ("pm tree", "cp series"), ("pm hook", "cp hook")], strict=True
+    ):
         row.insert(4, f"{fmt_s(mc[a])} / {fmt_s(mc[b])} = {mc[a] / mc[b]:.2f}x")
-    print(table(rows, ["what", "pmureview (wall)", "checkpatch.pl (wall)", "wall ratio",
-                       "CPU user+sys pmureview / checkpatch", "target (wall ratio)"]))
-    print(f"\nfull mode with an empty index cache (one run): {fmt_s(cold)} "
-          f"({cold / m['cp series']:.2f}x checkpatch series), exit {rc_cold}")
+    print(
+        table(
+            rows,
+            [
+                "what",
+                "pmureview (wall)",
+                "checkpatch.pl (wall)",
+                "wall ratio",
+                "CPU user+sys pmureview / checkpatch",
+                "target (wall ratio)",
+            ],
+        )
+    )
+    print(
+        f"\nfull mode with an empty index cache (one run): {fmt_s(cold)} "
+        f"({cold / m['cp series']:.2f}x checkpatch series), exit {rc_cold}"
+    )
 
 
 def scale(sizes: list[int], runs: int, timeout: float) -> None:
@@ -157,8 +180,9 @@ def scale(sizes: list[int], runs: int, timeout: float) -> None:
         for n in sizes:
             if n in dead:
                 continue
-            dt, rc, rss = run_once([*pmr, "check", str(works[n] / "series" / "series.mbox"), "--format", "json"],
-                                   timeout=timeout)
+            dt, rc, rss = run_once(
+                [*pmr, "check", str(works[n] / "series" / "series.mbox"), "--format", "json"], timeout=timeout
+            )
             rcs[n].add(rc)
             if rc == TIMED_OUT:
                 dead.add(n)
@@ -171,8 +195,16 @@ def scale(sizes: list[int], runs: int, timeout: float) -> None:
         nps = len(list((works[n] / "series").glob("*.patch")))
         rss = max(r for _, r in results[n]) / 1024
         if n in dead:
-            rows.append([str(nps), f"> {timeout:.0f} s (killed)", f"> {timeout / nps * 1000:.0f} ms",
-                         f">= {rss:.0f} MiB", "timeout", "FAIL" if n >= 500 else ""])
+            rows.append(
+                [
+                    str(nps),
+                    f"> {timeout:.0f} s (killed)",
+                    f"> {timeout / nps * 1000:.0f} ms",
+                    f">= {rss:.0f} MiB",
+                    "timeout",
+                    "FAIL" if n >= 500 else "",
+                ]
+            )
             per[n] = timeout / nps
             continue
         wall = med([d for d, _ in results[n]])
@@ -181,14 +213,20 @@ def scale(sizes: list[int], runs: int, timeout: float) -> None:
         if n >= 500:
             ok.append("< 10 s: " + ("PASS" if wall < 10 else "FAIL"))
             ok.append("< 300 MB: " + ("PASS" if rss < 300 else "FAIL"))
-        rows.append([str(nps), fmt_s(wall), f"{per[n] * 1000:.1f} ms", f"{rss:.0f} MiB",
-                     str(sorted(rcs[n])), ", ".join(ok)])
-    print(f"\nscale: `pmureview check series.mbox --format json`, median of {runs} runs after 1 warm-up "
-          f"(a run past {timeout:.0f} s is killed), peak RSS = max ru_maxrss of the child")
+        rows.append(
+            [str(nps), fmt_s(wall), f"{per[n] * 1000:.1f} ms", f"{rss:.0f} MiB", str(sorted(rcs[n])), ", ".join(ok)]
+        )
+    print(
+        f"\nscale: `pmureview check series.mbox --format json`, median of {runs} runs after 1 warm-up "
+        f"(a run past {timeout:.0f} s is killed), peak RSS = max ru_maxrss of the child"
+    )
     print(table(rows, ["patches", "wall", "per patch", "peak RSS", "exit", "target"]))
     lo, hi = min(per.values()), max(per.values())
-    print(f"time per patch spread: {(hi / lo - 1) * 100:.0f} %{'+' if dead else ''} (flat within 20 %: "
-          + ("PASS" if hi <= lo * 1.2 and not dead else "FAIL") + ")")
+    print(
+        f"time per patch spread: {(hi / lo - 1) * 100:.0f} %{'+' if dead else ''} (flat within 20 %: "
+        + ("PASS" if hi <= lo * 1.2 and not dead else "FAIL")
+        + ")"
+    )
 
 
 def main(argv=None) -> int:

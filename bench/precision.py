@@ -40,7 +40,7 @@ def run_batches(pmr, files, src, tree: bool, batch: int):
     findings, rules, modes, failures = [], set(), set(), []
     t0 = time.perf_counter()
     for i in range(0, len(files), batch):
-        chunk = files[i:i + batch]
+        chunk = files[i : i + batch]
         # paths relative to the tree root (the cwd), so that rule globs such as arch/arm64/kvm/** match
         rels = [str(p.relative_to(src)) for p in chunk]
         argv = [*pmr, "check", "--files", *rels, "--format", "json", "--fail-on", "error"]
@@ -50,8 +50,13 @@ def run_batches(pmr, files, src, tree: bool, batch: int):
         try:
             doc = json.loads(r.stdout)
         except json.JSONDecodeError:
-            failures.append((f"batch {i // batch} ({chunk[0].name}..{chunk[-1].name})", r.returncode,
-                             (r.stderr or r.stdout).strip()[-800:]))
+            failures.append(
+                (
+                    f"batch {i // batch} ({chunk[0].name}..{chunk[-1].name})",
+                    r.returncode,
+                    (r.stderr or r.stdout).strip()[-800:],
+                )
+            )
             continue
         if r.returncode == 2:
             failures.append((f"batch {i // batch}", 2, r.stderr.strip()[-400:]))
@@ -107,9 +112,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="the rule packs over real KVM/arm64 code")
     ap.add_argument("--src", type=Path, help="an unpacked kernel tree (default: newest Debian linux-source)")
     ap.add_argument("--version", help="linux-source-VERSION (default: the newest apt offers)")
-    ap.add_argument("--batch", type=int, default=200,
-                    help="files per pmureview process (default 200: the KVM set in one process, so that "
-                    "cross-file rules see every file)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=200,
+        help="files per pmureview process (default 200: the KVM set in one process, so that "
+        "cross-file rules see every file)",
+    )
     ap.add_argument("--mode", choices=("plain", "tree", "both"), default="both")
     ap.add_argument("--examples", type=int, default=3)
     ap.add_argument("--json", type=Path, help="write every finding of every mode to this file")
@@ -124,10 +133,12 @@ def main(argv=None) -> int:
     pmr = pmureview_cmd()
     print(f"# pmureview precision on {src.name}\n")
     print(f"machine: {machine()}")
-    print(f"files: {len(files)} (arch/arm64/kvm/**/*.[ch], arch/arm64/include/asm/kvm_*.h), "
-          f"batches of {a.batch}: `pmureview check --files F... --format json [--tree {src}]`")
+    print(
+        f"files: {len(files)} (arch/arm64/kvm/**/*.[ch], arch/arm64/include/asm/kvm_*.h), "
+        f"batches of {a.batch}: `pmureview check --files F... --format json [--tree {src}]`"
+    )
     dump = {}
-    for mode in (("plain", "tree") if a.mode == "both" else (a.mode,)):
+    for mode in ("plain", "tree") if a.mode == "both" else (a.mode,):
         log(f"running {mode} ...")
         res = run_batches(pmr, files, src, mode == "tree", a.batch)
         title = "hunk-only (`--files`, no tree)" if mode == "plain" else f"full mode (`--files --tree {src}`)"

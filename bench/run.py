@@ -64,6 +64,7 @@ def main(argv=None) -> int:
             wall, _rc, _rss, c = run_once_cpu(argv, stdin)
             cpu.setdefault(key, []).append(c)
             return wall
+
         return fn
 
     variants = {
@@ -83,24 +84,45 @@ def main(argv=None) -> int:
     print(f"series: {mbox} ({len(list((work / 'series').glob('*.patch')))} patches); one patch: {one.name}")
     print(f"runs: {a.runs} alternating rounds after 1 warm-up; medians\n")
     rows = [
-        ["`pmureview check series.mbox --format json` (24 patches, hunk-only)", fmt_s(m["series"]),
-         f"{m['series'] / base:.1f}x", "< 1 s: " + ("PASS" if m["series"] < 1.0 else "FAIL")],
+        [
+            "`pmureview check series.mbox --format json` (24 patches, hunk-only)",
+            fmt_s(m["series"]),
+            f"{m['series'] / base:.1f}x",
+            "< 1 s: " + ("PASS" if m["series"] < 1.0 else "FAIL"),
+        ],
         ["`python -c pass`", fmt_s(base), "1.0x", ""],
     ]
     if hook:
         r = m["one patch (b4-check)"] / base
-        rows.append(["`pmureview b4-check < one.patch` (hook path)", fmt_s(m["one patch (b4-check)"]),
-                     f"{r:.1f}x", "<= 10x: " + ("PASS" if r <= 10 else "FAIL")])
+        rows.append(
+            [
+                "`pmureview b4-check < one.patch` (hook path)",
+                fmt_s(m["one patch (b4-check)"]),
+                f"{r:.1f}x",
+                "<= 10x: " + ("PASS" if r <= 10 else "FAIL"),
+            ]
+        )
     r = m["one patch (check)"] / base
-    rows.append(["`pmureview check one.patch --format json`", fmt_s(m["one patch (check)"]), f"{r:.1f}x",
-                 "" if hook else "<= 10x: " + ("PASS" if r <= 10 else "FAIL")])
-    for row, key in zip(rows, [k for k in ("series", "python -c pass", "one patch (b4-check)",
-                                             "one patch (check)") if k in mc], strict=True):
+    rows.append(
+        [
+            "`pmureview check one.patch --format json`",
+            fmt_s(m["one patch (check)"]),
+            f"{r:.1f}x",
+            "" if hook else "<= 10x: " + ("PASS" if r <= 10 else "FAIL"),
+        ]
+    )
+    for row, key in zip(
+        rows,
+        [k for k in ("series", "python -c pass", "one patch (b4-check)", "one patch (check)") if k in mc],
+        strict=True,
+    ):
         row.insert(2, f"{fmt_s(mc[key])} ({mc[key] / mc['python -c pass']:.1f}x)")
-    print(table(rows, ["what", "wall (median)", "CPU user+sys (median, ratio)", "wall vs python -c pass",
-                       "target (wall)"]))
-    print("\n(CPU time is the figure to trust on a shared machine: wall time grows with the load, "
-          "CPU time much less.)")
+    print(
+        table(
+            rows, ["what", "wall (median)", "CPU user+sys (median, ratio)", "wall vs python -c pass", "target (wall)"]
+        )
+    )
+    print("\n(CPU time is the figure to trust on a shared machine: wall time grows with the load, CPU time much less.)")
     if not hook:
         print("\n(b4-check is not available: the one-patch target is judged on `check one.patch`)")
     return 0

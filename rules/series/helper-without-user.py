@@ -330,26 +330,18 @@ class _UseIndex:
         return got
 
     def uses(self, name: str) -> list[int] | None:
-        """Patch numbers whose post-images use `name` (directly or token-pasted)."""
+        """Patch numbers whose views use `name` (directly, token-pasted or as a macro argument); a
+        view of patch n shows its file as patch n leaves it, so the first number is the first use."""
         if self._unknown:
             return None
-        out = []
-        for p in self.ctx.patches:
-            views = [self.ctx.view_at(path, p.number) for path in self._paths_until(p.number)]
-            if any(v is not None and (self._scan(v).get(name) or self._pasted(name, v)
-                                      or self._macro_arg(name, v)) for v in views):
-                out.append(p.number)
-        return out
-
-    def _paths_until(self, number: int) -> list[str]:
-        paths: list[str] = []
-        for p in self.ctx.patches:
-            if p.number > number:
-                break
-            for v in self.ctx.patch_views(p.number):
-                if v.path not in paths:
-                    paths.append(v.path)
-        return paths
+        out: set[int] = set()
+        for v in self.ctx.all_views():
+            n = v.patch.number
+            if n in out:
+                continue
+            if self._scan(v).get(name) or self._pasted(name, v) or self._macro_arg(name, v):
+                out.add(n)
+        return sorted(out)
 
     def _pasted(self, name: str, view: FileView) -> bool:
         if self._pastes is None:
