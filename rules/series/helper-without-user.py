@@ -14,7 +14,6 @@ could hold a caller (a real base cannot, but series rebuilt from partial trees d
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -403,23 +402,8 @@ class _UseIndex:
 
     def base_uses(self, name: str) -> bool:
         """Full mode: a base file the series does not touch names it (one git grep per helper)."""
-        reader = self.ctx.base_reader
-        tree, rev = getattr(reader, "tree", None), getattr(reader, "rev", None)
-        if tree is None:
-            return False
+        paths = self.ctx.base_files_using(name)
+        if paths is None:
+            return self.ctx.base_reader is not None  # full mode but the grep failed: assume used
         touched = {f.path for p in self.ctx.patches for f in p.files}
-        try:
-            if rev:
-                r = subprocess.run(["git", "-C", str(tree), "grep", "-l", "-w", "-F", "-I", "-e", name, rev,
-                                    "--", "*.c", "*.h", "*.S"], capture_output=True, text=True, timeout=60,
-                                   check=False)
-                paths = [ln.split(":", 1)[1] if ":" in ln else ln for ln in r.stdout.splitlines()]
-            else:
-                r = subprocess.run(["grep", "-r", "-l", "-w", "-F", "-I", "--include=*.[chS]", "-e", name, "."],
-                                   capture_output=True, text=True, timeout=60, check=False, cwd=str(tree))
-                paths = [ln.removeprefix("./") for ln in r.stdout.splitlines()]
-        except (OSError, subprocess.SubprocessError):
-            return True  # cannot tell: assume used
-        if r.returncode not in (0, 1):
-            return True
         return any(p not in touched for p in paths)
