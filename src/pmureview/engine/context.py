@@ -33,6 +33,7 @@ class FileView:
     line_map: dict[int, int] | None = None  # post-image line -> the patch's own numbering (full mode)
     _lines: list[str] | None = field(default=None, repr=False)
     _tree: Any = field(default=None, repr=False)
+    _functions: list | None = field(default=None, repr=False)
 
     @property
     def path(self) -> str:
@@ -63,6 +64,14 @@ class FileView:
     @property
     def root(self) -> Node:
         return self.tree.root_node
+
+    def functions(self) -> list[tuple[str, Node]]:
+        """(name, function_definition) of every function in this file, computed once per view."""
+        if self._functions is None:
+            from ..lang.c import functions
+
+            self._functions = list(functions(self.root)) if self.is_c else []
+        return self._functions
 
     def node_text(self, node: Node) -> str:
         return node.text.decode("utf-8", "replace") if node.text is not None else ""
@@ -111,6 +120,14 @@ class SeriesContext:
     files_mode: bool = False  # `check --files`: every line is new, nothing to compare with
     _kb: Any = field(default=None, repr=False)
     _kb_loader: Callable[[], Any] | None = field(default=None, repr=False)
+    _memo: dict = field(default_factory=dict, repr=False)
+    _by_path: dict[str, list[tuple[int, FileView]]] | None = field(default=None, repr=False)
+
+    def memo(self, key: Any, factory: Callable[[], Any]) -> Any:
+        """A value computed once per run and shared by every rule (e.g. the series' functions)."""
+        if key not in self._memo:
+            self._memo[key] = factory()
+        return self._memo[key]
 
     @property
     def kb(self) -> Any:
@@ -135,16 +152,25 @@ class SeriesContext:
         for number in sorted(self.views):
             yield from self.views[number]
 
+    def _index(self) -> dict[str, list[tuple[int, FileView]]]:
+        if self._by_path is None:
+            self._by_path = {}
+            for n in sorted(self.views):
+                for v in self.views[n]:
+                    self._by_path.setdefault(v.path, []).append((n, v))
+        return self._by_path
+
     def view(self, number: int, path: str) -> FileView | None:
-        return next((v for v in self.patch_views(number) if v.path == path), None)
+        return next((v for n, v in self._index().get(path, ()) if n == number), None)
 
     def view_at(self, path: str, number: int) -> FileView | None:
         """The file as the series left it after patch `number` (the latest view at or before it)."""
-        for n in range(number, 0, -1):
-            v = self.view(n, path)
-            if v is not None:
-                return v
-        return None
+        best = None
+        for n, v in self._index().get(path, ()):
+            if n > number:
+                break
+            best = v
+        return best
 
     def final_views(self) -> dict[str, FileView]:
         """Each touched path as the whole series leaves it."""

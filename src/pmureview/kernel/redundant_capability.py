@@ -75,17 +75,27 @@ def series_views(series: SeriesContext, upto: int) -> list[FileView]:
 
 def series_functions(series: SeriesContext, upto: int) -> dict[str, list[tuple[FileView, Node]]]:
     """name -> every definition (view, function_definition) in the series' C files at `upto`."""
-    out: dict[str, list[tuple[FileView, Node]]] = {}
-    for view in series_views(series, upto):
-        for name, fn in functions(view.root):
-            out.setdefault(name, []).append((view, fn))
-    return out
+    def build() -> dict[str, list[tuple[FileView, Node]]]:
+        out: dict[str, list[tuple[FileView, Node]]] = {}
+        for view in series_views(series, upto):
+            for name, fn in view.functions():
+                out.setdefault(name, []).append((view, fn))
+        return out
+
+    return series.memo(("series_functions", upto), build)
 
 
 def series_predicates(series: SeriesContext, upto: int,
                       defs: Mapping[str, list[tuple[FileView, Node]]] | None = None) -> dict[str, set[str]]:
     """Capability predicates known at patch `upto`: the kb's plus every value-returning function of
     the series' C files (as patch `upto` leaves them) whose return expressions test a capability."""
+    if defs is None or defs is series_functions(series, upto):
+        return series.memo(("series_predicates", upto), lambda: _series_predicates(series, upto))
+    return _series_predicates(series, upto, defs)
+
+
+def _series_predicates(series: SeriesContext, upto: int,
+                       defs: Mapping[str, list[tuple[FileView, Node]]] | None = None) -> dict[str, set[str]]:
     preds: dict[str, set[str]] = {k: set(v) for k, v in getattr(series.kb, "cap_predicates", {}).items()}
     defs = defs if defs is not None else series_functions(series, upto)
     for _ in range(2):  # a predicate calling another predicate of the series
