@@ -98,16 +98,38 @@ def _series_predicates(series: SeriesContext, upto: int,
                        defs: Mapping[str, list[tuple[FileView, Node]]] | None = None) -> dict[str, set[str]]:
     preds: dict[str, set[str]] = {k: set(v) for k, v in getattr(series.kb, "cap_predicates", {}).items()}
     defs = defs if defs is not None else series_functions(series, upto)
+    summaries = [(name, _summary(series, view, fn)) for name, found in defs.items() for view, fn in found]
     for _ in range(2):  # a predicate calling another predicate of the series
-        for name, found in defs.items():
-            for _view, fn in found:
-                typ = fn.child_by_field_name("type")
-                if typ is None or text(typ).strip() == "void":
-                    continue
-                caps = _guards.predicate_caps(fn, preds)
-                if caps:
-                    preds.setdefault(name, set()).update(caps)
+        for name, summary in summaries:
+            if summary is None:
+                continue
+            direct, callees = summary
+            caps = set(direct)
+            for callee in callees:
+                caps |= preds.get(callee, set())
+            if caps:
+                preds.setdefault(name, set()).update(caps)
     return preds
+
+
+def _summary(series: SeriesContext, view: FileView, fn: Node) -> tuple[frozenset[str], tuple[str, ...]] | None:
+    """What a value-returning function's return statements test directly, and which functions they call.
+
+    Computed once per function per run (views are shared by the patches that leave a file alone), so the
+    per-patch predicate table is set arithmetic instead of a re-walk of every function of the series.
+    """
+    def build() -> tuple[frozenset[str], tuple[str, ...]] | None:
+        typ = fn.child_by_field_name("type")
+        if typ is None or text(typ).strip() == "void":
+            return None
+        direct = frozenset(_guards.predicate_caps(fn, {}))
+        callees: list[str] = []
+        for ret in walk(fn, {"return_statement"}):
+            body = _guards._COMMENT.sub(" ", text(ret))
+            callees += [m.group(1) for m in _guards._CALL.finditer(body)]
+        return direct, tuple(dict.fromkeys(callees))
+
+    return series.memo(("predicate-summary", id(view), fn.start_byte, fn.end_byte), build)
 
 
 def caps_tested(node: Node, preds: Mapping[str, Iterable[str]]) -> set[str]:
