@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache
+from functools import cache, lru_cache
 
 from tree_sitter import Language, Node, Parser, Tree
 
@@ -87,10 +87,18 @@ def function_name(fn: Node) -> str | None:
 
 def functions(root: Node) -> Iterator[tuple[str, Node]]:
     """(name, function_definition) for every function in the tree, preprocessor branches included."""
+    return iter(_functions(root))
+
+
+@lru_cache(maxsize=1024)
+def _functions(root: Node) -> tuple[tuple[str, Node], ...]:
+    # many rules list the functions of the same file: nodes hash with their tree, so cache by node
+    out = []
     for fn in walk(root, _FUNCTION):
         name = function_name(fn)
         if name:
-            yield name, fn
+            out.append((name, fn))
+    return tuple(out)
 
 
 def enclosing_function(node: Node) -> Node | None:
