@@ -260,6 +260,14 @@ def test_big_hunk_parses_to_exact_line_numbers() -> None:
     lines = views[1][0].text.split("\n")
     assert len(lines) == BIG
     assert [n for n, ln in enumerate(lines, 1) if ln.startswith("#if 0")] == list(BIG_MARKS)
+    # full mode (a new file: empty pre-image) gives the same lines; this once took minutes (O(n^2))
+    import time
+
+    start = time.monotonic()
+    views, failures = build_views(series, lambda path: None)
+    assert not failures and views[1][0].added == frozenset(range(1, BIG + 1))
+    assert views[1][0].text.split("\n")[:-1] == lines
+    assert time.monotonic() - start < 20
 
 
 def test_truncated_hunk_mid_series_keeps_the_other_patches(tmp_path: Path, capsys) -> None:

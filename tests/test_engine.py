@@ -111,3 +111,18 @@ def test_rules_test_command_runs_the_harness(tmp_path, capsys):
     code = main(["rules", "test", str(case / "series" / "debug-scaffolding")])
     out = capsys.readouterr().out
     assert code == 0 and "failed" in out and "ok" in out
+
+
+def test_rule_docs_are_complete_and_in_sync(tmp_path, capsys):
+    """Every shipped rule documents what / why / example / use instead, and docs/rules is current."""
+    reg = load_registry(plugins=False)
+    for rule in reg.rules.values():
+        d = rule.meta.docs
+        missing = [k for k in ("what", "why", "example", "use_instead") if not getattr(d, k).strip()]
+        assert not missing, f"{rule.meta.id}: docs lack {missing}"
+    assert main(["rules", "docs", "--out", str(tmp_path)]) == 0
+    docs = Path(__file__).resolve().parent.parent / "docs" / "rules"
+    stale = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.md")
+             if not (docs / p.relative_to(tmp_path)).is_file()
+             or (docs / p.relative_to(tmp_path)).read_text() != p.read_text()]
+    assert not stale, f"docs/rules is out of date (run `pmureview rules docs`): {stale}"

@@ -127,7 +127,8 @@ def _full_view(patch: Patch, change: FileChange, base_reader: Callable[[str], st
     current[change.path] = text
     if change.old_path:
         current[change.old_path] = None
-    added = frozenset(post for post, new in line_map.items() if new in change.added)
+    new_added = change.added  # a property that walks every hunk line: once, not once per line
+    added = frozenset(post for post, new in line_map.items() if new in new_added)
     return FileView(patch=patch, change=change, text=text, mode=FULL,
                     known=frozenset(range(1, len(lines) + 1)), pre_text=pre, added=added,
                     line_map=line_map)
