@@ -195,7 +195,7 @@ def _file_changes(diff_text: str, mail_offset: int, problems: list[Problem], num
             old_blob, new_blob = m.group(1), m.group(2)
         header = next((h for h in headers if h.endswith(" b/" + tgt) or h.endswith(" b/" + src)),
                       headers[idx] if idx < len(headers) else f"diff --git a/{src} b/{tgt}")
-        out.append(FileChange(path=path, old_path=src if src != path else None, kind=kind,
+        out.append(FileChange(path=path, old_path=src if src not in (path, "/dev/null") else None, kind=kind,
                               hunks=tuple(hunks), old_blob=old_blob, new_blob=new_blob, diff_header=header))
     return tuple(out)
 
