@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from . import __version__
 from .api import Review
@@ -100,9 +98,10 @@ def check(
                             rules_dir=rules_dir, baseline=baseline)
     from .api import review
 
-    err = Console(stderr=True, highlight=False)
-    if err.is_terminal and fmt == Format.terminal and not quiet:
-        with err.status("reviewing…"):
+    if sys.stderr.isatty() and fmt == Format.terminal and not quiet:
+        from rich.console import Console  # rich only where a person watches: it costs ~50 ms to import
+
+        with Console(stderr=True, highlight=False).status("reviewing…"):
             result = review(sources or [], options)
     else:
         result = review(sources or [], options)
@@ -114,7 +113,7 @@ def check(
 
         written = write_replies(result, reply_dir, sender=sender, signature=signature,
                                 deterministic=deterministic)
-        err.print(Text(f"wrote {len(written)} replies to {reply_dir}"), markup=False)
+        sys.stderr.write(f"wrote {len(written)} replies to {reply_dir}\n")
     raise typer.Exit(result.exit_code())
 
 
@@ -137,6 +136,8 @@ def _emit(result: Review, fmt: Format, quiet: bool) -> None:
 
         out.write(render_b4(result))
     else:
+        from rich.console import Console
+
         from .report.terminal import render_terminal
 
         render_terminal(result, Console(highlight=False, soft_wrap=True), quiet=quiet)
@@ -156,6 +157,9 @@ def rules_list(rules_dir: Annotated[list[Path] | None, typer.Option(help="Extra 
     from .engine.registry import load_registry
 
     reg = load_registry(rules_dir or ())
+    from rich.console import Console
+    from rich.text import Text
+
     con = Console(highlight=False, soft_wrap=True)
     for r in reg.sorted():
         m = r.meta
