@@ -5,6 +5,7 @@ and optionally `tree/` (the pre-image; the case then runs in hunk-only and full 
 committed into a temporary git repository as the base). expected.yml:
 
     rules: [kvmarm/fgt-trap-polarity]   # checked exhaustively; default: the folder's rule id
+    tree: ../../../../trees/NAME         # optional: a shared base tree instead of the case's own tree/
     findings:                           # must appear (both modes unless under `modes:`)
       - {rule: kvmarm/fgt-trap-polarity, patch: 1, path: arch/arm64/kvm/config.c, line: 12, severity: error}
     modes: {full: [...], hunk-only: [...]}   # findings for one mode only
@@ -40,8 +41,7 @@ class Case:
 
     @property
     def tree(self) -> Path | None:
-        t = self.root / "tree"
-        return t if t.is_dir() else None
+        return case_tree(self.root, self.expected)
 
     def modes(self) -> list[str]:
         return [HUNK_ONLY, FULL] if self.tree else [HUNK_ONLY]
@@ -54,6 +54,25 @@ class Case:
         out = list(self.expected.get("findings") or [])
         out += list((self.expected.get("modes") or {}).get(mode) or [])
         return out
+
+
+def case_tree(case_dir: Path, expected: dict[str, Any] | None = None) -> Path | None:
+    """The case's base tree: its own `tree/`, or a shared one named by `tree:` in expected.yml
+    (a path relative to the case, e.g. `../../../../trees/fgt-pmu`), so identical fake kernels
+    are written once."""
+    own = case_dir / "tree"
+    if own.is_dir():
+        return own
+    if expected is None:
+        import yaml
+
+        exp = case_dir / "expected.yml"
+        expected = (yaml.safe_load(exp.read_text("utf-8")) or {}) if exp.is_file() else {}
+    shared = expected.get("tree")
+    if shared:
+        t = (case_dir / shared).resolve()
+        return t if t.is_dir() else None
+    return None
 
 
 def discover_cases(root: Path) -> list[Case]:
@@ -149,7 +168,7 @@ def build_series(case_dir: Path) -> Path:
     import yaml
 
     spec = yaml.safe_load((case_dir / "src" / "series.yml").read_text("utf-8"))
-    base = case_dir / "tree" if (case_dir / "tree").is_dir() else case_dir / "src" / "base"
+    base = case_tree(case_dir) or case_dir / "src" / "base"
     author = spec.get("author", "Ann Author <ann@example.org>")
     name, email = author.split("<")[0].strip(), author.split("<")[1].rstrip(">")
     date = spec.get("date", "2025-12-09T20:51:00+0000")
