@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pmureview.engine.context import FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
-from pmureview.lang.c import enclosing_function, function_name, text, walk
+from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
 from pmureview.series.model import ChangeKind
 
 _EXEMPT_NAME = re.compile(r"^(?:kvm_arch_|__kvm_arch_|arch_|__arch_|__se_sys|__do_sys|init_module$|"
@@ -256,20 +256,10 @@ def _name_line(view: FileView, fn) -> int:
     return view.node_line(ident if ident is not None else fn)
 
 
-def _declarator_name(node) -> str | None:
-    d = node
-    while d is not None and d.type != "function_declarator":
-        d = d.child_by_field_name("declarator")
-    if d is None:
-        return None
-    n = d.child_by_field_name("declarator")
-    return text(n) if n is not None and n.type == "identifier" else None
-
-
 def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
     for decl in walk(view.root, {"declaration"}):
         for d in decl.children_by_field_name("declarator"):
-            name = _declarator_name(d)
+            name = declarator_name(d)
             if name:
                 yield name, view.node_line(d)
 

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from pmureview.engine.context import FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
-from pmureview.lang.c import enclosing_function, function_name, text, walk
+from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
 
 _MACRO = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _UPPERISH = re.compile(r"^[A-Z_][A-Za-z0-9_]*$")  # register-field macros: HDFGRTR2_EL2_nPMICNTR_EL0
@@ -190,24 +190,13 @@ class SingleUseExportedHelper(Rule):
 
 # -- declarations and definitions ------------------------------------------------------------------
 
-def _declarator_name(node) -> str | None:
-    """The name a (possibly pointer-wrapped) function_declarator declares."""
-    d = node
-    while d is not None and d.type != "function_declarator":
-        d = d.child_by_field_name("declarator")
-    if d is None:
-        return None
-    n = d.child_by_field_name("declarator")
-    return text(n) if n is not None and n.type == "identifier" else None
-
-
 def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
     """(name, line of the name) for every non-static function prototype in a header view."""
     for decl in walk(view.root, {"declaration"}):
         if any(c.type == "storage_class_specifier" and text(c) == "static" for c in decl.children):
             continue
         for d in decl.children_by_field_name("declarator"):
-            name = _declarator_name(d)
+            name = declarator_name(d)
             if name:
                 ident = next((i for i in walk(d, {"identifier"}) if text(i) == name), d)
                 yield name, view.node_line(ident)
@@ -234,7 +223,7 @@ def _declared_in(text_: str, name: str) -> bool:
 
     root = parse(text_.encode("utf-8", "surrogateescape")).root_node
     for decl in walk(root, {"declaration"}):
-        if any(_declarator_name(d) == name for d in decl.children_by_field_name("declarator")):
+        if any(declarator_name(d) == name for d in decl.children_by_field_name("declarator")):
             return True
     return False
 

@@ -85,6 +85,17 @@ def function_name(fn: Node) -> str | None:
     return text(name) or None
 
 
+def declarator_name(node: Node) -> str | None:
+    """The name a (possibly pointer-wrapped) function_declarator declares: prototypes and definitions."""
+    d: Node | None = node
+    while d is not None and d.type != "function_declarator":
+        d = d.child_by_field_name("declarator")
+    if d is None:
+        return None
+    n = d.child_by_field_name("declarator")
+    return text(n) if n is not None and n.type == "identifier" else None
+
+
 def functions(root: Node) -> Iterator[tuple[str, Node]]:
     """(name, function_definition) for every function in the tree, preprocessor branches included."""
     return iter(_functions(root))
