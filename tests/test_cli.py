@@ -136,7 +136,8 @@ def _git_repo(tmp_path: Path) -> Path:
 
 def test_config_file_and_cli_precedence(tmp_path, capsys, monkeypatch):
     repo = _git_repo(tmp_path)
-    (repo / ".pmureview.toml").write_text('select = ["style", "series"]\nignore = ["series"]\n[severity]\n"style/continuation-operator" = "error"\n')
+    (repo / ".pmureview.toml").write_text(
+        'select = ["style", "series"]\nignore = ["series"]\n[severity]\n"style/continuation-operator" = "error"\n')
     monkeypatch.chdir(repo)
     code, out, _ = run(capsys, "check", str(DEMO), "--format", "json")
     data = json.loads(out)
