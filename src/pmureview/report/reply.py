@@ -274,7 +274,7 @@ class _Body:
         start = max(li - CONTEXT, 0)
         if self.hunk == hi:  # further down the hunk quoted last: carry on after it
             start = min(max(start, self.last + 1), li)
-            prev = start - 1  # a new quote block: no snip marker at its top
+            prev = self.last  # lines skipped since the last quote get a snip marker
         else:
             out.append(quote(_hunk_header(hunk)))
             prev = -1  # the hunk header stands before line 0
