@@ -126,3 +126,33 @@ def test_rule_docs_are_complete_and_in_sync(tmp_path, capsys):
              if not (docs / p.relative_to(tmp_path)).is_file()
              or (docs / p.relative_to(tmp_path)).read_text() != p.read_text()]
     assert not stale, f"docs/rules is out of date (run `pmureview rules docs`): {stale}"
+
+
+def test_plugin_scan_is_cached_until_the_import_path_changes(tmp_path, monkeypatch):
+    import importlib.metadata as md
+    import sys
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    plug = tmp_path / "plug"
+    (plug / "__pycache__").mkdir(parents=True)  # as in a real site-packages: imports do not touch plug/
+    (plug / "acme_cached.py").write_text(RAISING.replace("raise RuntimeError(\"kaboom\")", "return []")
+                                         + "\ndef rules():\n    return [Boom]\n")
+    monkeypatch.syspath_prepend(str(plug))
+    calls = []
+    eps = [md.EntryPoint("acme", "acme_cached:rules", "pmureview.rules")]
+
+    def scan(group=None):
+        calls.append(group)
+        return [e for e in eps if e.group == group]
+
+    monkeypatch.setattr(md, "entry_points", scan)
+    assert "acme/boom" in load_registry(shipped=False, eager=False).rules
+    assert "acme/boom" in load_registry(shipped=False, eager=False).rules
+    assert len(calls) == 1  # the second review reused the scan
+    eps.clear()
+    newdir = tmp_path / "site"
+    newdir.mkdir()
+    monkeypatch.syspath_prepend(str(newdir))  # "a package was installed": the path changed
+    assert "acme/boom" not in load_registry(shipped=False, eager=False).rules
+    assert len(calls) == 2
+    sys.modules.pop("acme_cached", None)

@@ -9,13 +9,14 @@ from pmureview.engine.context import FileContext, FileView
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.lang.c import text, walk
+from pmureview.lazyre import lazy_re
 
 # the title line as scripts/kernel-doc reads it: `name() - desc`, `name - desc`, `name():`
-_TITLE = re.compile(r"^\s*\*?\s*(?P<kind>(?:struct|union|enum|typedef)\s+)?(?P<name>\w+)"
+_TITLE = lazy_re(r"^\s*\*?\s*(?P<kind>(?:struct|union|enum|typedef)\s+)?(?P<name>\w+)"
                     r"(?P<parens>\s*\(\s*\))?\s*(?P<sep>[-:]|$)")
-_PARAM = re.compile(r"^\s*\*\s*@(?P<name>\w+|\.\.\.)\s*:")
-_DOC_SECTION = re.compile(r"^\s*(DOC|Return|Returns|Context|Note|Example)\s*:", re.I)
-_MACRO_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_PARAM = lazy_re(r"^\s*\*\s*@(?P<name>\w+|\.\.\.)\s*:")
+_DOC_SECTION = lazy_re(r"^\s*(DOC|Return|Returns|Context|Note|Example)\s*:", re.I)
+_MACRO_NAME = lazy_re(r"^[A-Z][A-Z0-9_]*$")
 
 
 class KernelDocMismatch(Rule):

@@ -9,7 +9,6 @@ identifier is a warning; otherwise only near misses of a known spelling are repo
 from __future__ import annotations
 
 import contextlib
-import re
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -19,9 +18,10 @@ from pathlib import Path
 from pmureview.engine.context import FileContext, FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
+from pmureview.lazyre import lazy_re
 
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_$])KVM_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_*<{])")
-_ANY = re.compile(r"(?<![A-Za-z0-9_])KVM_[A-Z0-9_]*[A-Z0-9]")
+_TOKEN = lazy_re(r"(?<![A-Za-z0-9_$])KVM_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_*<{])")
+_ANY = lazy_re(r"(?<![A-Za-z0-9_])KVM_[A-Z0-9_]*[A-Z0-9]")
 _ARCHES = ("arm64", "x86", "riscv", "loongarch", "s390", "powerpc", "mips", "arm")
 _UAPI_FILES = ("kvm.h", "kvm_para.h", "kvm_perf.h")
 

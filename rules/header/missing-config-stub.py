@@ -12,6 +12,7 @@ from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scop
 from pmureview.engine.rule import Rule
 from pmureview.kernel.header_stubs import Arm, Structure, declarations, macro_functions, scan
 from pmureview.lang.c import call_name, parse, text, walk
+from pmureview.lazyre import lazy_re
 
 KVM_MAKEFILE = "arch/arm64/kvm/Makefile"
 # Files arch/arm64/kvm/Makefile builds with CONFIG_KVM alone (`kvm-y`), in every kernel since the
@@ -20,9 +21,9 @@ ALWAYS_BUILT = frozenset({"arm.c", "mmu.c", "guest.c", "reset.c", "debug.c", "sy
                           "config.c", "nested.c", "emulate-nested.c", "hypercalls.c", "inject_fault.c"})
 # Options that are always on whenever a KVM file is built at all.
 _ALWAYS_ON = {"CONFIG_KVM", "CONFIG_ARM64", "CONFIG_HAVE_KVM", "CONFIG_VIRTUALIZATION"}
-_POS_ATOM = re.compile(r"^(?:IS_ENABLED|IS_BUILTIN|IS_REACHABLE)\s*\(\s*(CONFIG_\w+)\s*\)$|"
+_POS_ATOM = lazy_re(r"^(?:IS_ENABLED|IS_BUILTIN|IS_REACHABLE)\s*\(\s*(CONFIG_\w+)\s*\)$|"
                        r"^defined\s*\(?\s*(CONFIG_\w+)\s*\)?$|^(CONFIG_\w+)$")
-_GUARD_NAME = re.compile(r"^_*\w*_H_*$")
+_GUARD_NAME = lazy_re(r"^_*\w*_H_*$")
 
 
 def _header_in_scope(path: str) -> bool:
@@ -258,7 +259,7 @@ def _always_built(ctx: SeriesContext, number: int) -> frozenset[str] | None:
 
 def _after_removal(view: FileView, name: str) -> int | None:
     """The post-image line where the patch removed `name`'s stub (the line following the removal)."""
-    pat = re.compile(rf"\b{re.escape(name)}\s*\(")
+    pat = lazy_re(rf"\b{re.escape(name)}\s*\(")
     for hunk in view.change.hunks:
         hit = False
         for hl in hunk.lines:

@@ -10,12 +10,13 @@ from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scop
 from pmureview.engine.rule import Rule
 from pmureview.kernel.traps import ENABLE, INDEX_PREFIXES, TRAP, name_class, split_constant
 from pmureview.kernel.wiring import load_facts
+from pmureview.lazyre import lazy_re
 
 # `[CGT_X] = { .index = R, .value = V, .mask = M, ... }` (designated entries of coarse_trap_bits[]);
 # matched on the text so hunk-only views, where the array header may be unknown, still work.
-_ENTRY = re.compile(r"\[\s*(CGT_\w+)\s*\]\s*=\s*\{([^{}]*)\}", re.S)
-_FIELD = re.compile(r"\.(index|value|mask)\s*=\s*([^,}]+)")
-_IDENT = re.compile(r"^\(?\s*([A-Za-z_]\w*)\s*\)?$")
+_ENTRY = lazy_re(r"\[\s*(CGT_\w+)\s*\]\s*=\s*\{([^{}]*)\}", re.S)
+_FIELD = lazy_re(r"\.(index|value|mask)\s*=\s*([^,}]+)")
+_IDENT = lazy_re(r"^\(?\s*([A-Za-z_]\w*)\s*\)?$")
 
 
 class CoarseTrapPolarity(Rule):

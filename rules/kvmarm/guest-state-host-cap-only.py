@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -12,13 +11,14 @@ from pmureview.engine.rule import Rule
 from pmureview.kernel.predicates import HOST, Classifier, classify_path, gating_data, helpers_for
 from pmureview.kernel.predicates import cond_text as _cond_text
 from pmureview.lang.c import call_name, enclosing_function, text, walk
+from pmureview.lazyre import lazy_re
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
 _STORAGE = ("ctxt_sys_reg", "__vcpu_sys_reg", "__ctxt_sys_reg")
 _ASSIGN = ("__vcpu_assign_sys_reg",)
-_HOSTISH = re.compile(r"host|hctxt|kvm_host_data")
+_HOSTISH = lazy_re(r"host|hctxt|kvm_host_data")
 
 
 class GuestStateHostCapOnly(Rule):
@@ -95,8 +95,8 @@ class GuestStateHostCapOnly(Rule):
             )
 
 
-_MODE = re.compile(r"\b(?:has_vhe|has_hvhe|is_protected_kvm_enabled|IS_ENABLED|is_kernel_in_hyp_mode)\b")
-_CAP = re.compile(r"\bARM64_\w+")
+_MODE = lazy_re(r"\b(?:has_vhe|has_hvhe|is_protected_kvm_enabled|IS_ENABLED|is_kernel_in_hyp_mode)\b")
+_CAP = lazy_re(r"\bARM64_\w+")
 
 
 def _feature_test(cond: Node) -> bool:

@@ -12,6 +12,7 @@ from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scop
 from pmureview.engine.rule import Rule
 from pmureview.kernel.wiring import load_facts
 from pmureview.lang.c import call_name, enclosing_function, function_name, functions, parse, text, walk
+from pmureview.lazyre import lazy_re
 
 MAX_DEPTH = 4
 # Base files that hold exit handlers, trap handlers and what they call (full mode adds these to the
@@ -21,9 +22,9 @@ GRAPH_PATHS = tuple(f"arch/arm64/kvm/{p}" for p in (
     "inject_fault.c", "pmu-emul.c", "arch_timer.c", "nested.c", "at.c", "trng.c", "pvtime.c",
     "vgic/vgic-mmio.c", "vgic/vgic-mmio-v2.c", "vgic/vgic-mmio-v3.c", "vgic/vgic-its.c",
     "vgic-sys-reg-v3.c"))
-_ACCESS = re.compile(r"SYS_DESC\s*\([^()]*\)\s*,\s*([a-z_]\w*)\s*[,}]|\.access\s*=\s*([a-z_]\w*)")
+_ACCESS = lazy_re(r"SYS_DESC\s*\([^()]*\)\s*,\s*([a-z_]\w*)\s*[,}]|\.access\s*=\s*([a-z_]\w*)")
 # Host-side failures, not guest behaviour: allocation, mapping setup, KVM_BUG_ON paths.
-_HOST_FAILURE = re.compile(r"alloc|ENOMEM|IS_ERR|KVM_BUG|WARN|\bBUG|cannot\s+(?:allocate|map)|"
+_HOST_FAILURE = lazy_re(r"alloc|ENOMEM|IS_ERR|KVM_BUG|WARN|\bBUG|cannot\s+(?:allocate|map)|"
                            r"failed\s+to\s+(?:allocate|map|create|init)", re.I)
 
 

@@ -12,6 +12,7 @@ from pmureview.engine.rule import Rule
 from pmureview.kernel.idregs import facts, is_id_register
 from pmureview.kernel.predicates import helpers_for
 from pmureview.lang.c import call_name, function_name, text, walk
+from pmureview.lazyre import lazy_re
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -19,11 +20,11 @@ if TYPE_CHECKING:
     from pmureview.engine.context import FileView
 
 _FEAT_CALLS = ("kvm_has_feat", "kvm_has_feat_enum", "kvm_has_feat_range")
-_FEAT_TEXT = re.compile(
+_FEAT_TEXT = lazy_re(
     r"(!\s*)?\bkvm_has_feat(?:_enum|_range)?\s*\(\s*[^,()]+(?:\([^()]*\))?[^,]*,\s*(\w+)\s*,\s*(\w+)")
-_HIDING = re.compile(r"\bfgu\b|RES0|res0|REG_HIDDEN|undef|-E[A-Z]+|&=\s*~")
-_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
-_HELPER = re.compile(r"^(?:ctxt_has_|kvm_has_|vcpu_has_)\w+$")
+_HIDING = lazy_re(r"\bfgu\b|RES0|res0|REG_HIDDEN|undef|-E[A-Z]+|&=\s*~")
+_DEFINE = lazy_re(r"^[ \t]*#[ \t]*define[ \t]+(\w+)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
+_HELPER = lazy_re(r"^(?:ctxt_has_|kvm_has_|vcpu_has_)\w+$")
 
 
 class IdregFieldNotWritable(Rule):

@@ -18,9 +18,10 @@ from pmureview.kernel.wiring import (
     load_facts,
     parse_vcpu_sysreg,
 )
+from pmureview.lazyre import lazy_re
 
 _SYSREG_PATH = "arch/arm64/tools/sysreg"
-_SYSREG_FIELD = re.compile(r"^\s*(?:Field|UnsignedEnum|SignedEnum|Enum)\s+\d+(?::\d+)?\s+(\w+)")
+_SYSREG_FIELD = lazy_re(r"^\s*(?:Field|UnsignedEnum|SignedEnum|Enum)\s+\d+(?::\d+)?\s+(\w+)")
 
 
 @dataclass

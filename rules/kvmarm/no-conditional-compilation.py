@@ -10,10 +10,11 @@ from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scop
 from pmureview.engine.rule import Rule
 from pmureview.kernel.header_stubs import declarations, macro_functions, scan
 from pmureview.lang.c import call_name, text, walk
+from pmureview.lazyre import lazy_re
 
 # The per-object macros the hyp build defines; testing them splits one definition into two.
-_HYP_MACRO = re.compile(r"\b__KVM_(?:NVHE|VHE)_HYPERVISOR__\b")
-_CONFIG = re.compile(r"^\s*IS_ENABLED\s*\(\s*(CONFIG_\w+)\s*\)\s*$")
+_HYP_MACRO = lazy_re(r"\b__KVM_(?:NVHE|VHE)_HYPERVISOR__\b")
+_CONFIG = lazy_re(r"^\s*IS_ENABLED\s*\(\s*(CONFIG_\w+)\s*\)\s*$")
 # Host-wide capability tests that are already constant-folded through alternatives/static keys.
 _CAP_TESTS = {"cpus_have_final_cap", "cpus_have_cap", "cpus_have_const_cap",
               "alternative_has_cap_likely", "alternative_has_cap_unlikely"}

@@ -11,15 +11,16 @@ from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scop
 from pmureview.engine.rule import Rule
 from pmureview.kernel.pmu_access import accesses, code_scopes
 from pmureview.lang.c import call_name, function_name, text, walk
+from pmureview.lazyre import lazy_re
 
 # Exception-level filter bits of PMEVTYPER<n>_EL0 / PMCCFILTR_EL0 / PMICFILTR_EL0.
-_FILTER = re.compile(r"\bARMV8_PMU_(?:EXCLUDE|INCLUDE)_\w+\b|"
+_FILTER = lazy_re(r"\bARMV8_PMU_(?:EXCLUDE|INCLUDE)_\w+\b|"
                      r"\bPM(?:EVTYPERn|CCFILTR|ICFILTR)_EL0_(?:P|U|NSH|NSK|NSU|M|SH|RLH|RLK|RLU)\b")
 _EVTYPE_REGS = {"PMEVTYPER", "PMCCFILTR", "PMICFILTR"}
 # How KVM tells a guest hypervisor's context apart (kvm_pmu_create_perf_event() does this).
-_NV = re.compile(r"\b(vcpu_has_nv|is_hyp_ctxt|is_nested_ctxt|kvm_pmu_counter_is_hyp|vcpu_is_el2|"
+_NV = lazy_re(r"\b(vcpu_has_nv|is_hyp_ctxt|is_nested_ctxt|kvm_pmu_counter_is_hyp|vcpu_is_el2|"
                  r"kvm_vcpu_has_el2|vcpu_el2_\w+|\w*nested\w*)\b")
-_VCPU = re.compile(r"\bvcpu\b")
+_VCPU = lazy_re(r"\bvcpu\b")
 
 
 def _in_scope(path: str) -> bool:

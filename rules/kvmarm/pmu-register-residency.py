@@ -10,12 +10,13 @@ from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scop
 from pmureview.engine.rule import Rule
 from pmureview.kernel.pmu_access import Access, accesses, code_scopes
 from pmureview.lang.c import call_name, walk
+from pmureview.lazyre import lazy_re
 
 # Predicates that say "the guest owns the PMU hardware" (partitioned / direct / passthrough PMU).
-_PARTITIONED = re.compile(r"pmu\w*(partition|direct|passthrough|guest_owned)|"
+_PARTITIONED = lazy_re(r"pmu\w*(partition|direct|passthrough|guest_owned)|"
                           r"(partition|direct|passthrough|guest_owned)\w*pmu", re.I)
 # Functions whose job is to move state between memory and hardware: exempt.
-_LOAD_PUT = re.compile(r"(^|_)(load|put|save|restore|sync|flush|switch|reset)(_|$)")
+_LOAD_PUT = lazy_re(r"(^|_)(load|put|save|restore|sync|flush|switch|reset)(_|$)")
 
 
 def _in_scope(path: str) -> bool:

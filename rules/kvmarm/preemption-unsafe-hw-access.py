@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from weakref import WeakKeyDictionary
 
@@ -11,9 +10,10 @@ from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scop
 from pmureview.engine.rule import Rule
 from pmureview.kernel.pmu_access import accesses, hunk_function
 from pmureview.lang.c import call_name, enclosing_function, function_name, text, walk
+from pmureview.lazyre import lazy_re
 
 # Something in the function pins it to the CPU, or asserts that it is.
-_GUARD = re.compile(
+_GUARD = lazy_re(
     r"\b(preempt_disable|preempt_disable_notrace|get_cpu|get_cpu_var|get_cpu_ptr|local_irq_save|"
     r"local_irq_disable|spin_lock_irqsave|raw_spin_lock_irqsave|spin_lock_irq|raw_spin_lock_irq|"
     r"lockdep_assert_preemption_disabled|lockdep_assert_irqs_disabled|preemptible|in_task|"
@@ -21,10 +21,10 @@ _GUARD = re.compile(
     r"\b(?:scoped_)?guard\s*\(\s*(?:preempt|preempt_notrace|irq|irqsave|raw_spinlock_irq|"
     r"raw_spinlock_irqsave|spinlock_irq|spinlock_irqsave)\b")
 # The vcpu_load()/vcpu_put() path and interrupt handlers run with preemption disabled.
-_PINNED_NAME = re.compile(r"(^|_)(load|put|irq|isr|hyp|nvhe)(_|$)|vcpu_load|vcpu_put")
+_PINNED_NAME = lazy_re(r"(^|_)(load|put|irq|isr|hyp|nvhe)(_|$)|vcpu_load|vcpu_put")
 # Trap handlers and ioctl paths run preemptible (with the vCPU loaded, but on whichever CPU).
-_PREEMPTIBLE_NAME = re.compile(r"^access_|_ioctl\b|(^|_)(set|get)_attr$|(^|_)(set|get)_user$|^handle_")
-_HANDLER_FIELD = re.compile(r"\.\s*(access|set_user|get_user)\s*=\s*([A-Za-z_]\w*)")
+_PREEMPTIBLE_NAME = lazy_re(r"^access_|_ioctl\b|(^|_)(set|get)_attr$|(^|_)(set|get)_user$|^handle_")
+_HANDLER_FIELD = lazy_re(r"\.\s*(access|set_user|get_user)\s*=\s*([A-Za-z_]\w*)")
 
 
 def _in_scope(path: str) -> bool:

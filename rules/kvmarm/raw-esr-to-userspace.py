@@ -9,10 +9,11 @@ from pmureview.engine.context import FileContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.lang.c import call_name, functions, text, walk
+from pmureview.lazyre import lazy_re
 
 _RAW_CALLS = {"kvm_vcpu_get_esr"}
 _READ_SYSREG = {"read_sysreg", "read_sysreg_s", "read_sysreg_el2", "read_sysreg_el1"}
-_ESR_REG = re.compile(r"^\s*(?:SYS_)?ESR(?:_EL2)?\s*$|^\s*esr_el2\s*$", re.I)
+_ESR_REG = lazy_re(r"^\s*(?:SYS_)?ESR(?:_EL2)?\s*$|^\s*esr_el2\s*$", re.I)
 _SINKS = {"put_user": 0, "__put_user": 0, "copy_to_user": 1, "__copy_to_user": 1}
 
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from pmureview.engine.context import FileContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.lang.c import call_name, functions, text, walk
+from pmureview.lazyre import lazy_re
 
 # primitive -> (index of the user pointer, index of the kernel side); dst comes first in all of them
 _FROM_USER = {"copy_from_user": (1, 0), "__copy_from_user": (1, 0), "get_user": (1, 0),
               "__get_user": (1, 0), "copy_struct_from_user": (2, 0)}
 _TO_USER = {"copy_to_user": (0, 1), "__copy_to_user": (0, 1), "put_user": (1, 0),
             "__put_user": (1, 0), "clear_user": (0, None)}
-_USERISH = re.compile(r"->\s*addr\b|\bu64_to_user_ptr\b|__user\b")
+_USERISH = lazy_re(r"->\s*addr\b|\bu64_to_user_ptr\b|__user\b")
 
 
 def _tokens(name: str) -> set[str]:

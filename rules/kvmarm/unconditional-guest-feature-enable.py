@@ -11,17 +11,18 @@ from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scop
 from pmureview.engine.rule import Rule
 from pmureview.kernel.predicates import HOST, NONE, Classifier, classify_path, gating_data, helpers_for
 from pmureview.lang.c import functions, text, walk
+from pmureview.lazyre import lazy_re
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
     from pmureview.engine.context import FileView
 
-_HCRX = re.compile(r"\bHCRX_EL2_(\w+)")
-_HCR = re.compile(r"\bHCR_(?:EL2_)?(\w+)")
-_TARGET = re.compile(r"(?:vcpu->arch\.|\barch\.|->)(hcrx?_el2)\b|\*\s*vcpu_hcrx?\(")
-_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]((?:[^\n]*\\\n)*[^\n]*)", re.M)
-_NEEDS = re.compile(r"NEEDS_FEAT\w*\(\s*((?:[^()]|\([^()]*\))*?),\s*(\w+)\s*\)")
+_HCRX = lazy_re(r"\bHCRX_EL2_(\w+)")
+_HCR = lazy_re(r"\bHCR_(?:EL2_)?(\w+)")
+_TARGET = lazy_re(r"(?:vcpu->arch\.|\barch\.|->)(hcrx?_el2)\b|\*\s*vcpu_hcrx?\(")
+_DEFINE = lazy_re(r"^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]((?:[^\n]*\\\n)*[^\n]*)", re.M)
+_NEEDS = lazy_re(r"NEEDS_FEAT\w*\(\s*((?:[^()]|\([^()]*\))*?),\s*(\w+)\s*\)")
 _CONFIG = "arch/arm64/kvm/config.c"
 
 

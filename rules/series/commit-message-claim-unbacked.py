@@ -19,10 +19,11 @@ from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scop
 from pmureview.engine.rule import Rule
 from pmureview.kernel import claims as cl
 from pmureview.lang.c import functions
+from pmureview.lazyre import lazy_re
 
 _SYSREG_FILE = "arch/arm64/tools/sysreg"
-_SYSREG_BLOCK = re.compile(r"^(?:Sysreg|SysregFields)\s+(\S+)")
-_FGT_BLOCK = re.compile(r"^(?:HFG|HDFG|HAFG|ICH_HFG)\w*_EL2$|^HFGxTR_EL2$|^HDFGxTR_EL2$")
+_SYSREG_BLOCK = lazy_re(r"^(?:Sysreg|SysregFields)\s+(\S+)")
+_FGT_BLOCK = lazy_re(r"^(?:HFG|HDFG|HAFG|ICH_HFG)\w*_EL2$|^HFGxTR_EL2$|^HDFGxTR_EL2$")
 
 
 @dataclass

@@ -9,21 +9,22 @@ from pmureview.engine.context import FileView, PatchContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.lang.c import enclosing_function, function_name, text, walk
+from pmureview.lazyre import lazy_re
 
 _FALSE = {"false", "0"}
 _TRUE = {"true", "1"}
 # commit-message cues, judged per sentence: a strong cue is enough; "temporarily" / "for now" only
 # count with a sign that the patch itself is the temporary thing ("temporarily disable preemption",
 # "a temporary variable" describe the code, not the patch)
-_STRONG = re.compile(r"\b(?:for (?:easier |better )?debug(?:ging)?|(?-i:HACK)\b|DO NOT MERGE|DONOTMERGE|"
+_STRONG = lazy_re(r"\b(?:for (?:easier |better )?debug(?:ging)?|(?-i:HACK)\b|DO NOT MERGE|DONOTMERGE|"
                      r"XXX: remove|temporary (?:hack|workaround|scaffolding|debug\w*))", re.I)
-_WEAK = re.compile(r"\b(?:temporar(?:il)?y|for now|until a later patch|will be removed)\b", re.I)
-_WEAK_WITH = re.compile(r"\b(?:this (?:patch|commit|change)|force[sd]?|hard-?(?:wire|code)[sd]?|"
+_WEAK = lazy_re(r"\b(?:temporar(?:il)?y|for now|until a later patch|will be removed)\b", re.I)
+_WEAK_WITH = lazy_re(r"\b(?:this (?:patch|commit|change)|force[sd]?|hard-?(?:wire|code)[sd]?|"
                         r"(?:to be|as|always|returns?) (?:false|true|off|on)|debug\w*|later (?:patch|commit))\b",
                         re.I)
-_IF0 = re.compile(r"^\s*#\s*if\s+0\s*(?:/[*/].*)?$")
+_IF0 = lazy_re(r"^\s*#\s*if\s+0\s*(?:/[*/].*)?$")
 # hunk fragments can parse into ERROR nodes; the line itself still says it
-_IF_CONST = re.compile(r"^\s*(?:}\s*else\s+)?if\s*\(\s*(0|false)\s*\)")
+_IF_CONST = lazy_re(r"^\s*(?:}\s*else\s+)?if\s*\(\s*(0|false)\s*\)")
 
 
 class DebugScaffolding(Rule):

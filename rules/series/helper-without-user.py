@@ -21,24 +21,25 @@ from pmureview.engine.context import FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
+from pmureview.lazyre import lazy_re
 from pmureview.series.model import ChangeKind
 
-_EXEMPT_NAME = re.compile(r"^(?:kvm_arch_|__kvm_arch_|arch_|__arch_|__se_sys|__do_sys|init_module$|"
+_EXEMPT_NAME = lazy_re(r"^(?:kvm_arch_|__kvm_arch_|arch_|__arch_|__se_sys|__do_sys|init_module$|"
                           r"cleanup_module$|main$)")
-_EXEMPT_PATH = re.compile(r"^(?:include/uapi/|arch/\w+/include/uapi/|tools/|scripts/|samples/|"
+_EXEMPT_PATH = lazy_re(r"^(?:include/uapi/|arch/\w+/include/uapi/|tools/|scripts/|samples/|"
                           r"Documentation/)")
-_EXPORT = re.compile(r"\bEXPORT_(?:SYMBOL|TRACEPOINT_SYMBOL|PER_CPU_SYMBOL)\w*\s*\(\s*(\w+)\s*\)")
-_INIT = re.compile(r"\b(?:module_init|module_exit|\w*initcall\w*|__setup|early_param|core_param|"
+_EXPORT = lazy_re(r"\bEXPORT_(?:SYMBOL|TRACEPOINT_SYMBOL|PER_CPU_SYMBOL)\w*\s*\(\s*(\w+)\s*\)")
+_INIT = lazy_re(r"\b(?:module_init|module_exit|\w*initcall\w*|__setup|early_param|core_param|"
                    r"late_initcall\w*)\s*\(\s*(\w+)")
-_ANNOUNCE = re.compile(
+_ANNOUNCE = lazy_re(
     r"\b(?:in preparation|prepar(?:e|es|ing|atory)|(?:later|next|subsequent|following|upcoming|"
     r"follow-?up)\s+(?:patch|patches|commit|change)|will be used|to be used|future)\b", re.I)
 # Added lines that are neither code nor logic: what a "helpers only" patch may also hold.
-_TRIVIAL_LINE = re.compile(r"^\s*(?:$|/\*|\*|//|#\s*(?:define\s+[A-Z_][A-Z0-9_]*(?:\s|$)|if|ifdef|ifndef|"
+_TRIVIAL_LINE = lazy_re(r"^\s*(?:$|/\*|\*|//|#\s*(?:define\s+[A-Z_][A-Z0-9_]*(?:\s|$)|if|ifdef|ifndef|"
                            r"else|elif|endif|include)\b|[{}];?\s*$)")
-_MACRO_LOGIC = re.compile(r"[?|&!<>=+\-*/]|\w\s*\(")  # a macro body with an operator or a call
-_MACRO_CALL = re.compile(r"\b[A-Z][A-Z0-9_]*\s*\(([^()]*)\)")
-_PASTE = re.compile(r"(\w*)\s*##\s*\w+\s*(?:##\s*(\w+))?")
+_MACRO_LOGIC = lazy_re(r"[?|&!<>=+\-*/]|\w\s*\(")  # a macro body with an operator or a call
+_MACRO_CALL = lazy_re(r"\b[A-Z][A-Z0-9_]*\s*\(([^()]*)\)")
+_PASTE = lazy_re(r"(\w*)\s*##\s*\w+\s*(?:##\s*(\w+))?")
 
 
 @dataclass
@@ -271,7 +272,7 @@ def _created(ctx: SeriesContext, path: str, number: int) -> bool:
 
 
 def _removed_by(patch, name: str) -> bool:
-    word = re.compile(rf"\b{re.escape(name)}\b")
+    word = lazy_re(rf"\b{re.escape(name)}\b")
     return any(word.search(t) for f in patch.files for t in f.removed_text)
 
 
@@ -368,7 +369,7 @@ class _UseIndex:
 
     def novel(self, name: str) -> bool:
         """Nothing that predates the series mentions `name`."""
-        word = re.compile(rf"\b{re.escape(name)}\b")
+        word = lazy_re(rf"\b{re.escape(name)}\b")
         added: dict[str, set[str]] = {}
         for p in self.ctx.patches:
             for f in p.files:

@@ -17,17 +17,18 @@ from pmureview.engine.context import FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
+from pmureview.lazyre import lazy_re
 
-_MACRO = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-_UPPERISH = re.compile(r"^[A-Z_][A-Za-z0-9_]*$")  # register-field macros: HDFGRTR2_EL2_nPMICNTR_EL0
+_MACRO = lazy_re(r"^[A-Z_][A-Z0-9_]*$")
+_UPPERISH = lazy_re(r"^[A-Z_][A-Za-z0-9_]*$")  # register-field macros: HDFGRTR2_EL2_nPMICNTR_EL0
 _CONST_CALLS = {"BIT", "BIT_ULL", "GENMASK", "GENMASK_ULL", "UL", "ULL", "_BITUL", "_BITULL"}
 _CONST_NODES = {"number_literal", "parenthesized_expression", "binary_expression", "unary_expression",
                 "argument_list", "call_expression", "cast_expression", "type_descriptor",
                 "primitive_type", "sized_type_specifier", "type_identifier", "identifier", "true", "false",
                 "char_literal", "comment"}
 _TRIVIAL = {"0", "1", "true", "false"}  # constant predicates: series/debug-scaffolding's business
-_STATIC = re.compile(r"\bstatic\b")
-_SECTION_FN = re.compile(r"(\w+)\s*\(")
+_STATIC = lazy_re(r"\bstatic\b")
+_SECTION_FN = lazy_re(r"(\w+)\s*\(")
 
 
 @dataclass
@@ -276,7 +277,7 @@ def _macro_like(name: str) -> bool:
 
 def _uses_in(view: FileView, name: str, lines: set[int] | None = None) -> Iterator[tuple[int, str]]:
     """(line, enclosing function or '') of every use of `name` that is not its own declaration."""
-    word = re.compile(rf"\b{re.escape(name)}\b")
+    word = lazy_re(rf"\b{re.escape(name)}\b")
     for node in walk(view.root, {"identifier", "preproc_arg", "ERROR"}):
         line = view.node_line(node)
         if lines is not None and line not in lines:
@@ -307,7 +308,7 @@ def _section_function(view: FileView, line: int) -> str:
 
 def _count_uses(ctx: SeriesContext, finals: dict[str, FileView], name: str) -> _Uses:
     uses = _Uses()
-    word = re.compile(rf"\b{re.escape(name)}\b")
+    word = lazy_re(rf"\b{re.escape(name)}\b")
     if ctx.full:
         for path, view in finals.items():
             if view.mode != "full":
@@ -353,7 +354,7 @@ def _series_added_text(ctx: SeriesContext) -> dict[str, set[str]]:
 
 def _novel(ctx: SeriesContext, name: str, series_added: dict[str, set[str]]) -> bool:
     """Nothing that predates the series mentions `name` (as far as this mode can see)."""
-    word = re.compile(rf"\b{re.escape(name)}\b")
+    word = lazy_re(rf"\b{re.escape(name)}\b")
     if ctx.full:
         for p in ctx.patches:
             for f in p.files:

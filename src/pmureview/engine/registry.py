@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterable
@@ -18,7 +17,11 @@ from typing import Any
 
 from .rule import Rule
 
-log = logging.getLogger("pmureview")
+
+def _log():
+    import logging  # only when something failed to load
+
+    return logging.getLogger("pmureview")
 ENTRY_POINT_GROUP = "pmureview.rules"
 
 
@@ -142,7 +145,7 @@ def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache 
                 _set_origin(rule, str(path))
                 reg.add(rule, str(path))
         except Exception as exc:  # one broken rule file must not stop the others
-            log.warning("rule %s not loaded: %s", path, exc)
+            _log().warning("rule %s not loaded: %s", path, exc)
             reg.problems.append(LoadProblem(str(path), f"{type(exc).__name__}: {exc}"))
 
 
@@ -153,12 +156,60 @@ def _set_origin(rule: Rule, origin: str) -> None:
         rule.meta = dataclasses.replace(rule.meta, origin=origin)  # type: ignore[misc]
 
 
-def load_entry_points(reg: Registry) -> None:
+def _site_fingerprint() -> list[list]:
+    """The mtimes of the import path's folders: installing or removing a package changes one."""
+    out = []
+    for entry in sys.path:
+        try:
+            out.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            continue
+    return out
+
+
+def _plugin_specs(cached: bool) -> list[tuple[str, str]]:
+    """(name, "module:attr") of the `pmureview.rules` entry points.
+
+    Scanning every installed distribution costs ~30 ms (importlib.metadata and its imports) on each
+    run; a review reuses the last scan while no folder of the import path has changed.
+    """
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pmureview" / "plugins.json"
+    key = _site_fingerprint()
+    if cached:
+        try:
+            data = json.loads(cache.read_text("utf-8"))
+            if data.get("key") == key:
+                return [tuple(x) for x in data["plugins"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    specs = [(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    if cached:
         try:
-            provided = ep.load()
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": key, "plugins": specs}), "utf-8")
+            tmp.replace(cache)
+        except OSError:
+            pass
+    return specs
+
+
+def _load_spec(value: str) -> Any:
+    import importlib
+
+    module, _, attr = value.partition(":")
+    obj: Any = importlib.import_module(module.strip())
+    for part in attr.strip().split(".") if attr.strip() else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_entry_points(reg: Registry, *, cached: bool = False) -> None:
+    for name, value in _plugin_specs(cached):
+        try:
+            provided = _load_spec(value)
             items = provided() if callable(provided) and not isinstance(provided, type) else provided
             if isinstance(items, (Rule, type, Path)):
                 items = [items]
@@ -167,11 +218,11 @@ def load_entry_points(reg: Registry) -> None:
                     load_dir(reg, item)
                     continue
                 for rule in _rules_in([item]):
-                    _set_origin(rule, f"plugin:{ep.name}")
-                    reg.add(rule, f"plugin:{ep.name}")
+                    _set_origin(rule, f"plugin:{name}")
+                    reg.add(rule, f"plugin:{name}")
         except Exception as exc:
-            log.warning("plugin %s not loaded: %s", ep.name, exc)
-            reg.problems.append(LoadProblem(f"plugin:{ep.name}", f"{type(exc).__name__}: {exc}"))
+            _log().warning("plugin %s not loaded: %s", name, exc)
+            reg.problems.append(LoadProblem(f"plugin:{name}", f"{type(exc).__name__}: {exc}"))
 
 
 def load_registry(rules_dirs: Iterable[Path] = (), *, shipped: bool = True, plugins: bool = True,
@@ -185,7 +236,7 @@ def load_registry(rules_dirs: Iterable[Path] = (), *, shipped: bool = True, plug
     for d in rules_dirs:
         load_dir(reg, Path(d), eager=eager, cache=cache)
     if plugins:
-        load_entry_points(reg)
+        load_entry_points(reg, cached=not eager)
     if cache is not None:
         cache.save()
     return reg

@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from pmureview.lazyre import lazy_re
+
 from .fgt import FGT_SPECS
 from .knowledge import (
     CONFIG_PATH,
@@ -33,7 +35,7 @@ DOMAIN_REGISTERS = (
     "ID_AA64PFR0_EL1", "ID_AA64PFR1_EL1", "ID_AA64MMFR3_EL1", "ID_AA64ISAR2_EL1",
 )
 # PMU registers: PMUv3 (PM*), SPE (PMS*/PMB*) and the system PMU (SPM*).
-PMU_REGISTER = re.compile(r"^S?PM")
+PMU_REGISTER = lazy_re(r"^S?PM")
 
 
 def snapshot_registers(names: list[str]) -> list[str]:

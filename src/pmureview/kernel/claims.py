@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pmureview.lazyre import lazy_re
+
 FGT = "fgt"
 SWITCH = "context-switch"
 EXPOSE = "expose"
@@ -30,40 +32,40 @@ UNTRAPPED = "untrapped"
 # A system register name as commit messages spell it: PMICNTR_EL0, PMEVCNTRn_EL0, ZCR_EL12,
 # PMEVCNTR<n>_EL0 (normalised to PMEVCNTRn_EL0).
 _REG = r"[A-Z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*?_EL[0-3]{1,2}"
-REG_RE = re.compile(rf"(?<![\w<]){_REG}(?![\w>])")
+REG_RE = lazy_re(rf"(?<![\w<]){_REG}(?![\w>])")
 
-_FGT_KEY = re.compile(r"\bfine[- ]grained[- ](?:traps?|trapping|undef)\b|\bFGTs?\b|\bFGU\b", re.I)
-_FGT_VERB = re.compile(
+_FGT_KEY = lazy_re(r"\bfine[- ]grained[- ](?:traps?|trapping|undef)\b|\bFGTs?\b|\bFGU\b", re.I)
+_FGT_VERB = lazy_re(
     r"\b(?:enabl(?:e|es|ed|ing)|configur(?:e|es|ed|ing)|set(?:s|ting)? up|setup|add(?:s|ed|ing)?|"
     r"describ(?:e|es|ed|ing)|handl(?:e|es|ed|ing)|rout(?:e|es|ed|ing)|program(?:s|med|ming)?|"
     r"install(?:s|ed|ing)?|us(?:e|es|ed|ing)|wir(?:e|es|ed|ing)|implement(?:s|ed|ing)?|"
     r"introduc(?:e|es|ed|ing))\b", re.I)
-_SWITCH_KEY = re.compile(
+_SWITCH_KEY = lazy_re(
     r"\bcontext[- ]switch(?:es|ed|ing)?\b|\bsav(?:e|es|ed|ing) and restor(?:e|es|ed|ing)\b|"
     r"\bsave/restore\b", re.I)
-_EXPOSE_KEY = re.compile(r"\b(?:expos|advertis)(?:e|es|ed|ing)\b(?P<what>[^.;:]{0,80}?)"
+_EXPOSE_KEY = lazy_re(r"\b(?:expos|advertis)(?:e|es|ed|ing)\b(?P<what>[^.;:]{0,80}?)"
                          r"\bto (?:the |a |all |nested |L1 |L2 )?guests?\b", re.I)
 # Words before the keyword (in the same clause) that say the patch does not do it now.
-_NEGATION = re.compile(
+_NEGATION = lazy_re(
     r"\b(?:not|no|never|nor|none|neither|without|already|later|next|subsequent(?:ly)?|follow-?up|"
     r"future|will|would|could|might|may|should|shall|must|need|needs|needed|can|cannot|if|unless|"
     r"whether|yet|eventually|previous(?:ly)?|earlier|prior|once|until|preparation|prepare|when|"
     r"whenever|since|because|given|assuming|otherwise|"
     r"patch\s+\d+|\d+/\d+)\b|n't\b", re.I)
-_NEGATION_POST = re.compile(r"\b(?:not|never|no longer|unnecessary|unneeded|later|yet)\b|n't\b", re.I)
+_NEGATION_POST = lazy_re(r"\b(?:not|never|no longer|unnecessary|unneeded|later|yet)\b|n't\b", re.I)
 # Where a clause starts (looking backwards from the keyword).
-_CLAUSE_START = re.compile(r"[,;:()]|\b(?:but|and|or|whereas|while|although|though|so|then)\b", re.I)
+_CLAUSE_START = lazy_re(r"[,;:()]|\b(?:but|and|or|whereas|while|although|though|so|then)\b", re.I)
 
-_HEADING = re.compile(
+_HEADING = lazy_re(
     r"^\s*(?P<what>(?:still\s+|remain\s+|stay\s+)?(?:un|not\s+|non-?)?trapped)(?:\s+(?:registers|accesses))?"
     r"\s*(?:\([^)]*\))?\s*:\s*(?P<rest>.*)$", re.I)
-_ITEM = re.compile(rf"^\s*(?:[-*+\u2022]|\d+[.)])?\s*(?P<reg>{_REG})\b(?P<tail>.*)$")
-_BARE = re.compile(rf"^\s*{_REG}\s*[,.]?\s*$")  # a register alone on its line (a list item)
-_CHANGELOG = re.compile(
+_ITEM = lazy_re(rf"^\s*(?:[-*+\u2022]|\d+[.)])?\s*(?P<reg>{_REG})\b(?P<tail>.*)$")
+_BARE = lazy_re(rf"^\s*{_REG}\s*[,.]?\s*$")  # a register alone on its line (a list item)
+_CHANGELOG = lazy_re(
     r"^\s*(?:\[?v\d+\s*(?:->|\u2192|to|\.\.|-)?\s*(?:v\d+)?\]?\s*:|changes\s+(?:since|in|from|for)\b|"
     r"changelog\b|change\s+log\b|---\s*$)", re.I)
-_TRAILER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(?:-by|-to)?:\s+\S|^(?:Link|Fixes|Closes|Cc):", re.I)
-_CODE = re.compile(r"^(?:\t| {4,})")
+_TRAILER = lazy_re(r"^[A-Za-z][A-Za-z0-9-]*(?:-by|-to)?:\s+\S|^(?:Link|Fixes|Closes|Cc):", re.I)
+_CODE = lazy_re(r"^(?:\t| {4,})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,16 +243,16 @@ def _lists(lines: list[str | None]) -> list[Claim]:
 
 # -- backing: what in a diff counts as doing what the claim says --------------------------------------
 
-FGT_CODE = re.compile(
+FGT_CODE = lazy_re(
     r"SR_FGT\s*\(|encoding_to_fgt|\bfgu\s*\[|arch\.fgt\s*\[|compute_fgu|vcpu_fgt\s*\(|"
     r"__compute_\w+\s*\(|\w*fgt\w*|\w*fgu\w*|\b(?:HFG|HDFG|HAFG|ICH_HFG)\w*_EL2", re.I)
-FGT_REGISTER = re.compile(r"\b(?:HFG|HDFG|HAFG|ICH_HFG)\w*TR2?_EL2\b")
-SWITCH_PATHS = re.compile(
+FGT_REGISTER = lazy_re(r"\b(?:HFG|HDFG|HAFG|ICH_HFG)\w*TR2?_EL2\b")
+SWITCH_PATHS = lazy_re(
     r"^arch/arm64/kvm/(?:hyp/include/hyp/(?:sysreg-sr|switch)\.h|hyp/(?:vhe|nvhe)/(?:sysreg-sr|switch)\.c|"
     r"fpsimd\.c)$")
-SWITCH_FUNCTION = re.compile(r"(?:^|_)(?:load|put|save|restore|switch|sync|flush)(?:_|$)", re.I)
-SYSREG_ACCESS = re.compile(r"\b(?:read|write)_sysreg\w*\s*\(")
-EXPOSE_PATHS = re.compile(r"^(?:arch/\w+/kvm/|virt/kvm/|include/kvm/|arch/arm64/include/asm/kvm_)")
+SWITCH_FUNCTION = lazy_re(r"(?:^|_)(?:load|put|save|restore|switch|sync|flush)(?:_|$)", re.I)
+SYSREG_ACCESS = lazy_re(r"\b(?:read|write)_sysreg\w*\s*\(")
+EXPOSE_PATHS = lazy_re(r"^(?:arch/\w+/kvm/|virt/kvm/|include/kvm/|arch/arm64/include/asm/kvm_)")
 
 
 def mentions_register(line: str, register: str) -> bool:

@@ -10,9 +10,10 @@ ICH_HFG*TR_EL2 registers is negative although none carries the prefix.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from pmureview.lazyre import lazy_re
 
 from .sysreg import Register
 
@@ -62,8 +63,8 @@ GROUP_ARG_REGISTERS: dict[str, tuple[str, ...]] = {
         t.name for t in _SPECS if t.group == s.group) for s in _SPECS},
 }
 
-_N_PREFIX = re.compile(r"n[A-Z]")
-SR_FGT_RE = re.compile(
+_N_PREFIX = lazy_re(r"n[A-Z]")
+SR_FGT_RE = lazy_re(
     r"SR_FGT\s*\(\s*((?:[^(),]|\([^()]*\))+?)\s*,\s*(\w+)\s*,\s*(\w+)\s*,\s*([01])\s*\)")
 
 

@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pmureview.lazyre import lazy_re
+
 from ..lang.c import call_name, function_name, functions, parse, text, walk
 
 if TYPE_CHECKING:
@@ -55,8 +57,8 @@ HELPER_PATHS = (
 )
 # Base files (full mode) holding FGT writes that a helper changed by the series may feed.
 WRITE_PATHS = ("arch/arm64/kvm/config.c", "arch/arm64/kvm/hyp/include/hyp/switch.h")
-_WRITE_HINT = re.compile(r"vcpu_fgt|write_sysreg|update_fgt_traps_cs")
-_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([\w/.-]+)[>"]', re.M)
+_WRITE_HINT = lazy_re(r"vcpu_fgt|write_sysreg|update_fgt_traps_cs")
+_INCLUDE = lazy_re(r'^\s*#\s*include\s*[<"]([\w/.-]+)[>"]', re.M)
 _MAX_DEPTH = 6
 
 

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pmureview.lazyre import lazy_re
+
 if TYPE_CHECKING:
     from tree_sitter import Node
 
@@ -104,8 +106,8 @@ def implies(a: str, b: str, table: Iterable[tuple[str, str, str, str]] = IMPLICA
 # ---------------------------------------------------------------------------------------------
 # Text level: which capabilities does an expression test?
 
-_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
-_CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+_COMMENT = lazy_re(r"/\*.*?\*/|//[^\n]*", re.S)
+_CALL = lazy_re(r"\b([A-Za-z_]\w*)\s*\(")
 
 
 def _args(text: str, open_paren: int) -> list[str]:

@@ -11,12 +11,14 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pmureview.lazyre import lazy_re
+
 from ..lang.c import function_name, text, walk
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
-_DIRECTIVE = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|elifdef|elifndef|else|endif)\b(.*)$")
+_DIRECTIVE = lazy_re(r"^\s*#\s*(if|ifdef|ifndef|elif|elifdef|elifndef|else|endif)\b(.*)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +169,7 @@ def _function_declarator(node: Node | None) -> Node | None:
     return d
 
 
-_TRIVIAL_RETURN = re.compile(r"^return\s*(\(?\s*-?[A-Za-z0-9_]+\s*\)?|NULL|\(\s*\w+\s*\)\s*\w+)?\s*;$")
+_TRIVIAL_RETURN = lazy_re(r"^return\s*(\(?\s*-?[A-Za-z0-9_]+\s*\)?|NULL|\(\s*\w+\s*\)\s*\w+)?\s*;$")
 
 
 def _is_trivial_body(body: Node | None) -> bool:
@@ -222,7 +224,7 @@ def declarations(root: Node) -> list[FuncDecl]:
     return out
 
 
-_MACRO_FN = re.compile(r"^\s*#\s*define\s+([A-Za-z_]\w*)\(")
+_MACRO_FN = lazy_re(r"^\s*#\s*define\s+([A-Za-z_]\w*)\(")
 
 
 def macro_functions(lines: list[str]) -> list[FuncDecl]:

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
+from pmureview.lazyre import lazy_re
+
 from ..lang.c import call_name, function_name, parse, text, walk
 from .predicates import gating_data
 from .sysregtable import Entry
@@ -25,8 +27,8 @@ HIDDEN_FORMS = ("ID_HIDDEN", "ID_UNALLOCATED")
 SANITISED_RESET = "kvm_read_sanitised_id_reg"
 # the feature ID registers KVM keeps per VM in the (3, 0, 0, crm, op2) space; CTR_EL0, MIDR_EL1 & co.
 # are limited elsewhere
-_ID_NAME = re.compile(r"^(?:ID_\w+_EL1|MVFR\d_EL1)$")
-_TOKEN = re.compile(r"\b(?:ARM64_FEATURE_MASK\s*\(\s*(\w+)\s*\)|(\w+))")
+_ID_NAME = lazy_re(r"^(?:ID_\w+_EL1|MVFR\d_EL1)$")
+_TOKEN = lazy_re(r"\b(?:ARM64_FEATURE_MASK\s*\(\s*(\w+)\s*\)|(\w+))")
 
 
 def is_id_register(name: str | None) -> bool:
@@ -271,7 +273,7 @@ def generate(c_text: str) -> dict[str, dict]:
 # -- per series: the descriptor and limits of an ID register after the series ---------------------
 
 SYS_REGS = "arch/arm64/kvm/sys_regs.c"
-_CASE = re.compile(r"^\s*case\s+SYS_(\w+)\s*:", re.M)
+_CASE = lazy_re(r"^\s*case\s+SYS_(\w+)\s*:", re.M)
 
 
 @dataclass

@@ -13,13 +13,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pmureview.lazyre import lazy_re
+
 from ..lang.c import call_name, text, walk
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
 # arm_pmuv3.h accessors: (read|write)_pm<reg>; read_pmuver() reads an ID register, not PMU state.
-_PM_ACCESSOR = re.compile(
+_PM_ACCESSOR = lazy_re(
     r"^(read|write)_pm(cr|selr|ccntr|ccfiltr|cntenset|cntenclr|intenset|intenclr|ovsclr|ovsset|"
     r"userenr|evcntrn|evtypern|xevcntr|xevtyper|ceid0|ceid1|mir|icntr|icfiltr|swinc)$")
 _SYSREG_ACCESS = {"read_sysreg": "read", "read_sysreg_s": "read", "write_sysreg": "write",
@@ -28,7 +30,7 @@ _SYSREG_ACCESS = {"read_sysreg": "read", "read_sysreg_s": "read", "write_sysreg"
 # vCPU memory copies (kvm_host.h accessors).
 _MEM_WRITE = {"__vcpu_assign_sys_reg": 1, "__vcpu_rmw_sys_reg": 1, "vcpu_write_sys_reg": 2}
 _MEM_READ = {"__vcpu_sys_reg": 1, "vcpu_read_sys_reg": 1, "__vcpu_read_sys_reg": 1}
-_PM_NAME = re.compile(r"^(?:SYS_)?([Pp][Mm][A-Za-z0-9]+?)(?:n|\d+)?(?:_[Ee][Ll][012])?$")
+_PM_NAME = lazy_re(r"^(?:SYS_)?([Pp][Mm][A-Za-z0-9]+?)(?:n|\d+)?(?:_[Ee][Ll][012])?$")
 
 
 def family(reg: str) -> str | None:
@@ -106,7 +108,7 @@ def accesses(node: Node | list[Node]) -> list[Access]:
     return out
 
 
-_SECTION_FN = re.compile(r"([A-Za-z_]\w*)\s*\([^()]*$|([A-Za-z_]\w*)\s*\(")
+_SECTION_FN = lazy_re(r"([A-Za-z_]\w*)\s*\([^()]*$|([A-Za-z_]\w*)\s*\(")
 
 
 @dataclass

@@ -22,6 +22,8 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from pmureview.lazyre import lazy_re
+
 from ..lang.c import call_name, function_name, parse, text, walk
 
 if TYPE_CHECKING:
@@ -79,7 +81,7 @@ def lists() -> Lists:
 
 # -- helper bodies -------------------------------------------------------------------------------
 
-_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
+_DEFINE = lazy_re(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
 
 
 @dataclass

@@ -18,14 +18,16 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
+from pmureview.lazyre import lazy_re
+
 from .predicates import gating_data
 
 SYS_REGS = "arch/arm64/kvm/sys_regs.c"
 POSITIONAL = ("access", "reset", "reg", "val")
-_TABLE = re.compile(r"\bsys_reg_descs\s*\[\s*\]\s*=\s*\{")
-_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
-_CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$", re.S)
-_ENC = re.compile(r"^\s*(Op0|Op1|CRn|CRm|Op2)\s*\(\s*(\w+)\s*\)\s*$")
+_TABLE = lazy_re(r"\bsys_reg_descs\s*\[\s*\]\s*=\s*\{")
+_DEFINE = lazy_re(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
+_CALL = lazy_re(r"^\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$", re.S)
+_ENC = lazy_re(r"^\s*(Op0|Op1|CRn|CRm|Op2)\s*\(\s*(\w+)\s*\)\s*$")
 
 
 @dataclass(frozen=True)

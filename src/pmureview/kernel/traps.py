@@ -10,7 +10,7 @@ The class comes from the name (DOMAIN-PACK2.md rule 23) with a curated table for
 
 from __future__ import annotations
 
-import re
+from pmureview.lazyre import lazy_re
 
 KVM_ARM_PATH = "arch/arm64/include/asm/kvm_arm.h"
 TRAP, ENABLE = "trap", "enable"
@@ -24,11 +24,11 @@ INDEX_PREFIXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "CNTHCTL_EL2": ("CNTHCTL_EL2", ("CNTHCTL_EL2_", "CNTHCTL_")),
 }
 
-_SINGLE = re.compile(
+_SINGLE = lazy_re(
     r"^\s*#\s*define\s+(\w+)\s+\(?\s*(?:BIT(?:_ULL)?\s*\(\s*(\w+)\s*\)"
     r"|\(?\s*(?:UL|ULL|_BITUL)?\(?\s*1\s*(?:[uU][lL]{0,2}|[lL]{1,2})?\s*\)?\s*<<\s*\(?\s*(\w+)\s*\)?\s*\)?)\s*\)?\s*(?:/[*/].*)?$")
-_ENABLE_NAME = re.compile(r"(?:En|^EN)(?=[A-Z0-9]|$)|EN$")
-_TRAP_NAME = re.compile(r"^T[A-Z0-9]")
+_ENABLE_NAME = lazy_re(r"(?:En|^EN)(?=[A-Z0-9]|$)|EN$")
+_TRAP_NAME = lazy_re(r"^T[A-Z0-9]")
 
 
 def single_bit_defines(text: str | None) -> set[str]:

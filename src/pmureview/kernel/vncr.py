@@ -7,13 +7,14 @@ tree). A missing table means "unknown": callers stay silent.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from pmureview.lazyre import lazy_re
 
 VNCR_MAPPING_PATH = "arch/arm64/include/asm/vncr_mapping.h"
 VNCR_PAGE_SIZE = 0x1000
 
-_DEFINE = re.compile(r"^\s*#\s*define\s+VNCR_(\w+)\s+\(?\s*(0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?\s*(?:/[*/].*)?$")
+_DEFINE = lazy_re(r"^\s*#\s*define\s+VNCR_(\w+)\s+\(?\s*(0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?\s*(?:/[*/].*)?$")
 
 
 @dataclass(frozen=True, slots=True)

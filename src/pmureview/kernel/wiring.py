@@ -27,6 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pmureview.lazyre import lazy_re
+
 from .fgt import parse_sr_fgt
 from .traps import KVM_ARM_PATH, single_bit_defines
 from .vncr import VNCR_MAPPING_PATH, offsets
@@ -45,10 +47,10 @@ DATA_PATH = Path(__file__).with_name("data") / "pack2-wiring.json"
 # Files where KVM computes FGU bits (and, before feature maps, per-feature RES0 bits).
 FGU_PATHS = (SYS_REGS_PATH, CONFIG_PATH, NESTED_PATH)
 
-_ENUM_VNCR = re.compile(r"^\s*VNCR\(\s*(\w+)\s*\)\s*,")
-_ENUM_PLAIN = re.compile(r"^\s*([A-Z][A-Z0-9_]*_EL[0-2])\s*,\s*(?:/[*/].*)?$")
-_SR_TRAP = re.compile(r"SR_(?:RANGE_)?TRAP\s*\(\s*(SYS_\w+)\s*,\s*(?:SYS_\w+\s*,\s*)?(CGT_\w+)\s*\)")
-_EXIT_ENTRY = re.compile(r"^\s*\[[^\]]+\]\s*=\s*(\w+)\s*,")
+_ENUM_VNCR = lazy_re(r"^\s*VNCR\(\s*(\w+)\s*\)\s*,")
+_ENUM_PLAIN = lazy_re(r"^\s*([A-Z][A-Z0-9_]*_EL[0-2])\s*,\s*(?:/[*/].*)?$")
+_SR_TRAP = lazy_re(r"SR_(?:RANGE_)?TRAP\s*\(\s*(SYS_\w+)\s*,\s*(?:SYS_\w+\s*,\s*)?(CGT_\w+)\s*\)")
+_EXIT_ENTRY = lazy_re(r"^\s*\[[^\]]+\]\s*=\s*(\w+)\s*,")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +213,8 @@ def _from_texts(key: tuple, items: tuple[tuple[str, str | None], ...]) -> Wiring
 def fgu_mentions(const: str, texts: list[str]) -> bool:
     """Whether an FGT field constant is trapped to UNDEF somewhere: inside an `fgu[...] |= ...;`
     statement, or a NEEDS_FEAT*() feature-map entry."""
-    pat_fgu = re.compile(r"fgu\s*\[[^;]*?\b" + re.escape(const) + r"\b[^;]*;", re.S)
-    pat_map = re.compile(r"NEEDS_FEAT\w*\s*\([^;{}]*?\b" + re.escape(const) + r"\b")
+    pat_fgu = lazy_re(r"fgu\s*\[[^;]*?\b" + re.escape(const) + r"\b[^;]*;", re.S)
+    pat_map = lazy_re(r"NEEDS_FEAT\w*\s*\([^;{}]*?\b" + re.escape(const) + r"\b")
     return any(pat_fgu.search(t) or pat_map.search(t) for t in texts if t)
 
 
