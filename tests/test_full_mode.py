@@ -103,3 +103,23 @@ def test_unknown_base_is_a_usage_error(tmp_path):
     p.write_text(patch_mail(diff=_diff(1, ["line 1", "line 2", "line 3"], ["x"])))
     with pytest.raises(UsageError, match="no such commit"):
         review(str(p), Options(tree=repo, base="deadbeef"))
+
+
+def test_base_grep_is_cached_per_tree(tmp_path, monkeypatch):
+    import pmureview.series.gitrepo as gitrepo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    repo, sha = _repo(tmp_path, {"a.c": "int helper(void);\n", "b.c": "int x = helper();\n", "c.h": "int y;\n"})
+    assert gitrepo.BlobReader(repo, sha).grep_files("helper") == ["a.c", "b.c"]
+    calls = []
+    real_run = subprocess.run
+
+    def spy(argv, *a, **kw):
+        calls.append(argv)
+        return real_run(argv, *a, **kw)
+
+    monkeypatch.setattr(gitrepo.subprocess, "run", spy)
+    again = gitrepo.BlobReader(repo, sha)  # a new run (the hook's next patch): answered from the cache
+    assert again.grep_files("helper") == ["a.c", "b.c"]
+    assert not [c for c in calls if "grep" in c]
+    assert again.grep_files("y") == ["c.h"] and [c for c in calls if "grep" in c]

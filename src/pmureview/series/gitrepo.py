@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from pathlib import Path
 
 from ..errors import UsageError
 from .model import Series
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pmureview"
 
 
 def _git(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -26,6 +32,8 @@ class BlobReader:
         self.rev = rev
         self._proc: subprocess.Popen[bytes] | None = None
         self._cache: dict[str, str | None] = {}
+        self._greps: dict[str, list[str]] | None = None
+        self._grep_file: Path | None = None
 
     def _batch(self, spec: str) -> bytes | None:
         if self._proc is None:
@@ -50,7 +58,15 @@ class BlobReader:
         return self._cache[path]
 
     def grep_files(self, word: str, globs: tuple[str, ...] = ("*.c", "*.h", "*.S")) -> list[str] | None:
-        """Files at the base that use `word` as a whole word (one `git grep`); None when git fails."""
+        """Files at the base that use `word` as a whole word (one `git grep`); None when git fails.
+
+        Answers are cached per tree id under $XDG_CACHE_HOME/pmureview/trees/: the hook runs once per
+        patch of a series and asks the same questions of the same base every time.
+        """
+        key = f"{word}\0{','.join(globs)}"
+        cache = self._grep_cache()
+        if key in cache:
+            return cache[key]
         try:
             r = subprocess.run(["git", "-C", str(self.tree), "grep", "-l", "-w", "-F", "-I", "-e", word, self.rev,
                                 "--", *globs], capture_output=True, text=True, timeout=60, check=False,
@@ -59,7 +75,33 @@ class BlobReader:
             return None
         if r.returncode not in (0, 1):
             return None
-        return sorted(ln.split(":", 1)[1] for ln in r.stdout.splitlines() if ":" in ln)
+        found = sorted(ln.split(":", 1)[1] for ln in r.stdout.splitlines() if ":" in ln)
+        cache[key] = found
+        self._save_grep_cache()
+        return found
+
+    def _grep_cache(self) -> dict[str, list[str]]:
+        if self._greps is None:
+            self._greps = {}
+            tree_id = _git(self.tree, "rev-parse", f"{self.rev}^{{tree}}").stdout.strip()
+            if tree_id:
+                self._grep_file = _cache_dir() / "trees" / f"{tree_id}.json"
+                try:
+                    self._greps = json.loads(self._grep_file.read_text("utf-8"))
+                except (OSError, ValueError):
+                    self._greps = {}
+        return self._greps
+
+    def _save_grep_cache(self) -> None:
+        if self._grep_file is None or self._greps is None:
+            return
+        try:
+            self._grep_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._grep_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._greps), "utf-8")
+            tmp.replace(self._grep_file)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
 
     def list_files(self, prefix: str) -> list[str]:
         r = _git(self.tree, "ls-tree", "-r", "--name-only", self.rev, "--", prefix)
