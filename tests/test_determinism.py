@@ -109,3 +109,22 @@ def test_python_m_and_hash_seed_do_not_change_output(tmp_path: Path, capsys, mon
     code, out = run(capsys, "check", str(DEMO), "--format", fmt, "--reply-dir", str(tmp_path / "inproc"),
                     "--from", SENDER)
     assert (code, out.encode(), replies(tmp_path / "inproc")) == one
+
+
+def test_every_fixture_case_is_independent_of_the_hash_seed():
+    """All rules over every fixture series, in two processes with different PYTHONHASHSEED: set
+    iteration order must never leak into findings or messages (a call path once did)."""
+    script = (
+        "import json, pathlib\n"
+        "from pmureview.api import review, Options\n"
+        "root = pathlib.Path('fixtures/series')\n"
+        "out = {}\n"
+        "for m in sorted(root.rglob('series.mbox')):\n"
+        "    r = review([str(m)], Options())\n"
+        "    out[str(m)] = [f.to_dict() for f in r.findings]\n"
+        "print(json.dumps(out, sort_keys=True))\n"
+    )
+    top = Path(__file__).resolve().parent.parent
+    runs = [subprocess.run([sys.executable, "-c", script], cwd=top, capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "977")]
+    assert runs[0] == runs[1]

@@ -141,7 +141,12 @@ def _series_tokens(series: SeriesContext) -> frozenset[str]:
     out: set[str] = set()
     for v in series.all_views():
         if v.path.endswith((".h", ".c")):
-            lines = range(1, len(v.lines) + 1) if v.mode == "full" else sorted(v.known)
+            if v.mode == "full":
+                # every line: one pass over the text finds the same tokens (none spans a newline,
+                # and a newline is a non-word character for the lookbehind, like a line start)
+                out.update(_ANY.findall(v.text))
+                continue
+            lines = sorted(v.known)
             for n in lines:
                 out.update(_ANY.findall(v.line_text(n)))
     res = frozenset(out)

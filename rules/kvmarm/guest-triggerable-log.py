@@ -11,7 +11,8 @@ from pmureview.engine.context import FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.kernel.wiring import load_facts
-from pmureview.lang.c import call_name, enclosing_function, function_name, functions, parse, text, walk
+from pmureview.lang.c import (_types_query, call_name, enclosing_function, function_name, functions, parse,
+                              text, walk)
 from pmureview.lazyre import lazy_re
 
 MAX_DEPTH = 4
@@ -49,6 +50,24 @@ def _graph(digest: str, src: str) -> tuple[dict[str, frozenset[str]], frozenset[
 
 def _file_graph(src: str) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
     return _graph(hashlib.sha1(src.encode("utf-8", "surrogateescape")).hexdigest(), src)
+
+
+_CALL = frozenset({"call_expression"})
+
+
+def _calls_on_lines(root, first: int, last: int) -> list:
+    """walk(root, call_expression) restricted to calls intersecting lines first..last: only calls on
+    added lines are candidates, and a range-limited query skips the rest of a kernel-sized file."""
+    query = _types_query(_CALL)
+    if query is None:
+        return list(walk(root, _CALL))
+    from tree_sitter import QueryCursor
+
+    cursor = QueryCursor(query)
+    cursor.set_point_range((first - 1, 0), (last, 0))
+    found = [n for nodes in cursor.captures(root).values() for n in nodes]
+    found.sort(key=lambda n: (n.start_byte, -n.end_byte))  # pre-order, as walk() gives
+    return found
 
 
 class GuestTriggerableLog(Rule):
@@ -93,11 +112,11 @@ class GuestTriggerableLog(Rule):
                 continue
             if not any(p in view.text for p in plain):
                 continue
-            for c in walk(view.root, {"call_expression"}):
-                name = call_name(c)
+            for c in _calls_on_lines(view.root, min(view.added), max(view.added)):
                 line = view.node_line(c)
-                if name not in plain or line not in view.added:
+                if line not in view.added or call_name(c) not in plain:
                     continue
+                name = call_name(c)
                 fn = enclosing_function(c)
                 fname = function_name(fn) if fn is not None else None
                 if not fname or self._host_failure(c):
@@ -154,11 +173,11 @@ class GuestTriggerableLog(Rule):
         entries = set(facts.exit_handlers) | set(facts.guest_entry_points) | access
         entries |= {f for f in edges if any(p.match(f) for p in pats)}
         out: dict[str, list[str]] = {e: [e] for e in entries}
-        frontier = list(entries)
+        frontier = sorted(entries)  # sorted: the path named in the message must not depend on hash seeds
         for _ in range(MAX_DEPTH):
             nxt = []
             for f in frontier:
-                for c in edges.get(f, ()):
+                for c in sorted(edges.get(f, ())):
                     if c not in out and c in edges:
                         out[c] = [*out[f], c]
                         nxt.append(c)

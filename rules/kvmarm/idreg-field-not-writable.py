@@ -109,8 +109,8 @@ def _gates(view: FileView, bodies: dict[str, list[str]]) -> Iterator[tuple[int, 
     """(line, register, field) for each added positive per-VM gate that gives the guest something."""
     for call in walk(view.root, {"call_expression"}):
         name = call_name(call)
-        if name is None:
-            continue
+        if name is None or not (name in _FEAT_CALLS or (_HELPER.match(name) and name in bodies)):
+            continue  # cheap name test before the added-line scan (every call of the file)
         line = view.first_added_line(call)
         if line is None:
             continue
@@ -125,8 +125,10 @@ def _gates(view: FileView, bodies: dict[str, list[str]]) -> Iterator[tuple[int, 
                     if not m.group(1):
                         yield line, m.group(2), m.group(3)
     # function-like macros: #define kvm_has_foo(kvm) kvm_has_feat((kvm), R, F, IMP)
+    pos, first = 0, 1
     for m in _DEFINE.finditer(view.text):
-        first = view.text.count("\n", 0, m.start()) + 1
+        first += view.text.count("\n", pos, m.start())  # running count, not from 0 per macro
+        pos = m.start()
         span = range(first, first + m.group(0).count("\n") + 1)
         if not _HELPER.match(m.group(1)) or not any(n in view.added for n in span):
             continue

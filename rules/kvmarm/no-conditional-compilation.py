@@ -64,8 +64,13 @@ class NoConditionalCompilation(Rule):
         view = ctx.view
         if not view.added or not _in_scope(view.path):
             return
-        yield from self._hyp_splits(view)
-        if view.is_c:
+        # Cheap pre-checks over the added lines (the reported #if line, and the IS_ENABLED() operand's
+        # first line, are added lines that contain these words), so the whole-file scans below only
+        # run when they can report something.
+        added = [view.line_text(n) for n in view.added]
+        if any("HYPERVISOR__" in t for t in added):
+            yield from self._hyp_splits(view)
+        if view.is_c and any("IS_ENABLED" in t for t in added):
             yield from self._is_enabled_caps(view)
 
     def _hyp_splits(self, view: FileView) -> Iterator[Finding]:

@@ -9,8 +9,8 @@ from weakref import WeakKeyDictionary
 from pmureview.engine.context import FileContext, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
-from pmureview.kernel.pmu_access import accesses, code_scopes
-from pmureview.lang.c import call_name, function_name, text, walk
+from pmureview.kernel.pmu_access import accesses, code_scopes, nodes_of
+from pmureview.lang.c import call_name, text
 from pmureview.lazyre import lazy_re
 
 # Exception-level filter bits of PMEVTYPER<n>_EL0 / PMCCFILTR_EL0 / PMICFILTR_EL0.
@@ -71,7 +71,7 @@ class PmuElFilterWithoutNv(Rule):
             body = "\n".join(text(n) for n in scope.nodes)
             if not _VCPU.search(body) or _NV.search(body):
                 continue
-            calls = {call_name(c) for n in scope.nodes for c in walk(n, {"call_expression"})}
+            calls = {call_name(c) for n in scope.nodes for c in nodes_of(n, _CALL)}
             if calls & nv_helpers:
                 continue
             writes = [a for a in accesses(scope.nodes)
@@ -100,6 +100,7 @@ class PmuElFilterWithoutNv(Rule):
                      f"kvm_pmu_counter_is_hyp()) or refuse the configuration for NV guests.")
 
 
+_CALL = frozenset({"call_expression"})
 _HELPERS: WeakKeyDictionary[SeriesContext, set[str]] = WeakKeyDictionary()
 
 
@@ -111,9 +112,8 @@ def _nv_helpers(series: SeriesContext) -> set[str]:
         for v in series.final_views().values():
             if not v.is_c:
                 continue
-            for fn in walk(v.root, {"function_definition"}):
-                name = function_name(fn)
-                if name and _NV.search(text(fn.child_by_field_name("body"))):
+            for name, fn in v.functions():
+                if _NV.search(text(fn.child_by_field_name("body"))):
                     got.add(name)
         _HELPERS[series] = got
     return got

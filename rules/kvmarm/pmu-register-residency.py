@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pmureview.engine.context import FileContext, FileView
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
-from pmureview.kernel.pmu_access import Access, accesses, code_scopes
+from pmureview.kernel.pmu_access import Access, accesses, code_scopes, nodes_of
 from pmureview.lang.c import call_name, walk
 from pmureview.lazyre import lazy_re
 
@@ -82,7 +82,7 @@ class PmuRegisterResidency(Rule):
                     yield f
 
     def _branches(self, view: FileView, nodes: list) -> Iterator[tuple[Finding, set[str]]]:
-        for node in (n for root in nodes for n in walk(root, {"if_statement", "conditional_expression"})):
+        for node in (n for root in nodes for n in nodes_of(root, _BRANCH)):
             cond = node.child_by_field_name("condition")
             pred = _partition_test(cond) if cond is not None else None
             if pred is None:
@@ -139,6 +139,9 @@ class PmuRegisterResidency(Rule):
                      f"memory and hardware leaves it unclear which copy is authoritative (and which one "
                      f"vcpu_put() saves over the other). Write it through one accessor that knows where "
                      f"the register currently lives.")
+
+
+_BRANCH = frozenset({"if_statement", "conditional_expression"})
 
 
 def _after_early_return(node, then) -> list | None:

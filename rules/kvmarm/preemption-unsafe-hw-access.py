@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from pmureview.engine.context import FileContext, FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
-from pmureview.kernel.pmu_access import accesses, hunk_function
-from pmureview.lang.c import call_name, enclosing_function, function_name, text, walk
+from pmureview.kernel.pmu_access import accesses, hunk_function, nodes_of
+from pmureview.lang.c import call_name, function_name, text
 from pmureview.lazyre import lazy_re
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
 
 # Something in the function pins it to the CPU, or asserts that it is.
 _GUARD = lazy_re(
@@ -72,9 +76,9 @@ class PreemptionUnsafeHwAccess(Rule):
         index = _INDEX.get(ctx.series)
         if index is None:
             index = _INDEX[ctx.series] = _CallIndex(ctx.series)
-        for fn in walk(view.root, {"function_definition"}):
-            name = function_name(fn)
-            if not name or not view.touches_added(fn) or _PINNED_NAME.search(name):
+        added = view.added
+        for name, fn in view.functions():  # the named function_definitions, in walk order
+            if added.isdisjoint(view.node_lines(fn)) or _PINNED_NAME.search(name):
                 continue
             if _GUARD.search(text(fn.child_by_field_name("body"))):
                 continue
@@ -103,6 +107,7 @@ class PreemptionUnsafeHwAccess(Rule):
                      f"pin the access with guard(preempt)().")
 
 
+_FN_OR_CALL = frozenset({"function_definition", "call_expression"})
 _INDEX: WeakKeyDictionary[SeriesContext, _CallIndex] = WeakKeyDictionary()  # one per run
 
 
@@ -111,7 +116,8 @@ class _CallIndex:
 
     def __init__(self, series: SeriesContext) -> None:
         self.callers: dict[str, set[str]] = {}
-        self.bodies: dict[str, str] = {}
+        self.bodies: dict[str, Node] = {}  # the last definition of each name
+        self._guarded: dict[str, bool] = {}
         self.handlers: set[str] = set()
         for v in series.final_views().values():
             if not v.is_c:
@@ -120,22 +126,35 @@ class _CallIndex:
 
     def _index(self, v: FileView) -> None:
         self.handlers.update(m.group(2) for m in _HANDLER_FIELD.finditer(v.text))
-        for fn in walk(v.root, {"function_definition"}):
-            name = function_name(fn)
-            if name:
-                self.bodies[name] = text(fn.child_by_field_name("body"))
-        for call in walk(v.root, {"call_expression"}):
-            callee = call_name(call)
-            fn = enclosing_function(call)
-            caller = function_name(fn) if fn is not None else hunk_function(v, v.node_line(call))
-            if callee and caller and caller != callee:
+        for name, fn in v.functions():
+            self.bodies[name] = fn  # its body is only read if a caller chain reaches it
+        # One pre-order pass over definitions and calls: the innermost open definition on the stack
+        # is the call's enclosing_function(), without walking parents for every call.
+        stack: list[tuple[int, str | None]] = []  # (end_byte, name) of the open definitions
+        for node in nodes_of(v.root, _FN_OR_CALL):
+            while stack and stack[-1][0] <= node.start_byte:
+                stack.pop()
+            if node.type == "function_definition":
+                stack.append((node.end_byte, function_name(node)))
+                continue
+            callee = call_name(node)
+            if not callee:
+                continue
+            caller = stack[-1][1] if stack else hunk_function(v, v.node_line(node))
+            if caller and caller != callee:
                 self.callers.setdefault(callee, set()).add(caller)
 
     def is_handler(self, name: str) -> bool:
         return name in self.handlers or bool(_PREEMPTIBLE_NAME.search(name))
 
     def _pinned(self, name: str) -> bool:
-        return bool(_PINNED_NAME.search(name)) or bool(_GUARD.search(self.bodies.get(name, "")))
+        if _PINNED_NAME.search(name):
+            return True
+        if name not in self._guarded:
+            fn = self.bodies.get(name)
+            body = text(fn.child_by_field_name("body")) if fn is not None else ""
+            self._guarded[name] = bool(_GUARD.search(body))
+        return self._guarded[name]
 
     def preemptible_caller(self, name: str, depth: int = 2) -> str | None:
         """A caller (up to `depth` levels) that runs preemptible with nothing pinning in between."""

@@ -14,6 +14,7 @@ could hold a caller (a real base cannot, but series rebuilt from partial trees d
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -29,6 +30,9 @@ _EXEMPT_NAME = lazy_re(r"^(?:kvm_arch_|__kvm_arch_|arch_|__arch_|__se_sys|__do_s
 _EXEMPT_PATH = lazy_re(r"^(?:include/uapi/|arch/\w+/include/uapi/|tools/|scripts/|samples/|"
                           r"Documentation/)")
 _EXPORT = lazy_re(r"\bEXPORT_(?:SYMBOL|TRACEPOINT_SYMBOL|PER_CPU_SYMBOL)\w*\s*\(\s*(\w+)\s*\)")
+# a match of _EXPORT / _INIT needs one of these words: skip the regex on texts without any
+_EXPORT_NEEDLES = ("EXPORT_",)
+_INIT_NEEDLES = ("module_init", "module_exit", "initcall", "__setup", "early_param", "core_param")
 _INIT = lazy_re(r"\b(?:module_init|module_exit|\w*initcall\w*|__setup|early_param|core_param|"
                    r"late_initcall\w*)\s*\(\s*(\w+)")
 _ANNOUNCE = lazy_re(
@@ -39,6 +43,7 @@ _TRIVIAL_LINE = lazy_re(r"^\s*(?:$|/\*|\*|//|#\s*(?:define\s+[A-Z_][A-Z0-9_]*(?:
                            r"else|elif|endif|include)\b|[{}];?\s*$)")
 _MACRO_LOGIC = lazy_re(r"[?|&!<>=+\-*/]|\w\s*\(")  # a macro body with an operator or a call
 _MACRO_CALL = lazy_re(r"\b[A-Z][A-Z0-9_]*\s*\(([^()]*)\)")
+_WORD = lazy_re(r"\w+")
 _PASTE = lazy_re(r"(\w*)\s*##\s*\w+\s*(?:##\s*(\w+))?")
 
 
@@ -105,7 +110,7 @@ class HelperWithoutUser(Rule):
         unused: list[tuple[_Helper, list[int]]] = []
         for h in helpers:
             k = h.view.patch.number
-            if idx.exported(h.name) or not idx.novel(h.name):
+            if not idx.novel(h.name) or idx.exported(h.name):  # novel() is the cheaper test
                 continue
             uses = idx.uses(h.name)
             if uses is None:
@@ -222,16 +227,13 @@ class HelperWithoutUser(Rule):
 # -- definitions and prototypes -----------------------------------------------------------------------
 
 def _definitions(view: FileView) -> Iterator[_Helper]:
-    for fn in walk(view.root, {"function_definition"}):
-        name = function_name(fn)
-        if not name:
-            continue
+    for name, fn in view.functions():  # shared per view with other rules (same pre-order walk)
         head = text(fn).split("{", 1)[0]
         if re.search(r"\b__weak\b|__attribute__\s*\(\(\s*weak", head) or _in_else(fn):
             continue
         static = bool(re.search(r"\bstatic\b", head))
         yield _Helper(name, view, _name_line(view, fn), "function", static, set(view.node_lines(fn)))
-    for d in walk(view.root, {"preproc_function_def"}):
+    for d in _nodes(view)[0]:
         name = text(d.child_by_field_name("name"))
         value = d.child_by_field_name("value")
         if not name or not re.match(r"^[a-z_][a-z0-9_]*$", name) or not name.strip("_"):
@@ -239,6 +241,21 @@ def _definitions(view: FileView) -> Iterator[_Helper]:
         if value is None or not _MACRO_LOGIC.search(text(value)) or _in_else(d):
             continue
         yield _Helper(name, view, view.node_line(d), "macro", True, set(view.node_lines(d)))
+
+
+# view -> (preproc_function_defs, declarations): one query over the tree for both, and _prototypes()
+# runs again in _only_helpers(); weak keys so views of finished runs go away
+_NODES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _nodes(view: FileView) -> tuple[list, list]:
+    got = _NODES.get(view)
+    if got is None:
+        got = ([], [])
+        for n in walk(view.root, {"preproc_function_def", "declaration"}):
+            got[n.type == "declaration"].append(n)
+        _NODES[view] = got
+    return got
 
 
 def _in_else(node) -> bool:
@@ -258,7 +275,7 @@ def _name_line(view: FileView, fn) -> int:
 
 
 def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
-    for decl in walk(view.root, {"declaration"}):
+    for decl in _nodes(view)[1]:
         for d in decl.children_by_field_name("declarator"):
             name = declarator_name(d)
             if name:
@@ -285,8 +302,9 @@ class _UseIndex:
         self.ctx = ctx
         self._tokens: dict[int, dict[str, int]] = {}  # id(view) -> name -> uses (not definitions)
         self._pastes: set[tuple[str, str]] | None = None
-        self._exports: set[str] | None = None
+        self._exports: dict[int, set[str]] = {}
         self._args: dict[int, set[str]] = {}
+        self._added: dict[str, set[str]] | None = None
         self._unknown = ctx.full and any(v.mode != "full" for v in ctx.all_views())
 
     def _scan(self, view: FileView) -> dict[str, int]:
@@ -296,6 +314,9 @@ class _UseIndex:
         got = {}
         try:
             if view.is_c:
+                # only an identifier naming some function here can be a recursive call: skip the
+                # parent walk of enclosing_function() for every other identifier
+                fnames = {n for n, _ in view.functions()}
                 for node in walk(view.root, {"identifier", "preproc_arg", "ERROR"}):
                     if node.type == "identifier":
                         p = node.parent
@@ -304,10 +325,12 @@ class _UseIndex:
                         if p is not None and p.type == "preproc_function_def" and node == p.child_by_field_name(
                                 "name"):
                             continue
-                        fn = enclosing_function(node)
-                        if fn is not None and function_name(fn) == text(node):
-                            continue  # recursion
-                        got[text(node)] = got.get(text(node), 0) + 1
+                        t = text(node)
+                        if t in fnames:
+                            fn = enclosing_function(node)
+                            if fn is not None and function_name(fn) == t:
+                                continue  # recursion
+                        got[t] = got.get(t, 0) + 1
                     else:
                         for w in re.findall(r"\b[A-Za-z_]\w*\b", text(node)):
                             got[w] = got.get(w, 0) + 1
@@ -319,6 +342,13 @@ class _UseIndex:
         self._tokens[id(view)] = got
         return got
 
+    def _count(self, view: FileView, name: str) -> int:
+        # an ASCII name that is not even a substring of the text cannot be one of its tokens: most
+        # views never need the identifier walk of _scan()
+        if name.isascii() and name not in view.text:
+            return 0
+        return self._scan(view).get(name, 0)
+
     def uses(self, name: str) -> list[int] | None:
         """Patch numbers whose views use `name` (directly, token-pasted or as a macro argument); a
         view of patch n shows its file as patch n leaves it, so the first number is the first use."""
@@ -329,7 +359,7 @@ class _UseIndex:
             n = v.patch.number
             if n in out:
                 continue
-            if self._scan(v).get(name) or self._pasted(name, v) or self._macro_arg(name, v):
+            if self._count(v, name) or self._pasted(name, v) or self._macro_arg(name, v):
                 out.add(n)
         return sorted(out)
 
@@ -345,7 +375,7 @@ class _UseIndex:
         for pre, suf in self._pastes:
             if (pre or suf) and name.startswith(pre) and name.endswith(suf) and len(name) > len(pre) + len(suf):
                 core = name[len(pre): len(name) - len(suf) if suf else None]
-                if self._scan(view).get(core):
+                if self._count(view, core):
                     return True
         return False
 
@@ -360,26 +390,43 @@ class _UseIndex:
         return any(a != name and (name.startswith(a + "_") or name.endswith("_" + a)) for a in args)
 
     def exported(self, name: str) -> bool:
-        if self._exports is None:
-            self._exports = set()
-            for v in self.ctx.all_views():
-                for rx in (_EXPORT, _INIT):
-                    self._exports.update(m.group(1) for m in rx.finditer(v.text))
-        return name in self._exports
+        # only views whose text holds an ASCII name can export it: run the regexes on those alone,
+        # once per view
+        check_all = not name.isascii()
+        for v in self.ctx.all_views():
+            if not check_all and name not in v.text:
+                continue
+            got = self._exports.get(id(v))
+            if got is None:
+                t = v.text
+                got = self._exports[id(v)] = {
+                    m.group(1) for rx, needles in ((_EXPORT, _EXPORT_NEEDLES), (_INIT, _INIT_NEEDLES))
+                    if any(w in t for w in needles) for m in rx.finditer(t)}
+            if name in got:
+                return True
+        return False
 
     def novel(self, name: str) -> bool:
         """Nothing that predates the series mentions `name`."""
+        if self.ctx.full and _WORD.fullmatch(name):
+            # `\bname\b` matches a text iff name is one of its maximal \w+ runs: one word set of the
+            # touched base files per run instead of a regex over every base file per helper
+            return name not in self.ctx.memo(("helper-without-user", "base-words"), self._base_words)
         word = lazy_re(rf"\b{re.escape(name)}\b")
-        added: dict[str, set[str]] = {}
-        for p in self.ctx.patches:
-            for f in p.files:
-                added.setdefault(f.path, set()).update(" ".join(ln.text.split()) for ln in f.added_lines())
-                if self.ctx.full:
+        if self.ctx.full:
+            for p in self.ctx.patches:
+                for f in p.files:
                     base = self.ctx.base_text(f.old_path or f.path)
                     if base and word.search(base):
                         return False
-        if self.ctx.full:
             return True
+        if self._added is None:  # same for every helper: build once
+            self._added = {}
+            for p in self.ctx.patches:
+                for f in p.files:
+                    self._added.setdefault(f.path, set()).update(
+                        " ".join(ln.text.split()) for ln in f.added_lines())
+        added = self._added
         for view in self.ctx.all_views():
             here = added.get(view.path, set())
             for line in view.known - view.added:
@@ -390,6 +437,20 @@ class _UseIndex:
                 if word.search(t) and " ".join(t.split()) not in here:
                     return False
         return True
+
+    def _base_words(self) -> set[str]:
+        words: set[str] = set()
+        seen: set[str] = set()
+        for p in self.ctx.patches:
+            for f in p.files:
+                path = f.old_path or f.path
+                if path in seen:
+                    continue
+                seen.add(path)
+                base = self.ctx.base_text(path)
+                if base:
+                    words.update(_WORD.findall(base))
+        return words
 
     def base_uses(self, name: str) -> bool:
         """Full mode: a base file the series does not touch names it (one git grep per helper)."""

@@ -200,11 +200,16 @@ class Flow:
         self.sources: list[Src] = [v for p in paths if (v := ctx.view_at(p, number)) is not None
                                    and v.path.endswith((".c", ".h")) and v.text]
         self._touched = set(paths)
-        self._base: dict[str, BaseFile | None] = {}
-        self._fn_index: dict[int, dict[str, list[Node]]] = {}
-        self._def_index: dict[int, dict[str, list[Node]]] = {}
-        self._const_index: dict[int, dict[str, list[Node]]] = {}
-        self._calls: dict[int, dict[str, list[Node]]] = {}
+        # Shared by the Flows of every patch: views of unchanged files are the same objects across
+        # patches and base files never change, so each file is read, parsed and indexed once per run.
+        shared = ctx.memo("fgtflow-shared", lambda: ({}, {}, {}, {}, {}, {}, {}))
+        self._base: dict[str, BaseFile | None] = shared[0]
+        self._fn_index: dict[int, dict[str, list[Node]]] = shared[1]
+        self._def_index: dict[int, dict[str, list[Node]]] = shared[2]
+        self._const_index: dict[int, dict[str, list[Node]]] = shared[3]
+        self._calls: dict[int, dict[str, list[Node]]] = shared[4]
+        self._alive: dict[int, Src] = shared[5]  # keeps indexed sources alive: their id()s stay unique
+        self._walks: dict[tuple, list[Node]] = shared[6]  # per-function node lists (see _nodes)
 
     # -- sources -------------------------------------------------------------------------------
     def base_file(self, path: str) -> BaseFile | None:
@@ -265,6 +270,7 @@ class Flow:
                     if d.type == "init_declarator":
                         consts.setdefault(_declared_name(d), []).append(d)
         self._fn_index[key], self._def_index[key] = fns, defs
+        self._alive[key] = src
         self._const_index[key], self._calls[key] = consts, calls
 
     def functions_named(self, name: str, src: Src) -> list[tuple[Src, Node]]:
@@ -355,7 +361,7 @@ class Flow:
             return None
         init = None
         declared = False
-        for d in walk(body, {"init_declarator", "declaration", "assignment_expression", "update_expression"}):
+        for d in self._nodes(fn, "locals"):
             if d.type == "init_declarator" and _declared_name(d) == name:
                 declared, init = True, d.child_by_field_name("value")
             elif d.type == "declaration":
@@ -401,13 +407,33 @@ class Flow:
         names = {tuple(sorted(b.name for b in m.bits)) for m in masks}
         return masks[0] if len(names) == 1 else UNKNOWN
 
+    def _nodes(self, fn: Node, what: str) -> list[Node]:
+        """The nodes of `fn` that _local_value/_accumulator ("locals", in its body) or _function
+        ("writes") look at. Every patch's Flow asks again for the functions of unchanged files (the
+        same Node objects), so each function is walked once per run."""
+        key = (fn, what)
+        found = self._walks.get(key)
+        if found is None:
+            if what == "writes":
+                found = list(walk(fn, {"assignment_expression", "call_expression"}))
+            else:
+                body = fn.child_by_field_name("body")
+                found = [] if body is None else list(walk(body, {
+                    "init_declarator", "declaration", "assignment_expression", "update_expression"}))
+            self._walks[key] = found
+        return found
+
     # -- finding writes ------------------------------------------------------------------------
     def contributions(self) -> Iterator[Contribution]:
         for src in self.write_sources():
             self._index(src)
-            for _name, fn in functions(src.root):
-                if _WRITE_HINT.search(text(fn)):
-                    yield from self._function(src, fn)
+            key = ("write-fns", id(src))  # src is kept alive by _index (self._alive)
+            fns = self._walks.get(key)
+            if fns is None:
+                fns = self._walks[key] = [fn for _name, fn in functions(src.root)
+                                          if _WRITE_HINT.search(text(fn))]
+            for fn in fns:
+                yield from self._function(src, fn)
 
     def _registers(self, arg: Node | None, src: Src, fn: Node, sys_prefix: bool = False) -> list[str]:
         """The FGT register(s) an argument names: a constant, or a parameter bound by the callers."""
@@ -452,7 +478,7 @@ class Flow:
         return self._registers(args[1], src, fn) if len(args) >= 2 else []
 
     def _function(self, src: Src, fn: Node) -> Iterator[Contribution]:
-        for node in walk(fn, {"assignment_expression", "call_expression"}):
+        for node in self._nodes(fn, "writes"):
             if node.type == "assignment_expression":
                 regs = self._vcpu_fgt_target(node.child_by_field_name("left"), src, fn)
                 if not regs:
@@ -506,7 +532,9 @@ class Flow:
             return
         pieces: list[tuple[str, Node]] = []
         changed = False
-        for d in walk(body, {"init_declarator", "assignment_expression"}):
+        for d in self._nodes(fn, "locals"):
+            if d.type not in ("init_declarator", "assignment_expression"):
+                continue
             if d.type == "init_declarator":
                 if _declared_name(d) == name and d.child_by_field_name("value") is not None:
                     pieces.append(("init", d.child_by_field_name("value")))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pmureview.lazyre import lazy_re
 
-from ..lang.c import call_name, function_name, parse, text, walk
+from ..lang.c import call_name, functions, parse, text, walk
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -84,53 +84,105 @@ def lists() -> Lists:
 _DEFINE = lazy_re(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
 
 
+class _Body:
+    """A function's condition/return expressions, read from its node on first use: most helpers of
+    the scanned headers are never looked up, and walking every body was most of helpers_for()."""
+
+    __slots__ = ("fn", "exprs")
+
+    def __init__(self, fn: Node) -> None:
+        self.fn = fn
+        self.exprs: list[str] | None = None
+
+    def get(self) -> list[str]:
+        if self.exprs is None:
+            exprs: list[str] = []
+            for n in walk(self.fn.child_by_field_name("body"), {"if_statement", "return_statement"}):
+                if n.type == "if_statement":
+                    c = n.child_by_field_name("condition")
+                    if c is not None:
+                        exprs.append(text(c))
+                elif n.named_child_count:
+                    exprs.append(text(n.named_children[0]))
+            self.exprs = exprs
+            self.fn = None  # type: ignore[assignment]  # drop the tree reference
+        return self.exprs
+
+
+def _value(v: Any) -> Any:
+    return v.get() if isinstance(v, _Body) else v
+
+
+class _Bodies(dict):
+    """name -> expression texts; function bodies are resolved lazily (see _Body)."""
+
+    def __getitem__(self, name: str) -> list[str]:
+        return _value(dict.__getitem__(self, name))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return _value(dict.get(self, name, default))
+
+    def values(self):  # type: ignore[override]
+        return [_value(v) for v in dict.values(self)]
+
+    def items(self):  # type: ignore[override]
+        return [(k, _value(v)) for k, v in dict.items(self)]
+
+
 @dataclass
 class Helpers:
     """Bodies of functions (their condition and return expressions) and function-like macros."""
 
-    bodies: dict[str, list[str]] = field(default_factory=dict)  # name -> expression texts
+    bodies: dict[str, list[str]] = field(default_factory=_Bodies)  # name -> expression texts
 
-    def add_text(self, c_text: str, *, override: bool = True) -> None:
-        for name, exprs in _scan(c_text).items():
+    def add_text(self, c_text: str, *, override: bool = True, root: Node | None = None,
+                 cache: dict | None = None) -> None:
+        for name, exprs in _scan(c_text, root, cache).items():
             if override or name not in self.bodies:
-                self.bodies[name] = exprs
+                dict.__setitem__(self.bodies, name, exprs)
 
 
-@cache
-def _scan_cached(digest: str, c_text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
+def _scan_tree(c_text: str, root: Node | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for m in _DEFINE.finditer(c_text):
         body = m.group(3).replace("\\\n", " ").strip()
         if body:
             out[m.group(1)] = [body]
-    try:
-        root = parse(c_text.encode("utf-8", "surrogateescape")).root_node
-    except Exception:
-        return out
-    for fn in walk(root, {"function_definition"}):
-        name = function_name(fn)
-        body = fn.child_by_field_name("body")
-        if not name or body is None:
-            continue
-        exprs: list[str] = []
-        for n in walk(body, {"if_statement", "return_statement"}):
-            if n.type == "if_statement":
-                c = n.child_by_field_name("condition")
-                if c is not None:
-                    exprs.append(text(c))
-            elif n.named_child_count:
-                exprs.append(text(n.named_children[0]))
-        out[name] = exprs
+    if root is None:
+        try:
+            root = parse(c_text.encode("utf-8", "surrogateescape")).root_node
+        except Exception:
+            return out
+    for name, fn in functions(root):  # cached per tree, shared with the rules listing functions
+        if fn.child_by_field_name("body") is not None:
+            out[name] = _Body(fn)
     return out
 
 
-def _scan(c_text: str) -> dict[str, list[str]]:
-    return _scan_cached(hashlib.sha1(c_text.encode("utf-8", "surrogateescape")).hexdigest(), c_text)
+def _scan(c_text: str, root: Node | None = None, cache: dict | None = None) -> dict[str, Any]:
+    if cache is None:
+        return _scan_tree(c_text, root)
+    digest = hashlib.sha1(c_text.encode("utf-8", "surrogateescape")).hexdigest()
+    got = cache.get(digest)
+    if got is None:
+        got = cache[digest] = _scan_tree(c_text, root)
+    return got
 
 
 def helpers_for(series: Any, upto: int | None = None) -> Helpers:
     """Helper bodies from the base files (when there is a base) and the series' post-images."""
+    memo = getattr(series, "memo", None)
+    if memo is not None:
+        # the same per run for every rule and file of patch `upto` (Classifier only reads it)
+        return memo(("predicates.helpers_for", upto), lambda: _helpers_for(series, upto))
+    return _helpers_for(series, upto)
+
+
+def _helpers_for(series: Any, upto: int | None) -> Helpers:
     h = Helpers()
+    # scans shared by every patch's helpers_for() of this run (the same headers and post-images)
+    memo = getattr(series, "memo", None)
+    cache = memo(("predicates.scan",), dict) if memo is not None else None
     reader: Reader | None = getattr(series, "base_reader", None)
     if reader is not None:
         for path in HELPER_FILES:
@@ -139,12 +191,12 @@ def helpers_for(series: Any, upto: int | None = None) -> Helpers:
             except Exception:
                 t = None
             if t:
-                h.add_text(t)
+                h.add_text(t, cache=cache)
     for v in series.all_views():
         if upto is not None and v.patch.number > upto:
             continue
         if v.is_c and v.text.strip():
-            h.add_text(v.text)
+            h.add_text(v.text, root=v.root, cache=cache)  # the view's own tree: no second parse
     return h
 
 

@@ -20,6 +20,7 @@ facts are marked `assumed`, and the rules lower their confidence.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -115,8 +116,9 @@ def _series_predicates(series: SeriesContext, upto: int,
 def _summary(series: SeriesContext, view: FileView, fn: Node) -> tuple[frozenset[str], tuple[str, ...]] | None:
     """What a value-returning function's return statements test directly, and which functions they call.
 
-    Computed once per function per run (views are shared by the patches that leave a file alone), so the
-    per-patch predicate table is set arithmetic instead of a re-walk of every function of the series.
+    Computed once per function text per run (the summary reads nothing but the function's own text and
+    tree, and a patch rewrites few functions of the files it touches), so the per-patch predicate table
+    is set arithmetic instead of a re-walk of every function of the series.
     """
     def build() -> tuple[frozenset[str], tuple[str, ...]] | None:
         typ = fn.child_by_field_name("type")
@@ -129,7 +131,7 @@ def _summary(series: SeriesContext, view: FileView, fn: Node) -> tuple[frozenset
             callees += [m.group(1) for m in _guards._CALL.finditer(body)]
         return direct, tuple(dict.fromkeys(callees))
 
-    return series.memo(("predicate-summary", id(view), fn.start_byte, fn.end_byte), build)
+    return series.memo(("predicate-summary", fn.text), build)
 
 
 def caps_tested(node: Node, preds: Mapping[str, Iterable[str]]) -> set[str]:
@@ -348,8 +350,8 @@ class CapabilityFlow:
 
     def _from_callers(self, name: str, fn: Node, depth: int) -> dict[str, Why]:
         sites: list[Node] = []
-        for ident in walk(self.view.root, {"identifier"}):
-            if text(ident) != name or _within(ident, fn):
+        for ident in _identifiers(self.view, name):
+            if _within(ident, fn):
                 continue
             parent = ident.parent
             if parent is None or parent.type != "call_expression" or parent.child_by_field_name("function") != ident:
@@ -397,6 +399,25 @@ class CapabilityFlow:
         return out
 
 
+def _identifiers(view: FileView, name: str) -> list[Node]:
+    """Every identifier node spelled `name` in the view, in source order.
+
+    Finds the spelling in the source bytes and asks the tree for the leaf there: walking every
+    identifier of a whole kernel file for each static function was most of this module's cost."""
+    src = view.text.encode("utf-8", "surrogateescape")  # the bytes view.tree was parsed from
+    want = name.encode("utf-8", "surrogateescape")
+    out: list[Node] = []
+    if not want:  # MISSING (zero-width) identifiers: no spelling to look for
+        return [n for n in walk(view.root, {"identifier"}) if text(n) == name]
+    i = src.find(want)
+    while i >= 0:
+        n = view.root.descendant_for_byte_range(i, i + len(want))
+        if n is not None and n.type == "identifier" and n.start_byte == i and n.end_byte == i + len(want):
+            out.append(n)
+        i = src.find(want, i + 1)
+    return out
+
+
 def _within(node: Node, outer: Node) -> bool:
     return outer.start_byte <= node.start_byte and node.end_byte <= outer.end_byte
 
@@ -408,15 +429,27 @@ def _squash(s: str) -> str:
 def added_checks(view: FileView, preds: Mapping[str, Iterable[str]]) -> Iterator[tuple[Node, str, set[str]]]:
     """(call, callee, capabilities it tests) for every added call that tests a capability, directly
     (cpus_have_final_cap(), kvm_has_feat()) or through a known predicate."""
-    for call in walk(view.root, {"call_expression"}):
-        if view.node_line(call) not in view.added:
-            continue
-        name = call_name(call)
-        if not name:
-            continue
+    for call, name in _added_calls(view):
         if name in _guards.CAP_CALLS or name in _guards.FEAT_CALLS:
             caps = _guards.capabilities_checked(call, {})
         else:
             caps = set(preds.get(name, ()))
         if caps:
             yield call, name, caps
+
+
+# Both rules ask for the added calls of the same views: walking every call of a whole kernel file
+# twice per view was most of added_checks(); views are immutable, so keep the list per view object.
+_ADDED_CALLS: weakref.WeakKeyDictionary[Any, list[tuple[Node, str]]] = weakref.WeakKeyDictionary()
+
+
+def _added_calls(view: FileView) -> list[tuple[Node, str]]:
+    found = _ADDED_CALLS.get(view)
+    if found is None:
+        found = []
+        for call in walk(view.root, {"call_expression"}):
+            if view.node_line(call) in view.added and (name := call_name(call)):
+                found.append((call, name))
+        _ADDED_CALLS[view] = found
+    return found
+

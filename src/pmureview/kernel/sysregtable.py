@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -82,12 +83,22 @@ def _strip_comments(s: str) -> str:
     return re.sub(r"/\*.*?\*/|//[^\n]*", blank, s, flags=re.S)
 
 
+_SPLIT = {}  # sep -> compiled pattern of the characters split_top looks at
+
+
 def split_top(s: str, sep: str = ",") -> list[tuple[int, str]]:
     """(offset, piece) split at top-level `sep` (outside (), {}, [])."""
     out: list[tuple[int, str]] = []
     depth = 0
     start = 0
-    for i, ch in enumerate(s):
+    pat = _SPLIT.get(sep)
+    if pat is None:
+        pat = _SPLIT[sep] = re.compile(r"[(){}\[\]" + re.escape(sep) + "]")
+    # only brackets and separators matter: let the regex engine skip everything else (this ran
+    # a Python loop over every character of the whole table)
+    for m in pat.finditer(s):
+        ch = m.group()
+        i = m.start()
         if ch in "({[":
             depth += 1
         elif ch in ")}]":
@@ -95,7 +106,7 @@ def split_top(s: str, sep: str = ",") -> list[tuple[int, str]]:
             if depth < 0:  # a run of known lines that starts inside an entry: drop the tail
                 depth = 0
                 start = i + 1
-        elif ch == sep and depth == 0:
+        elif depth == 0:
             out.append((start, s[start:i]))
             start = i + 1
     out.append((start, s[start:]))
@@ -184,8 +195,16 @@ def _line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def _entries_in(region: str, base_off: int, full_text: str, macros: dict[str, Macro]) -> list[Entry]:
+def _newlines(text: str) -> list[int]:
+    return [m.start() for m in re.finditer("\n", text)]
+
+
+def _entries_in(region: str, base_off: int, full_text: str, macros: dict[str, Macro],
+                nls: list[int] | None = None) -> list[Entry]:
     out = []
+    # newline offsets once, then a bisect per entry (counting from 0 per entry was quadratic)
+    if nls is None:
+        nls = _newlines(full_text)
     for off, piece in split_top(region):
         stripped = piece.strip()
         if not stripped or stripped.startswith("#"):
@@ -195,7 +214,7 @@ def _entries_in(region: str, base_off: int, full_text: str, macros: dict[str, Ma
         b = base_off + off + len(piece.rstrip())
         # preprocessor lines inside the table (#ifdef) are dropped from the entry text
         clean = "\n".join(ln for ln in stripped.split("\n") if not ln.lstrip().startswith("#"))
-        e = make_entry(clean, _line_of(full_text, a), _line_of(full_text, max(a, b - 1)), macros)
+        e = make_entry(clean, bisect_left(nls, a) + 1, bisect_left(nls, max(a, b - 1)) + 1, macros)
         if e is not None:
             out.append(e)
     return out
@@ -209,18 +228,18 @@ def _parse_cached(digest: str, c_text: str, known_key: tuple[int, ...] | None) -
     if m is not None and known_key is None:
         start = m.end()
         depth = 1
-        i = start
-        while i < len(clean) and depth:
-            if clean[i] == "{":
-                depth += 1
-            elif clean[i] == "}":
-                depth -= 1
-            i += 1
+        i = len(clean)  # unbalanced: up to the end
+        for b in re.finditer(r"[{}]", clean[start:]):  # only the braces, not every character
+            depth += 1 if b.group() == "{" else -1
+            if not depth:
+                i = start + b.end()
+                break
         return tuple(_entries_in(clean[start:i - 1], start, c_text, macros))
     # hunk-only (or no table header in sight): each run of known lines on its own
     lines = clean.split("\n")
     known = set(known_key) if known_key is not None else set(range(1, len(lines) + 1))
     out: list[Entry] = []
+    nls: list[int] | None = None
     offsets = [0]
     for ln in lines:
         offsets.append(offsets[-1] + len(ln) + 1)
@@ -235,7 +254,9 @@ def _parse_cached(digest: str, c_text: str, known_key: tuple[int, ...] | None) -
         region = clean[offsets[first - 1]:offsets[n - 1]]
         if m is not None and offsets[first - 1] < m.end():
             continue  # before the table
-        out.extend(_entries_in(region, offsets[first - 1], c_text, macros))
+        if nls is None:
+            nls = _newlines(c_text)
+        out.extend(_entries_in(region, offsets[first - 1], c_text, macros, nls))
     return tuple(out)
 
 
