@@ -11,8 +11,7 @@ from pmureview.engine.context import FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.kernel.wiring import load_facts
-from pmureview.lang.c import (_types_query, call_name, enclosing_function, function_name, functions, parse,
-                              text, walk)
+from pmureview.lang.c import _types_query, call_name, enclosing_function, function_name, functions, parse, text, walk
 from pmureview.lazyre import lazy_re
 
 MAX_DEPTH = 4

@@ -88,7 +88,7 @@ class _Body:
     """A function's condition/return expressions, read from its node on first use: most helpers of
     the scanned headers are never looked up, and walking every body was most of helpers_for()."""
 
-    __slots__ = ("fn", "exprs")
+    __slots__ = ("exprs", "fn")
 
     def __init__(self, fn: Node) -> None:
         self.fn = fn
