@@ -126,8 +126,10 @@ def _doc_comments(view: FileView):
     walking every node of a whole kernel file (a comment is a leaf, so the smallest node covering
     its first three bytes is the comment itself)."""
     src = view.text.encode("utf-8", "surrogateescape")  # the bytes view.tree was parsed from
-    root = view.root
     i = src.find(b"/**")
+    if i == -1:
+        return  # no kernel-doc at all: do not even need the tree
+    root = view.root
     while i != -1:
         node = root.descendant_for_byte_range(i, i + 3)
         if node is not None and node.type == "comment" and node.start_byte == i:
