@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .context import FileContext, PatchContext
+from .context import FileContext
 from .model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from .rule import Rule
 
@@ -207,7 +207,3 @@ def load_yaml_rule(path: Path, data: Any = None, *, eager: bool = True) -> Rule:
     is_text = "regex" in data and data.get("target", "added-lines") != "added-lines"
     meta = meta_from_mapping(data, str(path), scope_default=Scope.PATCH if is_text else Scope.FILE)
     return QueryRule(meta, data, eager=eager) if "query" in data else RegexRule(meta, data)
-
-
-# PatchContext imported for type checkers reading RegexRule.check's dispatch
-__all__ = ["PatchContext", "QueryRule", "RegexRule", "YamlRuleError", "load_yaml_rule"]

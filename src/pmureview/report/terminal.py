@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.text import Text
 
 from ..api import Review
-from ..engine.context import FileView
 from ..engine.model import Finding
 
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -66,6 +65,3 @@ def _finding(console: Console, f: Finding, quiet: bool) -> None:
         console.print(Text(f"    {loc.line or '':>5} | {clean(f.snippet.expandtabs(8))}", style="dim"))
     if f.note:
         console.print(Text("    " + clean(f.note).replace("\n", "\n    ")))
-
-
-__all__ = ["FileView", "clean", "render_terminal"]
