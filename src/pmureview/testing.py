@@ -164,6 +164,7 @@ def build_series(case_dir: Path) -> Path:
     `case_dir/tree/` when present, else `case_dir/src/base/`; each patch's `dir` (default `src/<n>`)
     holds the full post-image of the files that patch changes (a file named X.delete deletes X).
     Message-IDs and dates are deterministic; `first`/`total` renumber a slice of a longer series.
+    The `src/<n>/` folders are not committed: `unpack_series` recreates them from series.mbox.
     """
     import yaml
 
@@ -251,7 +252,7 @@ def _rewrite(mbox: str, spec: dict[str, Any], slug: str, date: str) -> str:
             cov = spec["cover"]
             head = re.sub(r"(?m)^(Subject: \[PATCH[^\]]*\]) \*\*\* SUBJECT HERE \*\*\*", rf"\1 {cov['subject']}", head)
             body = re.sub(r"\*\*\* BLURB HERE \*\*\*", cov.get("body", "").rstrip(), body)
-        body = re.sub(r"(?m)^(>*From )", r">\1", body.rstrip())  # mboxrd quoting
+        body = re.sub(r"(?m)^(>*From )", r">\1", body.rstrip("\n"))  # mboxrd quoting; keep a last " " context line
         out.append(f"From mboxrd@z Thu Jan  1 00:00:00 1970\n{head}\n\n{body}\n")
     return "\n".join(out)
 
@@ -262,8 +263,61 @@ def hash_str(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
+def unpack_series(case_dir: Path) -> list[Path]:
+    """Recreate `src/<n>/` (the post-images `build_series` reads) from the base and series.mbox.
+
+    The post-images are derived data: series.mbox plus the base hold them exactly, so they are not
+    committed. Run this before editing a case, edit, then `build_series` again.
+    """
+    base = case_tree(case_dir) or case_dir / "src" / "base"
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="pmureview-unpack-") as tmp:
+        repo = Path(tmp) / "repo"
+        if base.is_dir():
+            git_tree(base, repo)
+        else:
+            repo.mkdir()
+            subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
+            subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "base"], check=True,
+                           env={**os.environ, "GIT_AUTHOR_NAME": "F", "GIT_AUTHOR_EMAIL": "f@example.org",
+                                "GIT_COMMITTER_NAME": "F", "GIT_COMMITTER_EMAIL": "f@example.org"})
+        from .series.mail import parse_mail, split_mbox
+
+        patches = []
+        for raw in split_mbox((case_dir / "series.mbox").read_bytes()):
+            m = parse_mail(raw)
+            if "diff --git " in m.body:
+                patches.append(m.body)
+        for n, body in enumerate(patches, 1):
+            diff = body[body.index("diff --git "):]
+            r = subprocess.run(["git", "-C", str(repo), "apply", "--index", "-"], input=diff.encode(),
+                               capture_output=True, check=False)
+            if r.returncode:
+                raise RuntimeError(f"{case_dir}: patch {n} does not apply: {r.stderr.decode().strip()}")
+            names = subprocess.run(["git", "-C", str(repo), "diff", "--cached", "--name-status", "--no-renames"],
+                                   capture_output=True, text=True, check=True).stdout.split("\n")
+            out = case_dir / "src" / str(n)
+            for line in filter(None, names):
+                status, path = line.split("\t", 1)
+                target = out / (path + ".delete" if status == "D" else path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if status == "D":
+                    target.write_text("")
+                else:
+                    shutil.copyfile(repo / path, target)
+                written.append(target)
+            subprocess.run(["git", "-C", str(repo), "-c", "user.name=F", "-c", "user.email=f@example.org",
+                            "commit", "-q", "-m", f"patch {n}"], check=True)
+    return written
+
+
 if __name__ == "__main__":
     import sys
 
-    for d in sys.argv[1:]:
-        print(build_series(Path(d)))
+    # python -m pmureview.testing [unpack] CASE_DIR...: build series.mbox (default) or recreate src/<n>/
+    unpack = sys.argv[1:2] == ["unpack"]
+    for d in sys.argv[2 if unpack else 1:]:
+        if unpack:
+            print(f"{d}: {len(unpack_series(Path(d)))} post-image files")
+        else:
+            print(build_series(Path(d)))
