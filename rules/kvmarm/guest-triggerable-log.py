@@ -11,7 +11,7 @@ from pmureview.engine.context import FileView, SeriesContext
 from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.engine.rule import Rule
 from pmureview.kernel.wiring import load_facts
-from pmureview.lang.c import _types_query, call_name, enclosing_function, function_name, functions, parse, text, walk
+from pmureview.lang.c import call_name, enclosing_function, function_name, functions, nodes_of, parse, text, walk
 from pmureview.lazyre import lazy_re
 
 MAX_DEPTH = 4
@@ -57,16 +57,8 @@ _CALL = frozenset({"call_expression"})
 def _calls_on_lines(root, first: int, last: int) -> list:
     """walk(root, call_expression) restricted to calls intersecting lines first..last: only calls on
     added lines are candidates, and a range-limited query skips the rest of a kernel-sized file."""
-    query = _types_query(_CALL)
-    if query is None:
-        return list(walk(root, _CALL))
-    from tree_sitter import QueryCursor
-
-    cursor = QueryCursor(query)
-    cursor.set_point_range((first - 1, 0), (last, 0))
-    found = [n for nodes in cursor.captures(root).values() for n in nodes]
-    found.sort(key=lambda n: (n.start_byte, -n.end_byte))  # pre-order, as walk() gives
-    return found
+    found = nodes_of(root, _CALL, (first, last))
+    return found if found is not None else list(walk(root, _CALL))
 
 
 class GuestTriggerableLog(Rule):

@@ -38,12 +38,8 @@ def walk(node: Node, types: set[str] | frozenset[str] | None = None) -> Iterator
     """
     # a query costs ~1.5 ms to compile once; below a few KB the Python walk is cheaper than that
     if types and node.end_byte - node.start_byte > 8192:
-        query = _types_query(frozenset(types))
-        if query is not None:
-            from tree_sitter import QueryCursor
-
-            found = [n for nodes in QueryCursor(query).captures(node).values() for n in nodes]
-            found.sort(key=lambda n: (n.start_byte, -n.end_byte))  # pre-order: parents first
+        found = nodes_of(node, frozenset(types))
+        if found is not None:
             yield from found
             return
     stack = [node]
@@ -52,6 +48,23 @@ def walk(node: Node, types: set[str] | frozenset[str] | None = None) -> Iterator
         if types is None or n.type in types:
             yield n
         stack.extend(reversed(n.children))
+
+
+def nodes_of(node: Node, types: frozenset[str], lines: tuple[int, int] | None = None) -> list[Node] | None:
+    """Nodes of the given types under `node` in pre-order (parents first), found by a cached
+    tree-sitter query; `lines` (1-based, inclusive) limits the search to those rows of a large file.
+    None when a type is not a grammar node type (then use `walk`)."""
+    query = _types_query(types)
+    if query is None:
+        return None
+    from tree_sitter import QueryCursor
+
+    cursor = QueryCursor(query)
+    if lines is not None:
+        cursor.set_point_range((lines[0] - 1, 0), (lines[1], 0))
+    found = [n for group in cursor.captures(node).values() for n in group]
+    found.sort(key=lambda n: (n.start_byte, -n.end_byte))
+    return found
 
 
 @cache
