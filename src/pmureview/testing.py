@@ -92,6 +92,17 @@ def discover_cases(root: Path) -> list[Case]:
     return cases
 
 
+def _base_repo(base: Path, repo: Path) -> Path:
+    """The case's base committed into a fresh repository (an empty commit when the case has none)."""
+    if base.is_dir():
+        return git_tree(base, repo)
+    repo.mkdir()
+    subprocess.run(["git", "-C", str(repo), "init", "-q", "-b", "main"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=F", "-c", "user.email=f@example.org",
+                    "commit", "-q", "--allow-empty", "-m", "base"], check=True)
+    return repo
+
+
 def git_tree(src: Path, dest: Path) -> Path:
     """Copy `src` into a fresh git repository at `dest` and commit it (the fixture's base)."""
     shutil.copytree(src, dest)
@@ -174,12 +185,7 @@ def build_series(case_dir: Path) -> Path:
     name, email = author.split("<")[0].strip(), author.split("<")[1].rstrip(">")
     date = spec.get("date", "2025-12-09T20:51:00+0000")
     with tempfile.TemporaryDirectory(prefix="pmureview-build-") as tmp:
-        repo = Path(tmp) / "repo"
-        if base.is_dir():
-            git_tree(base, repo)
-        else:
-            repo.mkdir()
-            subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
+        repo = _base_repo(base, Path(tmp) / "repo")
         env = {**os.environ, "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name,
                "GIT_COMMITTER_EMAIL": email, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
         for n, p in enumerate(spec["patches"], 1):
@@ -272,15 +278,7 @@ def unpack_series(case_dir: Path) -> list[Path]:
     base = case_tree(case_dir) or case_dir / "src" / "base"
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="pmureview-unpack-") as tmp:
-        repo = Path(tmp) / "repo"
-        if base.is_dir():
-            git_tree(base, repo)
-        else:
-            repo.mkdir()
-            subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
-            subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "base"], check=True,
-                           env={**os.environ, "GIT_AUTHOR_NAME": "F", "GIT_AUTHOR_EMAIL": "f@example.org",
-                                "GIT_COMMITTER_NAME": "F", "GIT_COMMITTER_EMAIL": "f@example.org"})
+        repo = _base_repo(base, Path(tmp) / "repo")
         from .series.mail import parse_mail, split_mbox
 
         patches = []

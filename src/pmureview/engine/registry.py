@@ -7,7 +7,6 @@ Duplicate ids are rejected (the first one loaded wins and the second is a proble
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cachefile import cache_path, read_json, write_json
 from .rule import Rule
 
 
@@ -91,16 +91,9 @@ class YamlCache:
     """Parsed YAML rule files cached as JSON (keyed by path, mtime and size): no YAML parse per run."""
 
     def __init__(self) -> None:
-        import os
-
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        self.file = base / "pmureview" / "yaml-rules.json"
-        self.data: dict[str, Any] = {}
+        self.file = cache_path("yaml-rules.json")
+        self.data: dict[str, Any] = read_json(self.file) or {}
         self.dirty = False
-        try:
-            self.data = json.loads(self.file.read_text("utf-8"))
-        except (OSError, ValueError):
-            self.data = {}
 
     def get(self, path: Path) -> Any:
         from .yamlrule import read_yaml
@@ -116,15 +109,8 @@ class YamlCache:
         return data
 
     def save(self) -> None:
-        if not self.dirty:
-            return
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.data), "utf-8")
-            tmp.replace(self.file)
-        except (OSError, TypeError, ValueError):
-            pass  # a cache that cannot be written only costs speed
+        if self.dirty:
+            write_json(self.file, self.data)
 
 
 def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache | None = None) -> None:
@@ -173,26 +159,17 @@ def _plugin_specs(cached: bool) -> list[tuple[str, str]]:
     Scanning every installed distribution costs ~30 ms (importlib.metadata and its imports) on each
     run; a review reuses the last scan while no folder of the import path has changed.
     """
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pmureview" / "plugins.json"
+    cache = cache_path("plugins.json")
     key = _site_fingerprint()
     if cached:
-        try:
-            data = json.loads(cache.read_text("utf-8"))
-            if data.get("key") == key:
-                return [tuple(x) for x in data["plugins"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+        data = read_json(cache)
+        if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("plugins"), list):
+            return [tuple(x) for x in data["plugins"]]
     from importlib.metadata import entry_points
 
     specs = [(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP)]
     if cached:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": key, "plugins": specs}), "utf-8")
-            tmp.replace(cache)
-        except OSError:
-            pass
+        write_json(cache, {"key": key, "plugins": specs})
     return specs
 
 

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 from pathlib import Path
 
+from ..cachefile import cache_path, read_json, write_json
 from ..errors import UsageError
 from .model import Series
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pmureview"
 
 
 def _git(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -85,23 +80,13 @@ class BlobReader:
             self._greps = {}
             tree_id = _git(self.tree, "rev-parse", f"{self.rev}^{{tree}}").stdout.strip()
             if tree_id:
-                self._grep_file = _cache_dir() / "trees" / f"{tree_id}.json"
-                try:
-                    self._greps = json.loads(self._grep_file.read_text("utf-8"))
-                except (OSError, ValueError):
-                    self._greps = {}
+                self._grep_file = cache_path("trees", f"{tree_id}.json")
+                self._greps = read_json(self._grep_file) or {}
         return self._greps
 
     def _save_grep_cache(self) -> None:
-        if self._grep_file is None or self._greps is None:
-            return
-        try:
-            self._grep_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._grep_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._greps), "utf-8")
-            tmp.replace(self._grep_file)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        if self._greps is not None:
+            write_json(self._grep_file, self._greps)
 
     def list_files(self, prefix: str) -> list[str]:
         r = _git(self.tree, "ls-tree", "-r", "--name-only", self.rev, "--", prefix)

@@ -1,0 +1,34 @@
+"""Small JSON caches under $XDG_CACHE_HOME/pmureview: a missing or broken file is a cache miss, and
+a write that fails only costs speed (written atomically, so parallel hook runs never read half a file)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def cache_path(*parts: str) -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").joinpath("pmureview", *parts)
+
+
+def read_json(path: Path | None) -> Any:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path | None, data: Any) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), "utf-8")
+        tmp.replace(path)
+    except (OSError, TypeError, ValueError):
+        pass
