@@ -1,10 +1,10 @@
-"""The commit-message claim parser (pmureview.kernel.claims) on sentences written here."""
+"""The commit-message claim parser (pmureview.analyses.claims) on sentences written here."""
 
 from __future__ import annotations
 
 import pytest
 
-from pmureview.kernel import claims as cl
+from pmureview.analyses import claims as cl
 
 
 def kinds(message: str) -> list[tuple[str, int]]:

@@ -21,10 +21,10 @@ import pytest
 from mailfactory import patch_mail, simple_diff
 
 from pmureview.entry import main
-from pmureview.series.image import apply_hunks, build_views
 from pmureview.series.mail import split_mbox
 from pmureview.series.model import Hunk, HunkLine
 from pmureview.series.parse import parse_series
+from pmureview.views.image import apply_hunks, build_views
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 SCAF = "series/debug-scaffolding"

@@ -13,8 +13,8 @@ from pmureview.engine.registry import load_registry
 from pmureview.entry import main
 
 RAISING = '''
-from pmureview.engine.model import RuleMeta, Severity, Scope
-from pmureview.engine.rule import Rule
+from pmureview.rule.model import RuleMeta, Severity, Scope
+from pmureview.rule.base import Rule
 
 class Boom(Rule):
     meta = RuleMeta(id="acme/boom", title="raises", severity=Severity.WARNING, scope=Scope.FILE)

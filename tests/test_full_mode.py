@@ -9,8 +9,8 @@ import pytest
 from mailfactory import mbox, patch_mail
 
 from pmureview.api import Options, review
-from pmureview.series.image import apply_hunks
 from pmureview.series.parse import parse_series
+from pmureview.views.image import apply_hunks
 
 GIT = ["-c", "user.name=A", "-c", "user.email=a@example.org"]
 BASE = "".join(f"line {i}\n" for i in range(1, 31))

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from mailfactory import mbox, patch_mail
 
 from pmureview.errors import PmuError
-from pmureview.series.image import apply_hunks, build_views, hunk_only_view
 from pmureview.series.mail import split_mbox
 from pmureview.series.model import Hunk
 from pmureview.series.parse import parse_series
+from pmureview.views.image import apply_hunks, build_views, hunk_only_view
 
 # -- strategies -----------------------------------------------------------------------------------
 

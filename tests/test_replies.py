@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from pmureview.api import Options, Review
-from pmureview.engine.model import Confidence, Finding, Location, RuleMeta, Scope, Severity
 from pmureview.errors import UsageError
 from pmureview.report.reply import mutt_date, write_replies
+from pmureview.rule.model import Confidence, Finding, Location, RuleMeta, Scope, Severity
 from pmureview.series.model import ChangeKind, CoverLetter, FileChange, Hunk, HunkLine, Message, Patch, Series
 
 SENDER = "Rev Iewer <rev@example.net>"

@@ -8,11 +8,11 @@ from importlib import resources
 import pytest
 
 from pmureview.api import Options, Review
-from pmureview.engine.model import Confidence, Finding, Location, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.report.b4 import render_b4
 from pmureview.report.checkpatch import render_checkpatch
 from pmureview.report.lines import format_line, rule_type
 from pmureview.report.sarif import render_sarif
+from pmureview.rule.model import Confidence, Finding, Location, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.series.model import ChangeKind, FileChange, Hunk, HunkLine, Message, Patch, Series
 
 PATH = "arch/arm64/kvm/config.c"

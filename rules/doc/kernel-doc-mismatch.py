@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pmureview.engine.context import FileContext, FileView
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.lang.c import text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext, FileView
 
 # the title line as scripts/kernel-doc reads it: `name() - desc`, `name - desc`, `name():`
 _TITLE = lazy_re(r"^\s*\*?\s*(?P<kind>(?:struct|union|enum|typedef)\s+)?(?P<name>\w+)"

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from pmureview.engine.context import FileContext, FileView, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext, FileView, SeriesContext
 
 _TOKEN = lazy_re(r"(?<![A-Za-z0-9_$])KVM_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_*<{])")
 _ANY = lazy_re(r"(?<![A-Za-z0-9_])KVM_[A-Z0-9_]*[A-Z0-9]")

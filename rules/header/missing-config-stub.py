@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from pmureview.engine.context import FileView, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.kernel.header_stubs import Arm, Structure, declarations, macro_functions, scan
 from pmureview.lang.c import call_name, parse, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileView, SeriesContext
 
 KVM_MAKEFILE = "arch/arm64/kvm/Makefile"
 # Files arch/arm64/kvm/Makefile builds with CONFIG_KVM alone (`kvm-y`), in every kernel since the

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pmureview.engine.context import FileContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.kernel.traps import ENABLE, INDEX_PREFIXES, TRAP, name_class, split_constant
 from pmureview.kernel.wiring import load_facts
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext
 
 # `[CGT_X] = { .index = R, .value = V, .mask = M, ... }` (designated entries of coarse_trap_bits[]);
 # matched on the text so hunk-only views, where the array header may be unknown, still work.

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pmureview.engine.context import FileView, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
-from pmureview.kernel.redundant_capability import CONFIG_C, is_static, series_functions
+from pmureview.analyses.redundant_capability import CONFIG_C, is_static, series_functions
 from pmureview.lang.c import call_name, function_name, text, walk
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileView, SeriesContext
 
 # Files whose business is FGT plumbing rather than FGT configuration (DOMAIN.md §5 rule 3).
 _EXEMPT = ("arch/arm64/kvm/emulate-nested.c", "arch/arm64/kvm/hyp/", "arch/arm64/tools/",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pmureview.engine.context import SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
-from pmureview.kernel.fgtflow import CLEAR, Group, analyse, bits_of, controlled, names, target_field, through
+from pmureview.analyses.fgtflow import CLEAR, Group, analyse, bits_of, controlled, names, target_field, through
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import SeriesContext
 
 
 class FgtCrossRegisterField(Rule):

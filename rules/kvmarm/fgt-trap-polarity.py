@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pmureview.engine.context import SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
+from pmureview.analyses.fgtflow import CLEAR, SET, Group, analyse, controlled, names, target_field, through
 from pmureview.kernel.fgt import GROUP_ARG_REGISTERS, name_polarity, parse_sr_fgt
-from pmureview.kernel.fgtflow import CLEAR, SET, Group, analyse, controlled, names, target_field, through
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import SeriesContext
 
 
 class FgtTrapPolarity(Rule):

@@ -7,12 +7,12 @@ import re
 from collections.abc import Iterator
 from functools import cache
 
-from pmureview.engine.context import FileView, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.kernel.wiring import load_facts
 from pmureview.lang.c import call_name, enclosing_function, function_name, functions, nodes_of, parse, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileView, SeriesContext
 
 MAX_DEPTH = 4
 # Base files that hold exit handlers, trap handlers and what they call (full mode adds these to the

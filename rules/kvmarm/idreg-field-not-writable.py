@@ -6,18 +6,18 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from pmureview.engine.context import SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.kernel.idregs import facts, is_id_register
 from pmureview.kernel.predicates import helpers_for
 from pmureview.lang.c import call_name, function_name, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import SeriesContext
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
-    from pmureview.engine.context import FileView
+    from pmureview.views.context import FileView
 
 _FEAT_CALLS = ("kvm_has_feat", "kvm_has_feat_enum", "kvm_has_feat_range")
 _FEAT_TEXT = lazy_re(

@@ -6,9 +6,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pmureview.engine.context import FileView, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.kernel.vncr import VNCR_MAPPING_PATH, offsets
 from pmureview.kernel.wiring import (
     EMULATE_NESTED_PATH,
@@ -19,6 +16,9 @@ from pmureview.kernel.wiring import (
     parse_vcpu_sysreg,
 )
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileView, SeriesContext
 
 _SYSREG_PATH = "arch/arm64/tools/sysreg"
 _SYSREG_FIELD = lazy_re(r"^\s*(?:Field|UnsignedEnum|SignedEnum|Enum)\s+\d+(?::\d+)?\s+(\w+)")

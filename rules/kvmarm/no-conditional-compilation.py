@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pmureview.engine.context import FileContext, FileView
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.kernel.header_stubs import declarations, macro_functions, scan
 from pmureview.lang.c import call_name, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext, FileView
 
 # The per-object macros the hyp build defines; testing them splits one definition into two.
 _HYP_MACRO = lazy_re(r"\b__KVM_(?:NVHE|VHE)_HYPERVISOR__\b")

@@ -6,12 +6,12 @@ import re
 from collections.abc import Iterator
 from weakref import WeakKeyDictionary
 
-from pmureview.engine.context import FileContext, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
-from pmureview.kernel.pmu_access import accesses, code_scopes, nodes_of
+from pmureview.analyses.pmu_access import accesses, code_scopes, nodes_of
 from pmureview.lang.c import call_name, text
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext, SeriesContext
 
 # Exception-level filter bits of PMEVTYPER<n>_EL0 / PMCCFILTR_EL0 / PMICFILTR_EL0.
 _FILTER = lazy_re(r"\bARMV8_PMU_(?:EXCLUDE|INCLUDE)_\w+\b|"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pmureview.engine.context import FileContext, FileView
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
-from pmureview.kernel.pmu_access import Access, accesses, code_scopes, nodes_of
+from pmureview.analyses.pmu_access import Access, accesses, code_scopes, nodes_of
 from pmureview.lang.c import call_name, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext, FileView
 
 # Predicates that say "the guest owns the PMU hardware" (partitioned / direct / passthrough PMU).
 _PARTITIONED = lazy_re(r"pmu\w*(partition|direct|passthrough|guest_owned)|"

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
-from pmureview.engine.context import FileContext, FileView, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
-from pmureview.kernel.pmu_access import accesses, hunk_function, nodes_of
+from pmureview.analyses.pmu_access import accesses, hunk_function, nodes_of
 from pmureview.lang.c import call_name, function_name, text
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext, FileView, SeriesContext
 
 if TYPE_CHECKING:
     from tree_sitter import Node

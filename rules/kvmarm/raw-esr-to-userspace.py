@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pmureview.engine.context import FileContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.lang.c import call_name, functions, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext
 
 _RAW_CALLS = {"kvm_vcpu_get_esr"}
 _READ_SYSREG = {"read_sysreg", "read_sysreg_s", "read_sysreg_el2", "read_sysreg_el1"}

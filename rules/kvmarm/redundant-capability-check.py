@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pmureview.engine.context import PatchContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
-from pmureview.kernel.guards import CAP_CALLS, FEAT_CALLS, predicate_caps
-from pmureview.kernel.redundant_capability import (
+from pmureview.analyses.redundant_capability import (
     CapabilityFlow,
     Why,
     added_checks,
@@ -16,7 +12,11 @@ from pmureview.kernel.redundant_capability import (
     series_functions,
     series_predicates,
 )
+from pmureview.kernel.guards import CAP_CALLS, FEAT_CALLS, predicate_caps
 from pmureview.lang.c import call_name, function_name, walk
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import PatchContext
 
 
 class RedundantCapabilityCheck(Rule):

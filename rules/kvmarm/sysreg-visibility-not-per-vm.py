@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from pmureview.engine.context import FileContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.kernel.predicates import HOST, Classifier, classify_path, helpers_for
 from pmureview.kernel.predicates import cond_text as _cond_text
 from pmureview.kernel.sysregtable import Entry, pre_entries, view_entries
 from pmureview.lang.c import call_name, functions, text, walk
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
-    from pmureview.engine.context import FileView
+    from pmureview.views.context import FileView
 
 # values a visibility callback returns for "the register is there" (REG_RAZ alone still lists it in
 # KVM_GET_REG_LIST); REG_RAZ | REG_USER_WI is the deliberate RAZ/WI-for-everyone emulation

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pmureview.engine.context import FileContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.lang.c import call_name, functions, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext
 
 # primitive -> (index of the user pointer, index of the kernel side); dst comes first in all of them
 _FROM_USER = {"copy_from_user": (1, 0), "__copy_from_user": (1, 0), "get_user": (1, 0),

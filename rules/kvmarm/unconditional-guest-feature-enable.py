@@ -6,17 +6,17 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from pmureview.engine.context import FileContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.kernel.predicates import HOST, NONE, Classifier, classify_path, gating_data, helpers_for
 from pmureview.lang.c import functions, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
-    from pmureview.engine.context import FileView
+    from pmureview.views.context import FileView
 
 _HCRX = lazy_re(r"\bHCRX_EL2_(\w+)")
 _HCR = lazy_re(r"\bHCR_(?:EL2_)?(\w+)")

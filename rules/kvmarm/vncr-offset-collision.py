@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pmureview.engine.context import FileContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.kernel.vncr import VNCR_MAPPING_PATH, VNCR_PAGE_SIZE, parse_vncr
 from pmureview.kernel.wiring import load_facts
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileContext
 
 
 class VncrOffsetCollision(Rule):

@@ -1,9 +1,9 @@
 """series/commit-message-claim-unbacked: the commit message says the patch does something it does not.
 
-Claims come from pmureview.kernel.claims (a small vocabulary; anything else is ignored). Prose claims
+Claims come from pmureview.analyses.claims (a small vocabulary; anything else is ignored). Prose claims
 (fine-grained traps, context switching, exposing to guests) need a hunk of the same patch touching
 the matching code; "Trapped:" / "Untrapped:" register lists are checked against the FGT bits the
-patch writes (pmureview.kernel.fgtflow), and only for registers whose trap bits the patch sets or
+patch writes (pmureview.analyses.fgtflow), and only for registers whose trap bits the patch sets or
 clears: a register the patch does not touch is undecided, and silent.
 """
 
@@ -14,12 +14,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pmureview.engine.context import FileView, PatchContext, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
-from pmureview.kernel import claims as cl
+from pmureview.analyses import claims as cl
 from pmureview.lang.c import functions
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileView, PatchContext, SeriesContext
 
 _SYSREG_FILE = "arch/arm64/tools/sysreg"
 _SYSREG_BLOCK = lazy_re(r"^(?:Sysreg|SysregFields)\s+(\S+)")
@@ -231,7 +231,7 @@ def _short(sentence: str, limit: int = 160) -> str:
 def _trap_effects(ctx: PatchContext) -> dict:
     """controlled register base -> FGT register -> effect (trap|untrap) -> [(field, view, line)], for
     the FGT writes this patch makes new (fgtflow anchors each write on the patch that adds it)."""
-    from pmureview.kernel import fgtflow
+    from pmureview.analyses import fgtflow
 
     out: dict = {}
     try:

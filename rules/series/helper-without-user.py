@@ -18,12 +18,12 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pmureview.engine.context import FileView, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.series.model import ChangeKind
+from pmureview.views.context import FileView, SeriesContext
 
 _EXEMPT_NAME = lazy_re(r"^(?:kvm_arch_|__kvm_arch_|arch_|__arch_|__se_sys|__do_sys|init_module$|"
                           r"cleanup_module$|main$)")

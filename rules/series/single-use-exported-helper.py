@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from pmureview.engine.context import FileView, SeriesContext
-from pmureview.engine.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.engine.rule import Rule
 from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.rule.base import Rule
+from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+from pmureview.views.context import FileView, SeriesContext
 
 _MACRO = lazy_re(r"^[A-Z_][A-Z0-9_]*$")
 _UPPERISH = lazy_re(r"^[A-Z_][A-Za-z0-9_]*$")  # register-field macros: HDFGRTR2_EL2_nPMICNTR_EL0

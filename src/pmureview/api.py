@@ -2,64 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .engine.model import Finding, RuleMeta, Severity
-from .series.model import Series
+from .engine.review import Options, Review
+from .rule.model import Finding, Severity
 
+if TYPE_CHECKING:
+    from .series.model import Series
 
-@dataclass
-class Options:
-    """Everything a review run can be told. CLI > config file > these defaults."""
-
-    tree: Path | None = None  # a kernel git checkout: full mode
-    base: str | None = None  # --base REV
-    revision: int | None = None  # --revision N
-    range: str | None = None  # --range A..B (in `tree` or the current repo)
-    files: bool = False  # `check --files`: each file reviewed as a new file
-    midmask: str | None = None  # --midmask (beats a URL's own server)
-    config_midmask: str | None = None  # from the config file (after $PMUREVIEW_MIDMASK)
-    fetch_timeout: float = 60.0
-    select: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    severity: dict[str, str] = field(default_factory=dict)  # rule id -> severity override
-    per_path_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)  # glob -> rule ids
-    fail_on: Severity = Severity.WARNING
-    strict: bool = False
-    preview: bool = False
-    rules_dirs: tuple[Path, ...] = ()
-    baseline: Path | None = None
-    progress: bool = False  # progress on stderr (the CLI sets it on a tty only)
-    per_patch: bool = False  # hooks: one patch of a series on purpose, the others are not "missing"
-
-
-@dataclass
-class Review:
-    series: Series
-    findings: list[Finding]  # every finding, sorted, after selection (check level included)
-    rules: dict[str, RuleMeta]  # the rules that ran, by id
-    mode: str  # "full" | "hunk-only"
-    base: str | None = None
-    options: Options = field(default_factory=Options)
-
-    def failed(self) -> bool:
-        return any(f.severity.rank >= self.options.fail_on.rank for f in self.findings)
-
-    @property
-    def internal_error(self) -> bool:
-        return any(f.rule == "pmureview/internal-error" for f in self.findings)
-
-    def exit_code(self) -> int:
-        if self.internal_error:
-            return 2
-        return 1 if self.failed() else 0
-
-    def visible(self) -> list[Finding]:
-        """What the terminal and checkpatch formats show: `check` only with --strict."""
-        if self.options.strict or self.options.fail_on == Severity.CHECK:
-            return list(self.findings)
-        return [f for f in self.findings if f.severity != Severity.CHECK]
+__all__ = ["Options", "Review", "review"]
 
 
 _PROBLEM_SEVERITY = {
@@ -72,7 +24,7 @@ _PROBLEM_SEVERITY = {
 
 def _engine_finding(rule: str, patch: int, message: str, *, path: str | None = None,
                     line: int | None = None, note: str | None = None) -> Finding:
-    from .engine.model import Confidence, Location
+    from .rule.model import Confidence, Location
 
     return Finding(rule=rule, severity=_PROBLEM_SEVERITY.get(rule, Severity.CHECK), confidence=Confidence.HIGH,
                    message=message, note=note,
@@ -100,11 +52,11 @@ def load_series(sources: list[str], options: Options, *, stdin: bytes | None = N
 def review(sources: str | list[str], options: Options | None = None, *, stdin: bytes | None = None,
            hook: bool = False) -> Review:
     """Read, parse, view, run the rules, decide. Raises PmuError when nothing can be reviewed."""
-    from .engine.context import FULL, HUNK_ONLY, SeriesContext
     from .engine.registry import load_registry
     from .engine.runner import run_rules
     from .engine.select import choose_rules, decide, load_baseline
-    from .series.image import build_views
+    from .views.context import FULL, HUNK_ONLY, SeriesContext
+    from .views.image import build_views
 
     options = options or Options()
     if isinstance(sources, str):

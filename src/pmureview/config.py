@@ -74,7 +74,7 @@ def make_options(*, config: Path | None = None, tree: Path | None = None, base: 
                  rules_dir: list[Path] | None = None, baseline: Path | None = None):  # -> api.Options
     """Options from the command line (None = not given) over the config file over the defaults."""
     from .api import Options
-    from .engine.model import Severity
+    from .rule.model import Severity
 
     cfg = load_config(config)
 

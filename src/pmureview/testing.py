@@ -147,7 +147,7 @@ def run_case(case: Case, *, mode: str, rules_dirs: tuple[Path, ...] = ()) -> lis
 
 
 def _check():
-    from .engine.model import Severity
+    from .rule.model import Severity
 
     return Severity.CHECK
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cachefile import cache_path, read_json, write_json
-from .rule import Rule
+from ..rule.base import Rule
 
 
 def _log():
@@ -96,7 +96,7 @@ class YamlCache:
         self.dirty = False
 
     def get(self, path: Path) -> Any:
-        from .yamlrule import read_yaml
+        from ..rule.yamlrule import read_yaml
 
         st = path.stat()
         key = str(path.resolve())
@@ -114,7 +114,7 @@ class YamlCache:
 
 
 def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache | None = None) -> None:
-    from .yamlrule import load_yaml_rule
+    from ..rule.yamlrule import load_yaml_rule
 
     for expected, path in _rule_files(root):
         try:

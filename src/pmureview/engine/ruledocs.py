@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import RuleMeta
+from ..rule.model import RuleMeta
 
 
 def render_markdown(meta: RuleMeta) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterable
 
-from .context import FileContext, PatchContext, SeriesContext
-from .model import Confidence, Finding, Location, Scope, Severity
-from .rule import Rule
+from ..rule.base import Rule
+from ..rule.model import Confidence, Finding, Location, Scope, Severity
+from ..views.context import FileContext, PatchContext, SeriesContext
 
 
 def internal_error(rule_id: str, exc: BaseException, patch: int = 0, path: str | None = None) -> Finding:

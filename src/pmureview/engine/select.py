@@ -10,9 +10,9 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from ..errors import UsageError
-from .context import SeriesContext
-from .model import Finding, RuleMeta, Severity
-from .rule import Rule
+from ..rule.base import Rule
+from ..rule.model import Finding, RuleMeta, Severity
+from ..views.context import SeriesContext
 
 _INLINE = re.compile(r"pmureview:\s*ignore\[([^\]]*)\]")
 

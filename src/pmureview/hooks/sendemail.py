@@ -126,8 +126,8 @@ def validate_main(argv: list[str]) -> int:
 
 def _review(path: Path, fail_on: str) -> int:
     from ..api import review  # lazy: only a real patch pays for the engine
-    from ..engine.model import Severity
     from ..report.lines import format_line
+    from ..rule.model import Severity
 
     level = Severity(fail_on)
     cwd = Path.cwd()

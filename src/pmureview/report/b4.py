@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from ..engine.model import Severity
+from ..rule.model import Severity
 from .lines import format_line
 
 if TYPE_CHECKING:
-    from ..api import Review
+    from ..engine.review import Review
 
 TOOL = "pmureview"
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .lines import format_line
 
 if TYPE_CHECKING:
-    from ..api import Review
+    from ..engine.review import Review
 
 
 def render_checkpatch(review: Review, *, stdin: bool = False) -> str:

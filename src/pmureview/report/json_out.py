@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..api import Review
+from ..engine.review import Review
 
 SCHEMA_VERSION = 1
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..engine.model import Finding
+    from ..rule.model import Finding
 
 
 def rule_type(rule_id: str) -> str:

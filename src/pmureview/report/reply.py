@@ -30,12 +30,12 @@ from email.utils import (
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine.model import Finding, Scope
 from ..errors import UsageError
+from ..rule.model import Finding, Scope
 from ..series.model import FileChange, Hunk, Message, Patch
 
 if TYPE_CHECKING:
-    from ..api import Review
+    from ..engine.review import Review
 
 POLICY = SMTP.clone(linesep="\n")
 WIDTH = 72  # prose only; quoted lines are never rewrapped

@@ -6,10 +6,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..engine.model import Finding, RuleMeta, Severity
+from ..rule.model import Finding, RuleMeta, Severity
 
 if TYPE_CHECKING:
-    from ..api import Review
+    from ..engine.review import Review
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 # where findings on the subject, commit message, trailers or cover letter point (Gerrit's name for it)

@@ -11,8 +11,8 @@ import re
 from rich.console import Console
 from rich.text import Text
 
-from ..api import Review
-from ..engine.model import Finding
+from ..engine.review import Review
+from ..rule.model import Finding
 
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STYLE = {"error": "bold red", "warning": "yellow", "check": "cyan"}

@@ -10,7 +10,7 @@ from .model import Confidence, Finding, Location, RuleMeta, Severity
 if TYPE_CHECKING:
     from tree_sitter import Node
 
-    from .context import FileContext, FileView, PatchContext, SeriesContext
+    from ..views.context import FileContext, FileView, PatchContext, SeriesContext
 
     Context = SeriesContext | PatchContext | FileContext
 

@@ -25,14 +25,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..kernel import guards as _guards
+from ..kernel.fgt import FGT_SPECS
 from ..lang.c import call_name, function_name, functions, text, walk
-from . import guards as _guards
-from .fgt import FGT_SPECS
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
-    from ..engine.context import FileView, SeriesContext
+    from ..views.context import FileView, SeriesContext
 
 CONFIG_C = "arch/arm64/kvm/config.c"
 LOAD_FGT = "kvm_vcpu_load_fgt"

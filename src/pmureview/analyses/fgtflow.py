@@ -36,7 +36,7 @@ from ..lang.c import call_name, function_name, functions, parse, text, walk
 if TYPE_CHECKING:
     from tree_sitter import Node
 
-    from ..engine.context import SeriesContext
+    from ..views.context import SeriesContext
 
 SET = "set"
 CLEAR = "clear"

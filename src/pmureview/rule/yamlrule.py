@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .context import FileContext
+from ..views.context import FileContext
+from .base import Rule
 from .model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from .rule import Rule
 
 _KEYS = {"id", "title", "severity", "confidence", "scope", "files", "status", "docs", "query", "report",
          "exclude", "regex", "target", "message", "note", "needs_base", "where"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..engine.context import FULL, HUNK_ONLY, FileView
-from .model import ChangeKind, FileChange, Hunk, Patch, Series
+from ..series.model import ChangeKind, FileChange, Hunk, Patch, Series
+from .context import FULL, HUNK_ONLY, FileView
 
 SKIP_KINDS = (ChangeKind.BINARY, ChangeKind.MODE_ONLY, ChangeKind.DELETED)
 

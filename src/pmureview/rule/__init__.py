@@ -1,0 +1,1 @@
+"""The rule contract (findings model, Rule base) and the declarative rule kinds."""

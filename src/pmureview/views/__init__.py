@@ -1,0 +1,1 @@
+"""Views: each touched file as a patch leaves it, and the contexts rules see."""
