@@ -75,6 +75,9 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
     ctx = SeriesContext(series=series, mode=FULL if reader else HUNK_ONLY, views=views,
                         base_reader=reader, base=base, files_mode=options.files)
     findings = run_rules(rules, ctx)
+    metas = {r.meta.id: r.meta for r in rules}
+    if options.cocci and not hook:
+        findings += _cocci(ctx, options, metas)
 
     if series.missing and not options.per_patch:
         n = len(series.missing)
@@ -104,8 +107,26 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
                       baseline=load_baseline(options.baseline))
     if reader is not None and hasattr(reader, "close"):
         reader.close()
-    return Review(series=series, findings=findings, rules={r.meta.id: r.meta for r in rules},
-                  mode=ctx.mode, base=base, options=options)
+    return Review(series=series, findings=findings, rules=metas, mode=ctx.mode, base=base, options=options)
+
+
+def _cocci(ctx, options: Options, metas: dict) -> list[Finding]:
+    """The tree's own semantic patches (opt-in, never on hook paths); problems are one stderr line each."""
+    import sys
+
+    from .engine.cocci import run_cocci
+
+    def warn(message: str) -> None:
+        sys.stderr.write(f"pmureview: {' '.join(message.split())}\n")
+
+    try:
+        found, ran = run_cocci(ctx, options.tree, warn=warn, select=options.select, ignore=options.ignore)
+    except Exception as exc:  # a bug here is reported like a crashing rule, never a traceback
+        from .engine.runner import internal_error
+
+        return [internal_error("--cocci", exc)]
+    metas.update(ran)
+    return found
 
 
 def _selected(rule: str, options: Options) -> bool:

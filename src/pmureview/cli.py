@@ -76,6 +76,8 @@ def check(
     fail_on: Annotated[Level | None, typer.Option(help="Exit 1 at or above this level (default warning).")] = None,
     strict: Annotated[bool | None, typer.Option("--strict", help="Show check-level findings.")] = None,
     preview: Annotated[bool | None, typer.Option("--preview", help="Run preview rules too.")] = None,
+    cocci: Annotated[bool | None, typer.Option("--cocci", help="Also run the tree's scripts/coccinelle "
+                                                               "(report mode; needs --tree and spatch).")] = None,
     rules_dir: Annotated[list[Path] | None, typer.Option(help="Extra rule folders (<pack>/<name>.py|.yml).")] = None,
     config: Annotated[Path | None, typer.Option(help="Config file (default .pmureview.toml / pyproject).")] = None,
     baseline: Annotated[Path | None, typer.Option(help="Ignore findings whose fingerprint is in FILE.")] = None,
@@ -95,7 +97,7 @@ def check(
     options = make_options(config=config, tree=tree, base=base, revision=revision, rev_range=rev_range,
                             files=files, midmask=midmask, fetch_timeout=fetch_timeout, select=select,
                             ignore=ignore, fail_on=fail_on.value if fail_on else None, strict=strict, preview=preview,
-                            rules_dir=rules_dir, baseline=baseline)
+                            rules_dir=rules_dir, baseline=baseline, cocci=cocci)
     from .api import review
 
     if sys.stderr.isatty() and fmt == Format.terminal and not quiet:

@@ -1,6 +1,6 @@
 """Config files: --config FILE > .pmureview.toml at the work-tree top > [tool.pmureview] in pyproject.toml.
 
-Keys are the long option names (select, ignore, fail-on, strict, midmask, rules-dir, baseline, preview)
+Keys are the long option names (select, ignore, fail-on, strict, midmask, rules-dir, baseline, preview, cocci)
 plus tables `severity` (rule id -> level) and `per-path-ignores` (glob -> [rule ids]).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from .errors import UsageError
 
 KEYS = {"select", "ignore", "fail-on", "strict", "midmask", "rules-dir", "baseline", "preview",
-        "severity", "per-path-ignores", "fetch-timeout"}
+        "severity", "per-path-ignores", "fetch-timeout", "cocci"}
 
 
 def _worktree_top(cwd: Path) -> Path | None:
@@ -71,8 +71,13 @@ def make_options(*, config: Path | None = None, tree: Path | None = None, base: 
                  midmask: str | None = None, fetch_timeout: float | None = None,
                  select: list[str] | None = None, ignore: list[str] | None = None,
                  fail_on: str | None = None, strict: bool | None = None, preview: bool | None = None,
-                 rules_dir: list[Path] | None = None, baseline: Path | None = None):  # -> api.Options
-    """Options from the command line (None = not given) over the config file over the defaults."""
+                 rules_dir: list[Path] | None = None, baseline: Path | None = None,
+                 cocci: bool | None = False):  # -> api.Options
+    """Options from the command line (None = not given) over the config file over the defaults.
+
+    `cocci` defaults to False, not None: only the CLI passes None (flag not given, so the config's
+    `cocci` applies); the hook paths leave it False, so a config file cannot start spatch there.
+    """
     from .api import Options
     from .rule.model import Severity
 
@@ -97,4 +102,5 @@ def make_options(*, config: Path | None = None, tree: Path | None = None, base: 
         fail_on=fail, strict=bool(pick(strict, "strict", False)), preview=bool(pick(preview, "preview", False)),
         rules_dirs=tuple(Path(p) for p in _split(pick(rules_dir, "rules-dir", []))),
         baseline=Path(bl) if bl else None,
+        cocci=bool(pick(cocci, "cocci", False)),
     )

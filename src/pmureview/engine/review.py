@@ -32,6 +32,7 @@ class Options:
     baseline: Path | None = None
     progress: bool = False  # progress on stderr (the CLI sets it on a tty only)
     per_patch: bool = False  # hooks: one patch of a series on purpose, the others are not "missing"
+    cocci: bool = False  # --cocci: also run the tree's scripts/coccinelle in report mode (full mode only)
 
 
 @dataclass
