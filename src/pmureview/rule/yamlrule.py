@@ -1,10 +1,11 @@
-"""Declarative rules: a tree-sitter query or a regex, a report capture and a message template.
+"""Declarative rules: a tree-sitter query, a regex or a C pattern (ast-grep), and a message template.
 
 Schema (unknown keys are an error, so a typo fails at `rules list`):
   id, title, severity, confidence, scope (file), files, status, docs{what,why,example,use_instead,
   known_problems,references}, and exactly one of
   query: <tree-sitter query>   report: <capture>   [exclude: <query with an @exclude capture>]
   regex: <python regex>        target: added-lines | subject | message | trailers
+  rule: <ast-grep rule> | cases: [...]   (pattern rules: rule/patternrule.py, docs/pattern-rules.md)
   message: "... {capture} ..."  note: "..."
 """
 
@@ -31,14 +32,15 @@ class YamlRuleError(ValueError):
     pass
 
 
-def meta_from_mapping(data: dict[str, Any], origin: str, *, scope_default: Scope) -> RuleMeta:
+def meta_from_mapping(data: dict[str, Any], origin: str, *, scope_default: Scope,
+                      required: tuple[str, ...] = ("id", "title", "severity", "message")) -> RuleMeta:
     unknown = set(data) - _KEYS
     if unknown:
         raise YamlRuleError(f"unknown keys: {', '.join(sorted(unknown))}")
     docs = data.get("docs") or {}
     if set(docs) - _DOC_KEYS:
         raise YamlRuleError(f"unknown docs keys: {', '.join(sorted(set(docs) - _DOC_KEYS))}")
-    for key in ("id", "title", "severity", "message"):
+    for key in required:
         if not data.get(key):
             raise YamlRuleError(f"missing key: {key}")
     try:
@@ -197,13 +199,27 @@ def read_yaml(path: Path) -> Any:
         raise YamlRuleError(f"cannot read: {exc}") from None
 
 
+_KINDS = ("query", "regex", "rule", "cases")
+
+
 def load_yaml_rule(path: Path, data: Any = None, *, eager: bool = True) -> Rule:
     if data is None:
         data = read_yaml(path)
     if not isinstance(data, dict):
         raise YamlRuleError("not a mapping")
-    if ("query" in data) == ("regex" in data):
-        raise YamlRuleError("needs exactly one of query: or regex:")
+    kinds = [k for k in _KINDS if k in data]
+    if len(kinds) != 1:
+        raise YamlRuleError("needs exactly one of query:, regex:, rule: or cases: "
+                            f"(found {', '.join(kinds) or 'none'})")
+    if kinds[0] in ("rule", "cases"):
+        from .patternrule import META_KEYS, TOP_KEYS, PatternRule
+
+        unknown = set(data) - TOP_KEYS
+        if unknown:
+            raise YamlRuleError(f"unknown keys: {', '.join(sorted(unknown))}")
+        meta = meta_from_mapping({k: v for k, v in data.items() if k in META_KEYS}, str(path),
+                                 scope_default=Scope.FILE, required=("id", "title", "severity"))
+        return PatternRule(meta, data, eager=eager)
     is_text = "regex" in data and data.get("target", "added-lines") != "added-lines"
     meta = meta_from_mapping(data, str(path), scope_default=Scope.PATCH if is_text else Scope.FILE)
     return QueryRule(meta, data, eager=eager) if "query" in data else RegexRule(meta, data)

@@ -34,6 +34,7 @@ class FileView:
     _lines: list[str] | None = field(default=None, repr=False)
     _tree: Any = field(default=None, repr=False)
     _functions: list | None = field(default=None, repr=False)
+    _sg: Any = field(default=None, repr=False)
 
     @property
     def path(self) -> str:
@@ -64,6 +65,14 @@ class FileView:
     @property
     def root(self) -> Node:
         return self.tree.root_node
+
+    def sg_root(self) -> Any:
+        """The ast-grep parse of this text (pattern rules), built once, on first use."""
+        if self._sg is None:
+            from ..lang.pattern import parse
+
+            self._sg = parse(self.text)
+        return self._sg
 
     def functions(self) -> list[tuple[str, Node]]:
         """(name, function_definition) of every function in this file, computed once per view."""
