@@ -15,9 +15,9 @@ import yaml
 from pmureview.engine.registry import load_registry
 from pmureview.entry import main
 from pmureview.lang.pattern import metavariables, required_tokens
-from pmureview.rule.patternrule import PatternRule
+from pmureview.rule.patternrule import PatternRule, removed_lines
 from pmureview.rule.yamlrule import YamlRuleError, load_yaml_rule
-from pmureview.series.model import ChangeKind, FileChange, Message, Patch
+from pmureview.series.model import ChangeKind, FileChange, Hunk, HunkLine, Message, Patch
 from pmureview.testing import build_series
 from pmureview.views.context import FileContext, FileView
 
@@ -299,3 +299,158 @@ def test_docs_worked_example_loads_and_fires(tmp_path):
     got = [(f.location.line, f.message, f.suggestion) for f in rule.check(_ctx(try_c, set(range(1, 13))))]
     assert got == [(3, "kfree(NULL) is a no-op: drop the 'if (buf)'", "kfree(buf);"),
                    (9, "vfree(NULL) is a no-op: drop the 'if (buf != NULL)'", "vfree(buf);")]
+
+
+# -- engine filters: severity, files, exclude-files, function, not-function, new-only (A1b) -----------
+
+FILTERS = """\
+id: demo/filters
+title: t
+severity: check
+{top}cases:
+  - rule: {{pattern: '($A < $B) ? $A : $B'}}
+    message: "min"
+{case}
+  - rule: {{pattern: '($A > $B) ? $A : $B'}}
+    message: "max"
+docs: {{what: x}}
+"""
+
+
+def _filters(tmp_path, top: str = "", case: str = ""):
+    return _load(tmp_path, FILTERS.format(top=top, case=case), "demo/filters.yml")
+
+
+def _fctx(text: str, added: set[int], path: str = "arch/arm64/kvm/foo.c", *, known: bool = True,
+          removed: tuple[tuple[str, str], ...] = ()) -> FileContext:
+    """A context whose view knows every line (or none), in a patch whose files remove `removed`
+    ((path, line text) pairs) besides touching `path`."""
+    mail = Message(msgid="m@x", subject="[PATCH] x", title="x", author_name="A", author_email="a@x", date="")
+    change = FileChange(path=path, old_path=None, kind=ChangeKind.MODIFIED)
+    others = tuple(FileChange(path=p, old_path=None, kind=ChangeKind.MODIFIED, hunks=(
+        Hunk(old_start=1, old_len=1, new_start=1, new_len=0, section="",
+             lines=(HunkLine(kind="-", text=t, old_no=1, new_no=None),)),)) for p, t in removed)
+    patch = Patch(number=1, mail=mail, message="", message_start=1, files=(change, *others))
+    n = text.count("\n")
+    view = FileView(patch=patch, change=change, text=text, added=frozenset(added),
+                    mode="full" if known else "hunk-only", known=frozenset(range(1, n + 1)) if known else frozenset())
+    return FileContext(series=None, patch=patch, view=view)  # type: ignore[arg-type]
+
+
+def _frun(rule, ctx) -> list[tuple[int, str, str]]:
+    return [(f.location.line, f.message, f.severity.value) for f in rule.check(ctx)]
+
+
+def test_severity_per_case_overrides_the_top_level(tmp_path):
+    rule = _filters(tmp_path, case="    severity: error")
+    assert rule.meta.severity.value == "check" and [c.severity.value for c in rule.cases] == ["error", "check"]
+    two_lines = SOURCE.replace("; y = (a > b)", ";\n\ty = (a > b)")
+    assert _frun(rule, _fctx(two_lines, {9, 10})) == [(9, "min", "error"), (10, "max", "check")]
+    single = _load(tmp_path, MIN_RULE.replace("severity: warning", "severity: error"))
+    assert [f.severity.value for f in single.check(_fctx(SOURCE, {9}))] == ["error"]
+
+
+def test_files_and_exclude_files_per_case_and_top_level(tmp_path):
+    rule = _filters(tmp_path, top='exclude-files: ["include/uapi/*", "tools/*"]\n',
+                    case='    files: ["arch/arm64/kvm/hyp/nvhe/*"]\n    exclude-files: ["setup.c"]')
+    run = lambda path: [m for _, m, _ in _frun(rule, _fctx(SOURCE, {9}, path))]  # noqa: E731
+    assert run("arch/arm64/kvm/hyp/nvhe/mem.c") == ["min"]  # line 9 holds both: the first case wins
+    assert run("arch/arm64/kvm/hyp/nvhe/setup.c") == ["max"]  # the case's exclude: by basename
+    assert run("arch/arm64/kvm/arm.c") == ["max"]  # outside the case's files
+    assert run("include/uapi/linux/kvm.h") == [] and run("tools/testing/x.c") == []  # the top-level exclude
+    # a case's files decides alone; the rule's meta.files lets the runner hand every such file over
+    wide = _filters(tmp_path, top='files: ["virt/*"]\n', case='    files: ["arch/*"]')
+    assert wide.meta.files == ("arch/*", "virt/*") and [c.files for c in wide.cases] == [("arch/*",), ("virt/*",)]
+    assert _frun(wide, _fctx(SOURCE, {9}, "virt/kvm/x.c")) == [(9, "max", "check")]
+    assert _filters(tmp_path).meta.files == ("*.c", "*.h")
+
+
+def test_function_and_not_function(tmp_path):
+    def msgs(top: str = "", case: str = "", known: bool = True, text: str = SOURCE) -> list[str]:
+        return [m for _, m, _ in _frun(_filters(tmp_path, top, case), _fctx(text, {9}, known=known))]
+
+    assert msgs(case="    function: '^f$'") == ["min"]
+    assert msgs(case="    function: '^g'") == ["max"]  # min is silent: the line goes to the next case
+    assert msgs(case="    not-function: '^f'") == ["max"]
+    assert msgs(case="    not-function: '_load$'") == ["min"]
+    assert msgs(top="function: 'vcpu_load'\n") == []  # the top level applies to every case
+    assert msgs(top="function: 'vcpu_load'\n", case="    function: '^f'") == ["min"]  # the case wins
+    # the enclosing function unknown (no line of the view known): both keys stay silent
+    assert msgs(case="    function: '.'", known=False) == ["max"]
+    assert msgs(case="    not-function: 'nothing'", known=False) == ["max"]
+    # at top level, outside any function
+    outside = "int x = (a < b) ? a : b;\n"
+    assert [m for _, m, _ in _frun(_filters(tmp_path, case="    not-function: 'z'"), _fctx(outside, {1}))] == []
+
+
+def test_new_only_drops_moved_lines(tmp_path):
+    rule = _filters(tmp_path, top="new-only: true\n")
+    line9 = SOURCE.split("\n")[8]
+    moved = ("arch/arm64/kvm/other.c", "  x = (a < b) ?   a : b;  y = (a > b) ? a : b;")  # whitespace differs
+    assert _frun(rule, _fctx(SOURCE, {9}, removed=(moved,))) == []  # moved from another file
+    assert _frun(rule, _fctx(SOURCE, {9}, removed=(("x.c", line9 + " z"),))) == [(9, "min", "check")]
+    assert _frun(_filters(tmp_path), _fctx(SOURCE, {9}, removed=(moved,))) == [(9, "min", "check")]
+    # a removed `}` or blank line says nothing about moved code
+    ctx = _fctx(SOURCE, {9}, removed=(("x.c", "\t}"), ("y.c", "\t"), ("z.c", "\tint  q;")))
+    assert removed_lines(ctx.view) == {"int q;"}
+    call = _load(tmp_path, CALL.format(mode="overlap", fn="bar").replace("overlap", "overlap\nnew-only: true"),
+                 "demo/call.yml")
+    assert [ln for ln, _, _ in _frun(call, _fctx(SOURCE, {5, 6}))] == [5]
+    assert _frun(call, _fctx(SOURCE, {5, 6}, removed=(("x.c", "if (bar(a) &&"),))) == []
+    # statement mode: the statement's added lines count when the match itself has none
+    stmt = _load(tmp_path, CALL.format(mode="statement", fn="bar").replace("added: statement",
+                 "added: statement\nnew-only: true"), "demo/call.yml")
+    assert [ln for ln, _, _ in _frun(stmt, _fctx(SOURCE, {6}))] == [6]
+    assert _frun(stmt, _fctx(SOURCE, {6}, removed=(("x.c", "baz(b)) {"),))) == []
+
+
+@pytest.mark.parametrize(("top", "case", "problem"), [
+    ("", "    severity: fatal", "cases[0]: severity: must be one of"),
+    ("", "    files: '*.c'", "cases[0]: `files:` must be a list of globs"),
+    ('exclude_files: ["x"]\n', "", "unknown keys: exclude_files"),
+    ("", "    not_function: x", "cases[0]: unknown keys: not_function (did you mean not-function?)"),
+    ("", "    function: 'kvm_(vcpu'", "cases[0]: `function:` bad regex 'kvm_(vcpu'"),
+    ("not-function: '['\n", "", "`not-function:` bad regex"),
+    ("", "    new-only: yes please", "cases[0]: new-only: must be true or false"),
+    ("exclude-files: x\n", "", "`exclude-files:` must be a list of globs"),
+])
+def test_malformed_filters_fail_at_load(tmp_path, top, case, problem):
+    with pytest.raises(YamlRuleError, match=re.escape(problem)):
+        _filters(tmp_path, top, case)
+
+
+def test_bad_function_regex_names_the_file_in_rules_list(tmp_path, capsys):
+    bad = tmp_path / "rules" / "demo" / "filters.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(FILTERS.format(top="", case="    function: '('"))
+    assert main(["rules", "list", "--rules-dir", str(tmp_path / "rules")]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "bad regex" in err
+
+
+def test_function_from_the_hunk_heading_on_a_real_diff(tmp_path):
+    """Hunk-only: the function's header is outside the hunk; its name comes from the hunk heading."""
+    from mailfactory import patch_mail
+
+    from pmureview.series.parse import parse_series
+    from pmureview.views.image import build_views
+
+    base = ("static void timer_vcpu_load(int a, int b)\n{\n\tint x;\n\n\tx = a;\n\tx += b;\n\tx -= a;\n\tx *= b;\n"
+            "\tx /= 2;\n\tuse(x);\n}\n")
+    repo = tmp_path / "repo"
+    (repo / "arch").mkdir(parents=True)
+    (repo / "arch" / "t.c").write_text(base)
+    git = ["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    (repo / "arch" / "t.c").write_text(base.replace("\tx /= 2;\n", "\tx /= 2;\n\tx = (a < b) ? a : b;\n"))
+    diff = subprocess.run([*git, "diff"], check=True, capture_output=True, text=True).stdout
+    series, _ = parse_series([patch_mail(diff=diff).encode()])
+    views, _ = build_views(series, None)
+    view = views[1][0]
+    assert view.mode == "hunk-only" and 1 not in view.known and "timer_vcpu_load" in view.change.hunks[0].section
+    ctx = FileContext(series=None, patch=series.patches[0], view=view)  # type: ignore[arg-type]
+    for key, want in [("function: '_vcpu_(load|put)$'", ["min"]), ("not-function: 'vcpu_load'", [])]:
+        rule = _load(tmp_path, FILTERS.format(top=key + "\n", case=""), "demo/filters.yml")
+        assert [m for _, m, _ in _frun(rule, ctx)] == want, key

@@ -6,34 +6,96 @@ statement | overlap), and either the single-case form (`rule`, `constraints`, `u
 `message`, `note`, `added` and `utils` given at the top level are shared). The ast-grep keys are passed
 to ast-grep-py verbatim; they are validated by ast-grep when the rule compiles (at load for `rules
 list` and tests, on first use in a review).
+
+Engine filters, top level or per case (a case's value wins; `exclude-files` adds up): `severity`,
+`files`, `exclude-files`, `function` / `not-function` (a regex on the enclosing function's name; an
+unknown name fails both), `new-only` (a match whose added lines the patch also removes is moved code).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
+from fnmatch import fnmatch
 from typing import Any
 
 from ..lang.pattern import Compiled, PatternMatch, check_keys
 from ..views.context import FileContext, FileView
 from .base import Rule
-from .model import Finding, RuleMeta
+from .model import Finding, RuleMeta, Severity
 from .yamlrule import YamlRuleError
 
 META_KEYS = {"id", "title", "severity", "confidence", "scope", "files", "status", "docs", "needs_base"}
-CASE_KEYS = {"rule", "constraints", "utils", "transform", "fix", "message", "note", "added"}
+CASE_KEYS = {"rule", "constraints", "utils", "transform", "fix", "message", "note", "added", "severity", "files",
+             "exclude-files", "function", "not-function", "new-only"}
 TOP_KEYS = META_KEYS | CASE_KEYS | {"cases"}
 ADDED_MODES = ("cover", "statement", "overlap")
+DEFAULT_FILES = ("*.c", "*.h")
 _FIELD = re.compile(r"\{(\w+)\}")
+_WORDY = re.compile(r"\w")
+# spellings rule authors tried first -> the key the schema has
+_SPELLINGS = {"exclude_files": "exclude-files", "not_function": "not-function", "new_only": "new-only",
+              "exclude": "exclude-files", "functions": "function"}
+
+
+def unknown_keys(unknown: set[Any]) -> str:
+    """`unknown keys: a, b` with the schema's spelling for near-misses (`exclude_files`)."""
+    names = [f"{k} (did you mean {_SPELLINGS[k]}?)" if k in _SPELLINGS else str(k) for k in sorted(map(str, unknown))]
+    return f"unknown keys: {', '.join(names)}"
+
+
+def path_matches(path: str, globs: Iterable[str]) -> bool:
+    """A glob matches the full path or the basename (fnmatch: `*` also crosses `/`), like `files:`."""
+    name = path.rsplit("/", 1)[-1]
+    return any(fnmatch(path, g) or fnmatch(name, g) for g in globs)
+
+
+def collapse(text: str) -> str:
+    """A line's text with whitespace runs collapsed to one space and the ends stripped."""
+    return " ".join(text.split())
 
 
 class PatternCase:
-    """One shape of a rule: its compiled ast-grep config, message, note and `added:` mode."""
+    """One shape of a rule: its compiled ast-grep config, message, note, `added:` mode and filters."""
 
-    __slots__ = ("added", "compiled", "message", "note")
+    __slots__ = ("added", "compiled", "exclude", "files", "function", "message", "new_only", "not_function",
+                 "note", "severity")
 
-    def __init__(self, compiled: Compiled, message: str, note: str | None, added: str) -> None:
+    def __init__(self, compiled: Compiled, message: str, note: str | None, added: str, *,
+                 severity: Severity | None = None, files: tuple[str, ...] = DEFAULT_FILES,
+                 exclude: tuple[str, ...] = (), function: re.Pattern[str] | None = None,
+                 not_function: re.Pattern[str] | None = None, new_only: bool = False) -> None:
         self.compiled, self.message, self.note, self.added = compiled, message, note, added
+        self.severity = severity  # None: the rule's own
+        self.files, self.exclude = files, exclude
+        self.function, self.not_function = function, not_function
+        self.new_only = new_only
+
+    def runs_on(self, path: str) -> bool:
+        return path_matches(path, self.files) and not path_matches(path, self.exclude)
+
+    def function_ok(self, view: FileView, line: int) -> bool:
+        """`function:` / `not-function:` against the function enclosing `line`; an unknown function
+        (None: not in one, or the hunk does not tell) fails both, so a constrained case stays silent."""
+        if self.function is None and self.not_function is None:
+            return True
+        from ..analyses.enclosing import enclosing_function_name  # lazy: only cases that ask pay for it
+
+        name = enclosing_function_name(view, line)
+        if name is None:
+            return False
+        if self.function is not None and not self.function.search(name):
+            return False
+        return self.not_function is None or not self.not_function.search(name)
+
+    def new_lines(self, view: FileView, m: PatternMatch) -> list[int]:
+        """The added lines that make the match count as new (the statement's, for `statement` when the
+        match itself has none)."""
+        touched = [n for n in m.lines if n in view.added]
+        if touched or self.added != "statement":
+            return touched
+        return sorted(n for n in m.statement_lines if n in view.added)
 
     def anchor(self, view: FileView, m: PatternMatch) -> int | None:
         """The post-image line a match is reported on, or None when `added:` says it is not new."""
@@ -53,12 +115,53 @@ def fill(template: str, values: dict[str, str]) -> str:
     return _FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
+def _globs(value: Any, where: str, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
+        raise YamlRuleError(f"{where}: `{key}:` must be a list of globs")
+    return tuple(value)
+
+
+def _regex(value: Any, where: str, key: str) -> re.Pattern[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise YamlRuleError(f"{where}: `{key}:` must be a regex string")
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise YamlRuleError(f"{where}: `{key}:` bad regex {value!r}: {exc}") from None
+
+
+def _filters(raw: dict[str, Any], where: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The engine filters of a case: its own value, else the top level's (`exclude-files` adds up)."""
+    def pick(key: str) -> Any:
+        return raw[key] if key in raw else defaults.get(key)
+
+    severity = pick("severity")
+    try:
+        sev = Severity(severity) if severity is not None else None
+    except ValueError:
+        raise YamlRuleError(f"{where}: severity: must be one of error, warning, check") from None
+    files = pick("files")
+    exclude = _globs(defaults["exclude-files"], "exclude-files", "exclude-files") \
+        if defaults.get("exclude-files") is not None else ()
+    if raw is not defaults and "exclude-files" in raw:
+        exclude += _globs(raw["exclude-files"], where, "exclude-files")
+    new_only = pick("new-only")
+    if new_only is not None and not isinstance(new_only, bool):
+        raise YamlRuleError(f"{where}: new-only: must be true or false")
+    return {"severity": sev, "files": _globs(files, where, "files") if files is not None else DEFAULT_FILES,
+            "exclude": exclude, "function": _regex(pick("function"), where, "function"),
+            "not_function": _regex(pick("not-function"), where, "not-function"), "new_only": bool(new_only)}
+
+
 def _case(raw: Any, where: str, defaults: dict[str, Any]) -> PatternCase:
     if not isinstance(raw, dict):
         raise YamlRuleError(f"{where}: not a mapping")
     unknown = set(raw) - CASE_KEYS
     if unknown:
-        raise YamlRuleError(f"{where}: unknown keys: {', '.join(sorted(unknown))}")
+        raise YamlRuleError(f"{where}: {unknown_keys(unknown)}")
+    filters = _filters(raw, where, defaults)
     if not isinstance(raw.get("rule"), dict) or not raw["rule"]:
         raise YamlRuleError(f"{where}: `rule:` must be an ast-grep rule object (e.g. {{pattern: ...}})")
     utils = {**(defaults.get("utils") or {}), **(raw.get("utils") or {})}
@@ -91,7 +194,7 @@ def _case(raw: Any, where: str, defaults: dict[str, Any]) -> PatternCase:
         if missing:
             raise YamlRuleError(f"{where}: message names metavariables no pattern has: "
                                 f"{', '.join('$' + n for n in sorted(missing))}")
-    return PatternCase(compiled, str(message), str(note) if note is not None else None, added)
+    return PatternCase(compiled, str(message), str(note) if note is not None else None, added, **filters)
 
 
 class PatternRule(Rule):
@@ -101,7 +204,7 @@ class PatternRule(Rule):
         self.meta = meta  # type: ignore[misc]
         unknown = set(data) - TOP_KEYS
         if unknown:
-            raise YamlRuleError(f"unknown keys: {', '.join(sorted(unknown))}")
+            raise YamlRuleError(unknown_keys(unknown))
         if data.get("scope", "file") != "file":
             raise YamlRuleError("a pattern rule has scope: file")
         if ("rule" in data) == ("cases" in data):
@@ -114,7 +217,12 @@ class PatternRule(Rule):
                 raise YamlRuleError("cases: must be a non-empty list")
             self.cases = [_case(c, f"cases[{i}]", data) for i, c in enumerate(data["cases"])]
         else:
-            self.cases = [_case({k: v for k, v in data.items() if k in CASE_KEYS}, "rule", {})]
+            top = {k: v for k, v in data.items() if k in CASE_KEYS}
+            self.cases = [_case(top, "rule", top)]
+        # the runner hands over files matching meta.files: a case's own `files:` may widen them
+        files = tuple(dict.fromkeys(g for c in self.cases for g in c.files))
+        if files != meta.files:
+            self.meta = replace(meta, files=files)  # type: ignore[misc]
         self._compiled = False
         if eager:  # `rules list` and tests compile everything; a review compiles on first use
             self.compile()
@@ -134,18 +242,33 @@ class PatternRule(Rule):
         view = ctx.view
         if not view.is_c or not view.added:
             return
-        live = [c for c in self.cases if c.compiled.may_match(view.text)]
+        live = [c for c in self.cases if c.runs_on(view.path) and c.compiled.may_match(view.text)]
         if not live:  # no parse, no ast-grep import
             return
         self.compile()
         root = view.sg_root()
         seen: set[int] = set()
+        removed: frozenset[str] | None = None
         for case in live:
             for m in case.compiled.run(root, statement=case.added == "statement"):
                 line = case.anchor(view, m)
-                if line is None or line in seen:
+                if line is None or line in seen or not case.function_ok(view, line):
                     continue
+                if case.new_only:
+                    if removed is None:
+                        removed = removed_lines(view)
+                    if any(collapse(view.line_text(n)) in removed for n in case.new_lines(view, m)):
+                        continue  # moved, not new
                 seen.add(line)
                 note = fill(case.note, m.vars) if case.note else None
                 yield self.at_line(view, line, fill(case.message, m.vars), note=note, suggestion=m.fix,
+                                   severity=case.severity,
                                    column=m.start_column if line == m.start_line else None)
+
+
+def removed_lines(view: FileView) -> frozenset[str]:
+    """The collapsed text of every line the patch removes, in all its files (code moves between files);
+    lines without a word character (`}`, `{`, blank) are left out: they say nothing about moved code."""
+    files = view.patch.files or (view.change,)
+    out = {collapse(ln.text) for fc in files for h in fc.hunks for ln in h.lines if ln.kind == "-"}
+    return frozenset(t for t in out if _WORDY.search(t))
