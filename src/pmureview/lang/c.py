@@ -135,3 +135,69 @@ def enclosing_function(node: Node) -> Node | None:
 def call_name(call: Node) -> str | None:
     fn = call.child_by_field_name("function")
     return text(fn) if fn is not None and fn.type == "identifier" else None
+
+
+
+def _lex_comments(line: str, inside: bool) -> tuple[bool, bool]:
+    """(inside a block comment after `line`, whether a `*/` appeared outside any comment)."""
+    i, n, quote, stray_close = 0, len(line), "", False
+    while i < n:
+        two = line[i:i + 2]
+        if inside:
+            if two == "*/":
+                inside, i = False, i + 2
+                continue
+        elif quote:
+            if line[i] == "\\":
+                i += 1
+            elif line[i] == quote:
+                quote = ""
+        elif two == "//":
+            break
+        elif two == "/*":
+            inside, i = True, i + 2
+            continue
+        elif two == "*/":
+            stray_close, i = True, i + 2
+            continue
+        elif line[i] in "\"'":
+            quote = line[i]
+        i += 1
+    return inside, stray_close
+
+
+def _run_end_state(lines: list[str], inside: bool) -> tuple[bool, bool]:
+    stray = False
+    for line in lines:
+        inside, s = _lex_comments(line, inside)
+        stray = stray or s
+    return inside, stray
+
+
+def hunk_parse_lines(lines: list[str], known: frozenset[int] | set[int]) -> list[str]:
+    """Lines of a hunk-only post-image made safe to parse: comments do not leak across gaps.
+
+    Unknown lines are empty, so a hunk whose context ends inside a `/* ... */` would swallow every
+    later hunk into one comment, and a hunk that starts inside a comment would be read as code up
+    to its `*/`. A `*/` is written into the first unknown line after a run left open, and a `/*`
+    into the last unknown line before a run that closes a comment it never opened. Line numbers do
+    not move; only unknown (empty) lines change.
+    """
+    out = list(lines)
+    n, ln, inside = len(out), 1, False
+    while ln <= n:
+        if ln not in known:
+            if inside:
+                out[ln - 1], inside = "*/", False
+            ln += 1
+            continue
+        start = ln
+        while ln <= n and ln in known:
+            ln += 1
+        run = out[start - 1:ln - 1]
+        inside, stray = _run_end_state(run, False)
+        if stray and start > 1 and (start - 1) not in known:
+            opened_inside, stray_again = _run_end_state(run, True)
+            if not stray_again:  # read as starting inside a comment, the run is consistent
+                out[start - 2], inside = "/*", opened_inside
+    return out

@@ -55,11 +55,22 @@ class FileView:
         return self.path.endswith((".c", ".h"))
 
     @property
+    def parse_text(self) -> str:
+        """The text the parsers see: in hunk-only mode a comment left open by one hunk is closed in
+        the gap after it (and one a hunk closes is opened before it), so it cannot swallow the
+        code of other hunks. Same lines, same numbers; only unknown (empty) lines differ."""
+        if self.mode == FULL or len(self.known) >= len(self.lines):
+            return self.text
+        from ..lang.c import hunk_parse_lines
+
+        return "\n".join(hunk_parse_lines(self.lines, self.known))
+
+    @property
     def tree(self) -> Tree:
         if self._tree is None:
             from ..lang.c import parse
 
-            self._tree = parse(self.text.encode("utf-8", "surrogateescape"))
+            self._tree = parse(self.parse_text.encode("utf-8", "surrogateescape"))
         return self._tree
 
     @property
@@ -71,7 +82,7 @@ class FileView:
         if self._sg is None:
             from ..lang.pattern import parse
 
-            self._sg = parse(self.text)
+            self._sg = parse(self.parse_text)
         return self._sg
 
     def functions(self) -> list[tuple[str, Node]]:
