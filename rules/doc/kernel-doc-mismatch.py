@@ -125,7 +125,7 @@ def _doc_comments(view: FileView):
     """The comments starting with `/**`, in order: found from the text's `/**` occurrences instead of
     walking every node of a whole kernel file (a comment is a leaf, so the smallest node covering
     its first three bytes is the comment itself)."""
-    src = view.text.encode("utf-8", "surrogateescape")  # the bytes view.tree was parsed from
+    src = view.parse_text.encode("utf-8", "surrogateescape")  # the bytes view.tree was parsed from
     i = src.find(b"/**")
     if i == -1:
         return  # no kernel-doc at all: do not even need the tree

@@ -404,7 +404,7 @@ def _identifiers(view: FileView, name: str) -> list[Node]:
 
     Finds the spelling in the source bytes and asks the tree for the leaf there: walking every
     identifier of a whole kernel file for each static function was most of this module's cost."""
-    src = view.text.encode("utf-8", "surrogateescape")  # the bytes view.tree was parsed from
+    src = view.parse_text.encode("utf-8", "surrogateescape")  # the bytes view.tree was parsed from
     want = name.encode("utf-8", "surrogateescape")
     out: list[Node] = []
     if not want:  # MISSING (zero-width) identifiers: no spelling to look for

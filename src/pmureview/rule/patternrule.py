@@ -9,7 +9,7 @@ list` and tests, on first use in a review).
 
 Engine filters, top level or per case (a case's value wins; `exclude-files` adds up): `severity`,
 `files`, `exclude-files`, `function` / `not-function` (a regex on the enclosing function's name; an
-unknown name fails both), `new-only` (a match whose added lines the patch also removes is moved code).
+unknown name fails both), `new-only` (a match whose every added line the patch also removes is moved code).
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ class PatternRule(Rule):
                 if case.new_only:
                     if removed is None:
                         removed = removed_lines(view)
-                    if any(collapse(view.line_text(n)) in removed for n in case.new_lines(view, m)):
+                    if _all_moved(case.new_lines(view, m), view, removed):
                         continue  # moved, not new
                 seen.add(line)
                 note = fill(case.note, m.vars) if case.note else None
@@ -272,3 +272,11 @@ def removed_lines(view: FileView) -> frozenset[str]:
     files = view.patch.files or (view.change,)
     out = {collapse(ln.text) for fc in files for h in fc.hunks for ln in h.lines if ln.kind == "-"}
     return frozenset(t for t in out if _WORDY.search(t))
+
+
+def _all_moved(lines, view: FileView, removed: frozenset[str]) -> bool:
+    """Every wordy added line of the match is a line the patch removes: the match moved, it is not new.
+    One moved line inside otherwise new code (an old read put into a new branch) keeps the match."""
+    texts = [collapse(view.line_text(n)) for n in lines]
+    wordy = [t for t in texts if _WORDY.search(t)]
+    return bool(wordy) and all(t in removed for t in wordy)

@@ -33,6 +33,7 @@ class FileView:
     line_map: dict[int, int] | None = None  # post-image line -> the patch's own numbering (full mode)
     _lines: list[str] | None = field(default=None, repr=False)
     _tree: Any = field(default=None, repr=False)
+    _parse_text: str | None = field(default=None, repr=False)
     _functions: list | None = field(default=None, repr=False)
     _sg: Any = field(default=None, repr=False)
 
@@ -59,11 +60,14 @@ class FileView:
         """The text the parsers see: in hunk-only mode a comment left open by one hunk is closed in
         the gap after it (and one a hunk closes is opened before it), so it cannot swallow the
         code of other hunks. Same lines, same numbers; only unknown (empty) lines differ."""
-        if self.mode == FULL or len(self.known) >= len(self.lines):
-            return self.text
-        from ..lang.c import hunk_parse_lines
+        if self._parse_text is None:
+            if self.mode == FULL or len(self.known) >= len(self.lines):
+                self._parse_text = self.text
+            else:
+                from ..lang.c import hunk_parse_lines
 
-        return "\n".join(hunk_parse_lines(self.lines, self.known))
+                self._parse_text = "\n".join(hunk_parse_lines(self.lines, self.known))
+        return self._parse_text
 
     @property
     def tree(self) -> Tree:
