@@ -17,6 +17,7 @@ _LABEL = lazy_re(r"\bextern\s+(?:const\s+)?(?:unsigned\s+)?(?:char|u8|u32|u64|vo
 
 class ExternInCFile(Rule):
     meta = RuleMeta(
+        evidence=('\\bextern\\b',),  # cannot fire without it (prefilter)
         id="header/extern-in-c-file",
         title="extern declaration in a .c file",
         severity=Severity.WARNING,

@@ -22,6 +22,7 @@ _SETS = {
 
 class BoolInsteadOfFlag(Rule):
     meta = RuleMeta(
+        evidence=('\\bbool\\b',),  # cannot fire without it (prefilter)
         id="kvmarm/bool-instead-of-flag",
         title="New bool member in struct kvm_vcpu_arch / kvm_arch instead of a flag",
         severity=Severity.WARNING,

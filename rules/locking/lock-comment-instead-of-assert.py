@@ -28,6 +28,7 @@ _HYP = ("arch/arm64/kvm/hyp/nvhe/", "arch/arm64/kvm/hyp/include/nvhe/")
 
 class LockCommentInsteadOfAssert(Rule):
     meta = RuleMeta(
+        evidence=('(?i)lock|mutex|sem|held|hold|taken|acquired',),  # cannot fire without it (prefilter)
         id="locking/lock-comment-instead-of-assert",
         title="Locking requirement stated in a comment instead of asserted",
         severity=Severity.CHECK,

@@ -12,6 +12,7 @@ from pmureview.views.context import PatchContext
 
 class FixesTagFormat(Rule):
     meta = RuleMeta(
+        evidence=('(?i)fixes',),  # cannot fire without it (prefilter)
         id="series/fixes-tag-format",
         title="Malformed Fixes: trailer",
         severity=Severity.WARNING,

@@ -12,6 +12,7 @@ from pmureview.views.context import PatchContext
 
 class ThisPatchInChangelog(Rule):
     meta = RuleMeta(
+        evidence=('(?i)this\\s+(?:patch|commit)',),  # cannot fire without it (prefilter)
         id="series/this-patch-in-changelog",
         title="'This patch' / 'In this patch' in the commit message",
         severity=Severity.CHECK,

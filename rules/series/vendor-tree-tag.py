@@ -12,6 +12,8 @@ from pmureview.views.context import PatchContext
 
 class VendorTreeTag(Rule):
     meta = RuleMeta(
+        # cannot fire without one of the tags (prefilter)
+        evidence=("(?i)ANDROID|FROMLIST|FROMGIT|UPSTREAM|BACKPORT|CHROMIUM|NOUPSTREAM|FROMTREE",),
         id="series/vendor-tree-tag",
         title="Downstream tree tag in the subject",
         severity=Severity.WARNING,

@@ -69,7 +69,9 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
         reader, base = _open_tree(options, series, hook=hook)
     views, failures = build_views(series, reader)
 
-    registry = load_registry(options.rules_dirs, eager=False)
+    from .engine.prefilter import Prefilter
+
+    registry = load_registry(options.rules_dirs, eager=False, prefilter=Prefilter.of(series, full=reader is not None))
     rules = choose_rules(registry.sorted(), select=options.select, ignore=options.ignore,
                          preview=options.preview, files_mode=options.files)
     ctx = SeriesContext(series=series, mode=FULL if reader else HUNK_ONLY, views=views,

@@ -12,10 +12,13 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cachefile import cache_path, read_json, write_json
 from ..rule.base import Rule
+
+if TYPE_CHECKING:
+    from .prefilter import Prefilter
 
 
 def _log():
@@ -113,7 +116,51 @@ class YamlCache:
             write_json(self.file, self.data)
 
 
-def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache | None = None) -> None:
+class RuleIndex:
+    """What the prefilter needs of each Python rule file (scope, files, evidence), cached as JSON and
+    keyed by path, mtime and size: a rule that cannot fire is not even imported. Never stale: a
+    changed file misses the index and is imported (and indexed) again."""
+
+    def __init__(self) -> None:
+        self.file = cache_path("rule-index.json")
+        self.data: dict[str, Any] = read_json(self.file) or {}
+        self.dirty = False
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, list[int]]:
+        st = path.stat()
+        return str(path.resolve()), [st.st_mtime_ns, st.st_size]
+
+    def get(self, path: Path) -> list[dict] | None:
+        key, stamp = self._key(path)
+        hit = self.data.get(key)
+        return hit["rules"] if hit and hit.get("stamp") == stamp else None
+
+    def put(self, path: Path, rules: list[Rule]) -> None:
+        key, stamp = self._key(path)
+        entry = {"stamp": stamp, "rules": [_summary(r) for r in rules]}
+        if self.data.get(key) != entry:
+            self.data[key] = entry
+            self.dirty = True
+
+    def save(self) -> None:
+        if self.dirty:
+            write_json(self.file, self.data)
+
+
+def _summary(rule: Rule) -> dict:
+    m = rule.meta
+    return {"id": m.id, "scope": m.scope.value, "files": list(m.files), "evidence": list(m.evidence)}
+
+
+def _wanted(prefilter: Prefilter, rule: Rule) -> bool:
+    s = _summary(rule)
+    evidence = s["evidence"] or ([] if prefilter.full else list(getattr(rule, "derived_evidence", ())))
+    return prefilter.wants(s["scope"], s["files"], evidence)
+
+
+def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache | None = None,
+             prefilter: Prefilter | None = None, index: RuleIndex | None = None) -> None:
     from ..rule.yamlrule import load_yaml_rule
 
     for expected, path in _rule_files(root):
@@ -122,12 +169,20 @@ def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache 
                 data = cache.get(path) if cache is not None else None
                 rules = [load_yaml_rule(path, data, eager=eager)]
             else:
+                known = index.get(path) if index is not None and prefilter is not None else None
+                if known is not None and not any(prefilter.wants(k["scope"], k["files"], k["evidence"])
+                                                 for k in known):
+                    continue  # cannot fire on this series: not imported
                 rules = _python_rules(path, expected)
+                if index is not None:
+                    index.put(path, rules)
             if not rules:
                 raise ValueError("defines no rule")
             for rule in rules:
                 if rule.meta.id != expected:
                     raise ValueError(f"id {rule.meta.id!r} must equal its place {expected!r}")
+                if prefilter is not None and not _wanted(prefilter, rule):
+                    continue
                 _set_origin(rule, str(path))
                 reg.add(rule, str(path))
         except Exception as exc:  # one broken rule file must not stop the others
@@ -203,17 +258,20 @@ def load_entry_points(reg: Registry, *, cached: bool = False) -> None:
 
 
 def load_registry(rules_dirs: Iterable[Path] = (), *, shipped: bool = True, plugins: bool = True,
-                  eager: bool = True) -> Registry:
+                  eager: bool = True, prefilter: Prefilter | None = None) -> Registry:
     """eager: compile every query now (rules list, tests). A review passes False: YAML comes from the
     JSON cache and each query compiles when a file its globs match is first checked."""
     reg = Registry()
     cache = None if eager else YamlCache()
+    index = RuleIndex() if prefilter is not None else None
     if shipped:
-        load_dir(reg, shipped_rules_dir(), eager=eager, cache=cache)
+        load_dir(reg, shipped_rules_dir(), eager=eager, cache=cache, prefilter=prefilter, index=index)
     for d in rules_dirs:
-        load_dir(reg, Path(d), eager=eager, cache=cache)
+        load_dir(reg, Path(d), eager=eager, cache=cache, prefilter=prefilter, index=index)
     if plugins:
         load_entry_points(reg, cached=not eager)
     if cache is not None:
         cache.save()
+    if index is not None:
+        index.save()
     return reg

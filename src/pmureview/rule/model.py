@@ -123,6 +123,10 @@ class RuleMeta:
     status: str = "stable"  # stable | preview
     needs_base: bool = False  # judges novelty against a base: skipped by `check --files`
     uses_tree: bool = False  # reads kernel facts or pre-images beyond the hunks
+    # Cheap evidence the rule needs in the series: regexes, one of which must match the text of the
+    # added or removed lines, a subject or a commit message, or the rule cannot fire and is neither
+    # imported nor run (the registry keeps these in its index). Empty: always runs.
+    evidence: tuple[str, ...] = ()
     origin: str = ""
 
     @property

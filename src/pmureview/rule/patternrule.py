@@ -238,6 +238,20 @@ class PatternRule(Rule):
                 raise YamlRuleError(f"{where}{exc}") from None
         self._compiled = True
 
+    @property
+    def derived_evidence(self) -> tuple[str, ...]:
+        """For the prefilter (hunk-only): a word each case's matches certainly contain; () when some
+        case has none (it could match any code)."""
+        words = [max(sorted(c.compiled.tokens), key=len) if c.compiled.tokens else "" for c in self.cases]
+        return () if not all(words) else tuple(dict.fromkeys(re.escape(w) for w in words))
+
+    def _run(self, case: PatternCase, root: Any) -> list[PatternMatch]:
+        try:
+            return case.compiled.run(root, statement=case.added == "statement")
+        except Exception:
+            self.compile()  # raises YamlRuleError naming the problem when the rule itself is malformed
+            raise
+
     def check(self, ctx: FileContext) -> Iterable[Finding]:  # type: ignore[override]
         view = ctx.view
         if not view.is_c or not view.added:
@@ -245,12 +259,13 @@ class PatternRule(Rule):
         live = [c for c in self.cases if c.runs_on(view.path) and c.compiled.may_match(view.text)]
         if not live:  # no parse, no ast-grep import
             return
-        self.compile()
+        # No validation probe here: `rules list` and the tests validate every shipped rule, and a
+        # review pays only for the matching (a broken third-party rule fails below, named).
         root = view.sg_root()
         seen: set[int] = set()
         removed: frozenset[str] | None = None
         for case in live:
-            for m in case.compiled.run(root, statement=case.added == "statement"):
+            for m in self._run(case, root):
                 line = case.anchor(view, m)
                 if line is None or line in seen or not case.function_ok(view, line):
                     continue

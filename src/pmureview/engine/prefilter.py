@@ -1,0 +1,64 @@
+"""Which rules can fire on this series, decided before they are imported.
+
+A rule declares the cheap evidence it needs (`RuleMeta.evidence`: regexes over the hunk lines,
+subjects and commit messages) and, for file-scope rules, the paths it reads (`files`). The registry
+keeps both for every Python rule file in an index (rebuilt when the file changes), so a rule whose
+evidence is absent is neither imported nor run, the way ruff and semgrep prefilter. Pattern rules
+derive their evidence from the words of their patterns, in hunk-only mode only: in full mode a
+pattern may match words of the whole file that the hunks do not show.
+
+`PMUREVIEW_NO_PREFILTER=1` turns it off (a test runs every fixture both ways).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from fnmatch import fnmatch
+
+from ..series.model import Series
+
+
+class Prefilter:
+    def __init__(self, text: str, paths: Iterable[str], *, full: bool) -> None:
+        self.text = text
+        self.paths = tuple(paths)
+        self.full = full
+        self._seen: dict[str, bool] = {}
+
+    @classmethod
+    def of(cls, series: Series, *, full: bool) -> Prefilter | None:
+        if os.environ.get("PMUREVIEW_NO_PREFILTER") == "1":
+            return None
+        parts: list[str] = []
+        paths: list[str] = []
+        for patch in series.patches:
+            parts += [patch.mail.subject, patch.message, patch.notes, *map(str, patch.trailers)]
+            for fc in patch.files:
+                paths += [p for p in (fc.path, fc.old_path) if p]
+                parts += [ln.text for h in fc.hunks for ln in h.lines]
+                parts.append(" ".join(h.section for h in fc.hunks if h.section))
+        if series.cover is not None:
+            parts += [series.cover.mail.subject, series.cover.body]
+        return cls("\n".join(parts), dict.fromkeys(paths), full=full)
+
+    def wants(self, scope: str, files: Iterable[str], evidence: Iterable[str]) -> bool:
+        """False only when the rule certainly cannot fire on this series."""
+        if scope == "file" and not any(self._glob(files, p) for p in self.paths):
+            return False
+        evidence = tuple(evidence)
+        return not evidence or any(self._has(e) for e in evidence)
+
+    def _has(self, regex: str) -> bool:
+        if regex not in self._seen:
+            try:
+                self._seen[regex] = re.search(regex, self.text) is not None
+            except re.error:
+                self._seen[regex] = True  # a broken declaration must not hide the rule
+        return self._seen[regex]
+
+    @staticmethod
+    def _glob(globs: Iterable[str], path: str) -> bool:
+        name = path.rsplit("/", 1)[-1]
+        return any(fnmatch(path, g) or fnmatch(name, g) for g in globs)
