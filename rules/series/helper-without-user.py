@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
+from pmureview.lang.c import declarator_name, enclosing_function, function_name, in_preproc_else, text, walk
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -229,7 +229,7 @@ class HelperWithoutUser(Rule):
 def _definitions(view: FileView) -> Iterator[_Helper]:
     for name, fn in view.functions():  # shared per view with other rules (same pre-order walk)
         head = text(fn).split("{", 1)[0]
-        if re.search(r"\b__weak\b|__attribute__\s*\(\(\s*weak", head) or _in_else(fn):
+        if re.search(r"\b__weak\b|__attribute__\s*\(\(\s*weak", head) or in_preproc_else(fn):
             continue
         static = bool(re.search(r"\bstatic\b", head))
         yield _Helper(name, view, _name_line(view, fn), "function", static, set(view.node_lines(fn)))
@@ -238,7 +238,7 @@ def _definitions(view: FileView) -> Iterator[_Helper]:
         value = d.child_by_field_name("value")
         if not name or not re.match(r"^[a-z_][a-z0-9_]*$", name) or not name.strip("_"):
             continue  # upper-case macros: constants and table builders
-        if value is None or not _MACRO_LOGIC.search(text(value)) or _in_else(d):
+        if value is None or not _MACRO_LOGIC.search(text(value)) or in_preproc_else(d):
             continue
         yield _Helper(name, view, view.node_line(d), "macro", True, set(view.node_lines(d)))
 
@@ -256,15 +256,6 @@ def _nodes(view: FileView) -> tuple[list, list]:
             got[n.type == "declaration"].append(n)
         _NODES[view] = got
     return got
-
-
-def _in_else(node) -> bool:
-    n = node.parent
-    while n is not None:
-        if n.type in ("preproc_else", "preproc_elif", "preproc_elifdef"):
-            return True
-        n = n.parent
-    return False
 
 
 def _name_line(view: FileView, fn) -> int:

@@ -35,7 +35,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
-from ..lang.c import call_name, function_name, functions, parse, text, walk
+from ..lang.c import balanced_parens, call_name, function_name, functions, parse, text, walk
 from .pairs_table import PAIRS
 
 if TYPE_CHECKING:
@@ -246,21 +246,11 @@ def _norm(t: str) -> str:
     t = re.sub(r"\s+", "", t)
     while True:
         old = t
-        if t.startswith("(") and t.endswith(")") and _balanced(t[1:-1]):
+        if t.startswith("(") and t.endswith(")") and balanced_parens(t[1:-1]):
             t = t[1:-1]
         t = t.removeprefix("&")
         if t == old:
             return t
-
-
-def _balanced(t: str) -> bool:
-    depth = 0
-    for ch in t:
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth < 0:
-            return False
-    return depth == 0
 
 
 def _args(call: Node) -> list[Node]:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..lang.c import declarator_name, function_name, parse, text, walk
+from ..lang.c import declarator_name, function_name, has_ancestor, in_preproc_else, parse, text, walk
 from ..lazyre import lazy_re
 
 if TYPE_CHECKING:
@@ -626,7 +626,7 @@ def _tree_sites(view: FileView) -> Iterator[Symbol]:
         if t in ("preproc_def", "preproc_function_def"):
             yield from _macro(view, node)
             continue
-        if node.start_point[1] != 0 or _inside(node, _LOCAL_SCOPES):
+        if node.start_point[1] != 0 or has_ancestor(node, _LOCAL_SCOPES):
             continue  # not at the top level: a local, or a fragment of a function body
         if t == "function_definition":
             sym = _function(view, node, src)
@@ -643,7 +643,7 @@ def _macro(view: FileView, node: Node) -> Iterator[Symbol]:
         yield Symbol(name, MACRO, view, line, line in view.added,
                      function_like=node.type == "preproc_function_def",
                      body=text(node.child_by_field_name("value")), conditional=_conditional(node),
-                     else_branch=_in_else(node), head=view.line_text(line))
+                     else_branch=in_preproc_else(node), head=view.line_text(line))
 
 
 def _function(view: FileView, fn: Node, src: bytes) -> Symbol | None:
@@ -660,7 +660,7 @@ def _function(view: FileView, fn: Node, src: bytes) -> Symbol | None:
                   inline=bool(_HEAD_INLINE.search(head)), always_inline=bool(_HEAD_ALWAYS.search(head)),
                   weak=bool(_HEAD_WEAK.search(head)), extern=bool(_HEAD_EXTERN.search(head)),
                   maybe_unused=bool(_HEAD_UNUSED.search(head)), conditional=_conditional(fn),
-                  else_branch=_in_else(fn), head=head)
+                  else_branch=in_preproc_else(fn), head=head)
 
 
 def _declaration(view: FileView, decl: Node, src: bytes) -> Iterator[Symbol]:
@@ -685,7 +685,7 @@ def _declaration(view: FileView, decl: Node, src: bytes) -> Iterator[Symbol]:
                      inline=bool(_HEAD_INLINE.search(spec)), always_inline=bool(_HEAD_ALWAYS.search(spec)),
                      weak=bool(_HEAD_WEAK.search(head)), extern=extern,
                      maybe_unused=bool(_HEAD_UNUSED.search(head)), conditional=_conditional(decl),
-                     else_branch=_in_else(decl), head=head)
+                     else_branch=in_preproc_else(decl), head=head)
 
 
 def _members(view: FileView, field_decl: Node) -> Iterator[Symbol]:
@@ -718,7 +718,7 @@ def _members(view: FileView, field_decl: Node) -> Iterator[Symbol]:
         line = view.node_line(ident)
         yield Symbol(text(ident), MEMBER, view, line, line in view.added, container=container,
                      bitfield=bitfield, in_union=in_union, packed=packed, conditional=_conditional(field_decl),
-                     else_branch=_in_else(field_decl), head=view.line_text(line))
+                     else_branch=in_preproc_else(field_decl), head=view.line_text(line))
 
 
 def _object_name(d: Node) -> str | None:
@@ -737,15 +737,6 @@ def _name_node(d: Node | None, name: str) -> Node | None:
     return next((i for i in walk(d, {"identifier", "field_identifier"}) if text(i) == name), None)
 
 
-def _inside(node: Node, types: frozenset[str]) -> bool:
-    n = node.parent
-    while n is not None:
-        if n.type in types:
-            return True
-        n = n.parent
-    return False
-
-
 def _conditional(node: Node) -> bool:
     n = node.parent
     while n is not None:
@@ -753,15 +744,6 @@ def _conditional(node: Node) -> bool:
             first = text(n).split("\n", 1)[0]
             if not _INCLUDE_GUARD.match(first):
                 return True
-        n = n.parent
-    return False
-
-
-def _in_else(node: Node) -> bool:
-    n = node.parent
-    while n is not None:
-        if n.type in ("preproc_else", "preproc_elif", "preproc_elifdef"):
-            return True
         n = n.parent
     return False
 

@@ -18,7 +18,7 @@ from functools import cache
 
 from pmureview.lazyre import lazy_re
 
-from ..lang.c import call_name, function_name, parse, text, walk
+from ..lang.c import balanced_parens, call_name, function_name, parse, text, walk
 from .predicates import gating_data
 from .sysregtable import Entry
 
@@ -74,7 +74,7 @@ class Mask:
 
 def parse_mask(val: str, register: str) -> Mask:
     v = " ".join(val.split())
-    while v.startswith("(") and v.endswith(")") and _balanced(v[1:-1]):
+    while v.startswith("(") and v.endswith(")") and balanced_parens(v[1:-1]):
         v = v[1:-1].strip()
     if v in ("", "0", "0UL", "0ULL"):
         return Mask("none", text=val)
@@ -86,16 +86,6 @@ def parse_mask(val: str, register: str) -> Mask:
         return Mask("unknown", text=val)
     fs = fields_in(v, register)
     return Mask("allow", frozenset(fs), val) if fs else Mask("unknown", text=val)
-
-
-def _balanced(s: str) -> bool:
-    d = 0
-    for ch in s:
-        d += ch == "("
-        d -= ch == ")"
-        if d < 0:
-            return False
-    return d == 0
 
 
 def writable(entry: Entry) -> Mask:

@@ -201,3 +201,32 @@ def hunk_parse_lines(lines: list[str], known: frozenset[int] | set[int]) -> list
             if not stray_again:  # read as starting inside a comment, the run is consistent
                 out[start - 2], inside = "/*", opened_inside
     return out
+
+
+def balanced_parens(s: str) -> bool:
+    """Every `)` closes an earlier `(` and none is left open (`(a) | (b)` is balanced, `a) | (b` not)."""
+    depth = 0
+    for ch in s:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+_ELSE_BRANCHES = frozenset({"preproc_else", "preproc_elif", "preproc_elifdef"})
+
+
+def has_ancestor(node: Node, types: frozenset[str] | set[str]) -> bool:
+    """Whether a proper ancestor of `node` has one of `types`."""
+    n = node.parent
+    while n is not None:
+        if n.type in types:
+            return True
+        n = n.parent
+    return False
+
+
+def in_preproc_else(node: Node) -> bool:
+    """Inside the `#else`/`#elif` branch of a conditional (a stub or fallback definition)."""
+    return has_ancestor(node, _ELSE_BRANCHES)
