@@ -38,7 +38,9 @@ class MissingStatic(Rule):
                     "\treturn vcpu->arch.mp_state == KVM_MP_STATE_FOO;\n}",
             use_instead="static bool kvm_arm_vcpu_foo_pending(struct kvm_vcpu *vcpu)\n"
                         "(and drop the header declaration, if the patch adds one)",
-            known_problems="In hunk-only mode a symbol the series neither adds nor made static is not "
+            known_problems="In hunk-only mode a new function with no prototype in the series is only a "
+                           "`check` (a header of the base may already declare it). "
+                           "In hunk-only mode a symbol the series neither adds nor made static is not "
                            "judged (its users elsewhere in the tree are unknown); a symbol whose "
                            "references the series changes is judged only with a base tree. Users "
                            "through `##` pastes in other files, assembly (kvm_nvhe_sym() and "
@@ -75,8 +77,13 @@ class MissingStatic(Rule):
             else:
                 msg = f"{what} has {'no user' if g.evidence == 'new' else 'no user left'} outside {files}: " \
                       f"make it static"
+            sev = None
+            if g.evidence == "new" and not ctx.full:  # a base header may already declare it: ask
+                sev, conf = Severity.CHECK, Confidence.MEDIUM
+                msg = f"{what} has no prototype in the series and no user outside {files}: make it static " \
+                      f"(unless a header of the base already declares it)"
             d = next((x for x in g.declarations + g.definitions if x.added), g.definitions[0])
-            yield self.at_line(d.view, d.line, msg, confidence=conf,
+            yield self.at_line(d.view, d.line, msg, confidence=conf, severity=sev,
                                note="Nothing outside its own file refers to it, so it needs neither global "
                                     "linkage nor a declaration in a header (sparse: 'not declared. Should "
                                     "it be static?').")
