@@ -17,6 +17,7 @@ _SHARED = lazy_re(r"^(?:arch/[^/]+/)?include/(?!uapi/)(?!.*/uapi/)")
 
 class NonInlineFunctionInHeader(Rule):
     meta = RuleMeta(
+        evidence=('\\.h\\b',),  # cannot fire without it (prefilter)
         id="header/non-inline-function-in-header",
         title="static function (not inline) defined in a header",
         severity=Severity.WARNING,

@@ -12,6 +12,7 @@ from pmureview.views.context import PatchContext
 
 class ChangelogNoteAboveCutline(Rule):
     meta = RuleMeta(
+        evidence=('(?i)\\bv\\d|change|revision|based|applie',),  # cannot fire without it (prefilter)
         id="series/changelog-note-above-cutline",
         title="Patch meta-notes above the '---' line",
         severity=Severity.WARNING,

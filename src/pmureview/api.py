@@ -71,7 +71,8 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
 
     from .engine.prefilter import Prefilter
 
-    registry = load_registry(options.rules_dirs, eager=False, prefilter=Prefilter.of(series, full=reader is not None))
+    prefilter = Prefilter.of(series, full=reader is not None)
+    registry = load_registry(options.rules_dirs, eager=False, prefilter=prefilter)
     rules = choose_rules(registry.sorted(), select=options.select, ignore=options.ignore,
                          preview=options.preview, files_mode=options.files)
     ctx = SeriesContext(series=series, mode=FULL if reader else HUNK_ONLY, views=views,

@@ -4,8 +4,10 @@ A rule declares the cheap evidence it needs (`RuleMeta.evidence`: regexes over t
 subjects and commit messages) and, for file-scope rules, the paths it reads (`files`). The registry
 keeps both for every Python rule file in an index (rebuilt when the file changes), so a rule whose
 evidence is absent is neither imported nor run, the way ruff and semgrep prefilter. Pattern rules
-derive their evidence from the words of their patterns, in hunk-only mode only: in full mode a
-pattern may match words of the whole file that the hunks do not show.
+derive theirs from the words of their patterns, in hunk-only mode only: in full mode a pattern may
+match words of the whole file that the hunks do not show. The text searched is the hunks (added,
+removed and context lines, hunk headings, `diff --git` lines with the paths), the subjects,
+messages and notes; a declared regex must hold of that text whenever the rule can fire.
 
 `PMUREVIEW_NO_PREFILTER=1` turns it off (a test runs every fixture both ways).
 """
@@ -37,6 +39,7 @@ class Prefilter:
             parts += [patch.mail.subject, patch.message, patch.notes, *map(str, patch.trailers)]
             for fc in patch.files:
                 paths += [p for p in (fc.path, fc.old_path) if p]
+                parts.append(f"diff --git a/{fc.old_path or fc.path} b/{fc.path}")
                 parts += [ln.text for h in fc.hunks for ln in h.lines]
                 parts.append(" ".join(h.section for h in fc.hunks if h.section))
         if series.cover is not None:
