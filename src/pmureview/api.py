@@ -71,7 +71,7 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
 
     from .engine.prefilter import Prefilter
 
-    prefilter = Prefilter.of(series, full=reader is not None)
+    prefilter = Prefilter.of(series, full=reader is not None, select=options.select, ignore=options.ignore)
     registry = load_registry(options.rules_dirs, eager=False, prefilter=prefilter)
     rules = choose_rules(registry.sorted(), select=options.select, ignore=options.ignore,
                          preview=options.preview, files_mode=options.files)

@@ -20,17 +20,21 @@ from collections.abc import Iterable
 from fnmatch import fnmatch
 
 from ..series.model import Series
+from .select import matches
 
 
 class Prefilter:
-    def __init__(self, text: str, paths: Iterable[str], *, full: bool) -> None:
+    def __init__(self, text: str, paths: Iterable[str], *, full: bool, select: tuple[str, ...] = (),
+                 ignore: tuple[str, ...] = ()) -> None:
         self.text = text
         self.paths = tuple(paths)
         self.full = full
+        self.select, self.ignore = select, ignore  # --select/--ignore: unselected rules are not imported
         self._seen: dict[str, bool] = {}
 
     @classmethod
-    def of(cls, series: Series, *, full: bool) -> Prefilter | None:
+    def of(cls, series: Series, *, full: bool, select: tuple[str, ...] = (),
+           ignore: tuple[str, ...] = ()) -> Prefilter | None:
         if os.environ.get("PMUREVIEW_NO_PREFILTER") == "1":
             return None
         parts: list[str] = []
@@ -44,10 +48,13 @@ class Prefilter:
                 parts.append(" ".join(h.section for h in fc.hunks if h.section))
         if series.cover is not None:
             parts += [series.cover.mail.subject, series.cover.body]
-        return cls("\n".join(parts), dict.fromkeys(paths), full=full)
+        return cls("\n".join(parts), dict.fromkeys(paths), full=full, select=select, ignore=ignore)
 
-    def wants(self, scope: str, files: Iterable[str], evidence: Iterable[str]) -> bool:
-        """False only when the rule certainly cannot fire on this series."""
+    def wants(self, scope: str, files: Iterable[str], evidence: Iterable[str], rule_id: str = "") -> bool:
+        """False only when the rule certainly cannot fire on this series (or is not selected)."""
+        if rule_id and ((self.select and not matches(rule_id, self.select)) or
+                        (self.ignore and matches(rule_id, self.ignore))):
+            return False
         if scope == "file" and not any(self._glob(files, p) for p in self.paths):
             return False
         evidence = tuple(evidence)

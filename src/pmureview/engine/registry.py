@@ -156,7 +156,7 @@ def _summary(rule: Rule) -> dict:
 def _wanted(prefilter: Prefilter, rule: Rule) -> bool:
     s = _summary(rule)
     evidence = s["evidence"] or ([] if prefilter.full else list(getattr(rule, "derived_evidence", ())))
-    return prefilter.wants(s["scope"], s["files"], evidence)
+    return prefilter.wants(s["scope"], s["files"], evidence, s["id"])
 
 
 def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache | None = None,
@@ -170,7 +170,7 @@ def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache 
                 rules = [load_yaml_rule(path, data, eager=eager)]
             else:
                 known = index.get(path) if index is not None and prefilter is not None else None
-                if known is not None and not any(prefilter.wants(k["scope"], k["files"], k["evidence"])
+                if known is not None and not any(prefilter.wants(k["scope"], k["files"], k["evidence"], k["id"])
                                                  for k in known):
                     continue  # cannot fire on this series: not imported
                 rules = _python_rules(path, expected)
