@@ -17,9 +17,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from fnmatch import fnmatch
 
-from ..series.model import Series
+from ..series.model import Series, path_matches
 from .select import matches
 
 
@@ -55,7 +54,7 @@ class Prefilter:
         if rule_id and ((self.select and not matches(rule_id, self.select)) or
                         (self.ignore and matches(rule_id, self.ignore))):
             return False
-        if scope == "file" and not any(self._glob(files, p) for p in self.paths):
+        if scope == "file" and not any(path_matches(p, files) for p in self.paths):
             return False
         evidence = tuple(evidence)
         return not evidence or any(self._has(e) for e in evidence)
@@ -67,8 +66,3 @@ class Prefilter:
             except re.error:
                 self._seen[regex] = True  # a broken declaration must not hide the rule
         return self._seen[regex]
-
-    @staticmethod
-    def _glob(globs: Iterable[str], path: str) -> bool:
-        name = path.rsplit("/", 1)[-1]
-        return any(fnmatch(path, g) or fnmatch(name, g) for g in globs)

@@ -90,39 +90,12 @@ def _rules_in(objects: Iterable[object], module: str | None = None) -> list[Rule
     return out
 
 
-class YamlCache:
-    """Parsed YAML rule files cached as JSON (keyed by path, mtime and size): no YAML parse per run."""
+class StampedCache:
+    """A JSON file of per-path values, each valid while its file keeps its mtime and size (so it is
+    never stale: a changed file misses and is recomputed). One per kind of derived data."""
 
-    def __init__(self) -> None:
-        self.file = cache_path("yaml-rules.json")
-        self.data: dict[str, Any] = read_json(self.file) or {}
-        self.dirty = False
-
-    def get(self, path: Path) -> Any:
-        from ..rule.yamlrule import read_yaml
-
-        st = path.stat()
-        key = str(path.resolve())
-        hit = self.data.get(key)
-        if hit and hit["mtime"] == st.st_mtime_ns and hit["size"] == st.st_size:
-            return hit["data"]
-        data = read_yaml(path)
-        self.data[key] = {"mtime": st.st_mtime_ns, "size": st.st_size, "data": data}
-        self.dirty = True
-        return data
-
-    def save(self) -> None:
-        if self.dirty:
-            write_json(self.file, self.data)
-
-
-class RuleIndex:
-    """What the prefilter needs of each Python rule file (scope, files, evidence), cached as JSON and
-    keyed by path, mtime and size: a rule that cannot fire is not even imported. Never stale: a
-    changed file misses the index and is imported (and indexed) again."""
-
-    def __init__(self) -> None:
-        self.file = cache_path("rule-index.json")
+    def __init__(self, name: str) -> None:
+        self.file = cache_path(name)
         self.data: dict[str, Any] = read_json(self.file) or {}
         self.dirty = False
 
@@ -131,14 +104,14 @@ class RuleIndex:
         st = path.stat()
         return str(path.resolve()), [st.st_mtime_ns, st.st_size]
 
-    def get(self, path: Path) -> list[dict] | None:
+    def get(self, path: Path) -> Any:
         key, stamp = self._key(path)
         hit = self.data.get(key)
-        return hit["rules"] if hit and hit.get("stamp") == stamp else None
+        return hit.get("value") if isinstance(hit, dict) and hit.get("stamp") == stamp else None
 
-    def put(self, path: Path, rules: list[Rule]) -> None:
+    def put(self, path: Path, value: Any) -> None:
         key, stamp = self._key(path)
-        entry = {"stamp": stamp, "rules": [_summary(r) for r in rules]}
+        entry = {"stamp": stamp, "value": value}
         if self.data.get(key) != entry:
             self.data[key] = entry
             self.dirty = True
@@ -148,15 +121,41 @@ class RuleIndex:
             write_json(self.file, self.data)
 
 
+class YamlCache(StampedCache):
+    """Parsed YAML rule files: no YAML parse per run."""
+
+    def __init__(self) -> None:
+        super().__init__("yaml-rules.json")
+
+    def get(self, path: Path) -> Any:
+        from ..rule.yamlrule import read_yaml
+
+        data = super().get(path)
+        if data is None:
+            data = read_yaml(path)
+            self.put(path, data)
+        return data
+
+
+class RuleIndex(StampedCache):
+    """What the prefilter needs of each Python rule file (scope, files, evidence): a rule that cannot
+    fire is not even imported."""
+
+    def __init__(self) -> None:
+        super().__init__("rule-index.json")
+
+    def put(self, path: Path, rules: list[Rule]) -> None:  # type: ignore[override]
+        super().put(path, [_summary(r) for r in rules])
+
+
 def _summary(rule: Rule) -> dict:
     m = rule.meta
     return {"id": m.id, "scope": m.scope.value, "files": list(m.files), "evidence": list(m.evidence)}
 
 
 def _wanted(prefilter: Prefilter, rule: Rule) -> bool:
-    s = _summary(rule)
-    evidence = s["evidence"] or ([] if prefilter.full else list(getattr(rule, "derived_evidence", ())))
-    return prefilter.wants(s["scope"], s["files"], evidence, s["id"])
+    m = rule.meta
+    return prefilter.wants(m.scope.value, m.files, rule.evidence(full=prefilter.full), m.id)
 
 
 def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache | None = None,

@@ -24,6 +24,11 @@ class Rule:
 
     meta: ClassVar[RuleMeta]
 
+    def evidence(self, *, full: bool) -> tuple[str, ...]:
+        """Regexes one of which the series' text must match for this rule to fire (the prefilter);
+        () means always. A rule kind may derive more than its declared `meta.evidence`."""
+        return self.meta.evidence
+
     def check(self, ctx: Context) -> Iterable[Finding]:
         raise NotImplementedError
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import replace
-from fnmatch import fnmatch
 from typing import Any
 
 from ..lang.pattern import Compiled, PatternMatch, check_keys
+from ..series.model import path_matches
 from ..views.context import FileContext, FileView
 from .base import Rule
 from .model import Finding, RuleMeta, Severity
@@ -44,11 +44,6 @@ def unknown_keys(unknown: set[Any]) -> str:
     names = [f"{k} (did you mean {_SPELLINGS[k]}?)" if k in _SPELLINGS else str(k) for k in sorted(map(str, unknown))]
     return f"unknown keys: {', '.join(names)}"
 
-
-def path_matches(path: str, globs: Iterable[str]) -> bool:
-    """A glob matches the full path or the basename (fnmatch: `*` also crosses `/`), like `files:`."""
-    name = path.rsplit("/", 1)[-1]
-    return any(fnmatch(path, g) or fnmatch(name, g) for g in globs)
 
 
 def collapse(text: str) -> str:
@@ -238,10 +233,11 @@ class PatternRule(Rule):
                 raise YamlRuleError(f"{where}{exc}") from None
         self._compiled = True
 
-    @property
-    def derived_evidence(self) -> tuple[str, ...]:
-        """For the prefilter (hunk-only): a word each case's matches certainly contain; () when some
-        case has none (it could match any code)."""
+    def evidence(self, *, full: bool) -> tuple[str, ...]:
+        """The declared evidence, else (hunk-only: in full mode a match may use words of the whole file
+        the hunks do not show) a word each case's matches certainly contain; () when some case has none."""
+        if self.meta.evidence or full:
+            return self.meta.evidence
         words = [max(sorted(c.compiled.tokens), key=len) if c.compiled.tokens else "" for c in self.cases]
         return () if not all(words) else tuple(dict.fromkeys(re.escape(w) for w in words))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -158,3 +159,11 @@ class Series:
         if self.cover:
             return self.cover.mail.subject
         return self.patches[0].subject if self.patches else ""
+
+
+def path_matches(path: str, globs: Iterable[str]) -> bool:
+    """A rule's `files` glob matches the full path or the basename (fnmatch: `*` also crosses `/`)."""
+    from fnmatch import fnmatch
+
+    name = path.rsplit("/", 1)[-1]
+    return any(fnmatch(path, g) or fnmatch(name, g) for g in globs)

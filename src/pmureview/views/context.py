@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from typing import TYPE_CHECKING, Any
 
-from ..series.model import FileChange, Patch, Series
+from ..series.model import FileChange, Patch, Series, path_matches
 
 if TYPE_CHECKING:
     from tree_sitter import Node, Tree
@@ -130,8 +129,7 @@ class FileView:
         return len(raw.decode("utf-8", "replace")) + 1
 
     def matches_glob(self, globs: tuple[str, ...]) -> bool:
-        name = self.path.rsplit("/", 1)[-1]
-        return any(fnmatch(self.path, g) or fnmatch(name, g) for g in globs)
+        return path_matches(self.path, globs)
 
 
 @dataclass(eq=False)
