@@ -13,7 +13,7 @@ import gzip
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.parser import BytesHeaderParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -45,8 +45,12 @@ class LoreServer:
     `srv.midmask` is ready for `b4 -c b4.midmask=…`; `srv.requests` lists `(method, path)`.
     """
 
-    def __init__(self, messages: Iterable[bytes], list_name: str = "test") -> None:
+    def __init__(self, messages: Iterable[bytes], list_name: str = "test",
+                 search: Callable[[str], list[bytes]] | None = None) -> None:
         self.list_name = list_name
+        # `search(query) -> raw messages`: answers `POST /<list>/?x=m&q=…` (gzip'd mboxrd, 404 when
+        # empty), as public-inbox does; without it every POST is a 404
+        self.search = search
         self.requests: list[tuple[str, str]] = []
         self._by_id: dict[str, bytes] = {}
         self._order: list[str] = []
@@ -126,7 +130,11 @@ class LoreServer:
                 if self.command == "POST":
                     length = int(self.headers.get("Content-Length") or 0)
                     self.rfile.read(length)
-                    return self._send(404, b"no search here\n")
+                    query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("q", [""])[0]
+                    hits = server.search(query) if server.search and parts == [server.list_name] else []
+                    if not hits:
+                        return self._send(404, b"no search here\n")
+                    return self._send(200, gzip.compress(to_mboxrd(hits)), "application/gzip")
                 if len(parts) == 1 and self.command == "HEAD":
                     mid = server._lookup(parts[0])
                     if mid is None:

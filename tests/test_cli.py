@@ -116,7 +116,7 @@ def test_demo_exit_codes_and_fail_on(capsys):
 def test_json_is_sorted_and_versioned(capsys):
     _, out, _ = run(capsys, "check", str(DEMO), "--format", "json")
     data = json.loads(out)
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     keys = [(f["patch"], f["path"] is not None, f["path"] or "", f["line"] or 0) for f in data["findings"]]
     assert keys == sorted(keys)
     assert {"rule", "severity", "confidence", "patch", "path", "line", "message", "note"} <= set(data["findings"][0])

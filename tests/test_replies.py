@@ -311,13 +311,12 @@ def test_body_quotes_attribution_and_snips(env: Path) -> None:
         if not ln.startswith(">"):
             break
         quoted.append(ln)
-    assert len(quoted) == 7 and quoted[-1] == "> +\t       false;"
-    assert quoted[0] == "> +" and quoted[3] == "> +"  # an empty added line is quoted as "> +"
-    # the second hunk of the same file: its own header, then the comment under the anchored line
+    # only the lines the comment is about: the anchored line and the start of its statement
+    assert quoted == ["> +\treturn pmu->hpmn_max < pmu->num_events &&", "> +\t       false;"]
+    # the second hunk of the same file: its own header, a cut, then the comment under the anchored line
     j = lines.index("> @@ -90 +101,5 @@ static int y;")  # git leaves out a length of 1
-    assert lines[j + 1 : j + 4] == [">  int x;", "> +u64 kvm_pmu_fgt_bits(void)", "> +{"]
-    assert lines[j + 4] == "> +\treturn HDFGRTR_EL2_PMOVS;" and lines[j + 5] == ""
-    assert lines[j + 6].startswith("kvm_pmu_fgt_bits() ORs HDFGRTR_EL2.PMOVS")
+    assert lines[j + 1 : j + 3] == ["[...]", "> +\treturn HDFGRTR_EL2_PMOVS;"] and lines[j + 3] == ""
+    assert lines[j + 4].startswith("kvm_pmu_fgt_bits() ORs HDFGRTR_EL2.PMOVS")
     assert "[pmureview: kvmarm/fgt-trap-polarity]" in lines
     assert "[pmureview: series/debug-scaffolding]" in lines
 
@@ -325,7 +324,7 @@ def test_body_quotes_attribution_and_snips(env: Path) -> None:
 def test_prose_wrapped_quotes_untouched_no_trailers(env: Path) -> None:
     long_line = "+\tval |= " + " | ".join(f"HDFGRTR_EL2_PMEVCNTR{n}" for n in range(8)) + ";"
     series = make_series()
-    h = hunk(1, 1, [long_line])
+    h = hunk(1, 1, [long_line, "+\tfoo();", "+\tbar();"])  # one of three added lines: within the 2/3 quote budget
     fc = FileChange(
         path="x.c", old_path="x.c", kind=ChangeKind.MODIFIED, hunks=(h,), diff_header="diff --git a/x.c b/x.c"
     )
@@ -393,8 +392,8 @@ def test_message_finding_quotes_its_paragraph_and_engine_findings_stay_out(env: 
     written = write_replies(make_review([hit, *engine], series), env / "o", sender=SENDER)
     assert [p.name for p in written] == ["0002-reply.eml"]  # no cover reply just for the engine's findings
     lines = body_of(parse(written[0])).splitlines()
-    assert lines[1:10] == ["[...]", *(f"> line {i} of a long paragraph" for i in range(3, 13))][:9]
-    assert lines[lines.index("> line 12 of a long paragraph") + 1] == ""  # the paragraph ends: no marker
+    # the anchored line with at most two lines either side of it, cut with [...] (no sentence end here)
+    assert lines[1:8] == ["[...]", *(f"> line {i} of a long paragraph" for i in range(7, 12)), "[...]"]
     assert "missing" not in " ".join(lines) and "raised" not in " ".join(lines)
 
 

@@ -87,6 +87,7 @@ def _local_types(node, name: str) -> set[str | None]:
 
 class AllocSizeofTypeMismatch(Rule):
     meta = RuleMeta(
+        evidence=(r"alloc",),  # cannot fire without it (prefilter)
         id="api/alloc-sizeof-type-mismatch",
         title="Allocation element size of another type than the pointer",
         severity=Severity.WARNING,

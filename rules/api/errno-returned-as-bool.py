@@ -58,6 +58,7 @@ def _int_from_call(view: FileView, head_line: int | None, line: int, name: str) 
 
 class ErrnoReturnedAsBool(Rule):
     meta = RuleMeta(
+        evidence=(r"\breturn\b",),  # cannot fire without it (prefilter)
         id="api/errno-returned-as-bool",
         title="Negative errno returned from a bool function",
         severity=Severity.WARNING,

@@ -13,6 +13,7 @@ from pmureview.views.context import FileContext
 
 class PageReferenceLeakOnEarlyReturn(Rule):
     meta = RuleMeta(
+        evidence=(r"(?#hunk-only)get_page|pin_shared_mem|gfn_to_page|_to_pfn|faultin_pfn|_user_pages",),  # prefilter
         id="api/page-reference-leak-on-early-return",
         title="Early return leaks a page/pfn reference",
         severity=Severity.WARNING,

@@ -41,7 +41,9 @@ class UnknownIdentifier(Rule):
                  "Documentation/virt/kvm/devices/*.rst that no UAPI header of the base "
                  "(include/uapi/linux/kvm.h, arch/*/include/uapi/asm/kvm*.h) and no file of the series "
                  "defines, and that the document did not mention before. It names the closest defined "
-                 "spelling. Without a tree, or when patches of the series are missing, only near "
+                 "spelling (an edit or two away, the same last two words, or one word spelt short in "
+                 "one and in full in the other, such as MEM and MEMORY). Without a tree, or when "
+                 "patches of the series are missing, only near "
                  "misses of a spelling the series defines (or uses more often) are reported, as checks.",
             why="The API document is what VMM authors code against; a misspelt ioctl, capability or "
                 "attribute name sends them looking for a constant that does not exist, and such typos "
@@ -117,8 +119,20 @@ def _edit_distance(a: str, b: str, limit: int = 3) -> int:
     return prev[-1]
 
 
+def _abbreviated(words: list[str], cw: list[str]) -> bool:
+    """Same words but one, spelt short in one and long in the other (MEM / MEMORY, REG / REGISTER)."""
+    if len(words) != len(cw) or len(words) < 3:
+        return False
+    diff = [(a, b) for a, b in zip(words, cw, strict=True) if a != b]
+    if len(diff) != 1:
+        return False
+    short, long_ = sorted(diff[0], key=len)
+    return len(short) >= 3 and long_.startswith(short)
+
+
 def _nearest(tok: str, pool: set[str] | frozenset[str], strict: bool = False) -> str | None:
-    """The closest spelling: same last two words, or edit distance <= 2 with the same word count."""
+    """The closest spelling: same last two words, one word abbreviated or expanded, or edit distance
+    <= 2 with the same word count."""
     words = tok.split("_")
     best: tuple[int, str] | None = None
     for cand in pool:
@@ -127,7 +141,7 @@ def _nearest(tok: str, pool: set[str] | frozenset[str], strict: bool = False) ->
         cw = cand.split("_")
         d = _edit_distance(tok, cand)
         same_tail = len(words) >= 3 and len(cw) >= 3 and cw[-2:] == words[-2:] and abs(len(cw) - len(words)) <= 1
-        close = d <= 2 and len(cw) == len(words)
+        close = (d <= 2 and len(cw) == len(words)) or _abbreviated(words, cw)
         ok = close or (same_tail and (d <= 3 or not strict))
         if ok and (best is None or (d, cand) < best):
             best = (d, cand)

@@ -16,6 +16,7 @@ _INCLUDE = lazy_re(r"^\s*#\s*include\s*<linux/kvm_host\.h>")
 
 class AsmHeaderIncludesLinuxKvmHost(Rule):
     meta = RuleMeta(
+        evidence=(r"linux/kvm_host\.h",),  # cannot fire without it (prefilter)
         id="header/asm-header-includes-linux-kvm-host",
         title="asm/ header includes <linux/kvm_host.h>",
         severity=Severity.WARNING,

@@ -56,6 +56,7 @@ def _linked(c_view: FileView, header: FileView) -> bool:
 
 class DuplicateTypedef(Rule):
     meta = RuleMeta(
+        evidence=(r"(?#hunk-only)\btypedef\b",),  # prefilter
         id="header/duplicate-typedef",
         title="typedef defined twice in one translation unit",
         severity=Severity.CHECK,

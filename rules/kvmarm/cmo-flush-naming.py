@@ -20,6 +20,7 @@ _NOT_CMO = lazy_re(r"(?i)tlb|tlbi|shadow|memslot|vmid|_ctx")
 
 class CmoFlushNaming(Rule):
     meta = RuleMeta(
+        evidence=(r"(?i)flush",),  # cannot fire without it (prefilter)
         id="kvmarm/cmo-flush-naming",
         title="'flush' used to name a cache-maintenance operation",
         severity=Severity.CHECK,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pmureview.analyses.fgtflow import CLEAR, Group, analyse, bits_of, controlled, names, target_field, through
+from pmureview.analyses.series_facts import sysreg_touched
+from pmureview.kernel.dating import SNAPSHOT, trust
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import SeriesContext
@@ -35,7 +37,10 @@ class FgtCrossRegisterField(Rule):
             use_instead="\t*vcpu_fgt(vcpu, HDFGWTR_EL2) |= HDFGWTR_EL2_PMOVS;",
             known_problems="Only constants named after an FGT register are checked (not BIT() or "
                            "the older HFGxTR_EL2 shared layout names). A register missing from the "
-                           "knowledge (GICv5 ICH_* registers without a tree) is skipped. Clearing a "
+                           "knowledge (GICv5 ICH_* registers without a tree) is skipped. Without a "
+                           "tree the layouts are the bundled snapshot's: a check saying 'as of vX.Y' "
+                           "when the series is not newer than it, silent on a field whose sysreg "
+                           "definition the series changes (docs/knowledge.md). Clearing a "
                            "RES0 bit is harmless in itself but still reported as an error: the trap "
                            "the code means to change is not there.",
             references=(
@@ -49,6 +54,9 @@ class FgtCrossRegisterField(Rule):
     def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
         kb = ctx.kb
         groups, _ = analyse(ctx)
+        # hunk-only: the layouts are the bundled snapshot's, dated (docs/knowledge.md)
+        worth = trust(ctx, SNAPSHOT) if kb is not None and getattr(kb, "source", "") != "tree" else None
+        as_of = f" ({worth.as_of})" if worth is not None and not worth.warn and worth.as_of else ""
         for g in groups:
             reg = kb.fgt_register(g.register)
             if reg is None:
@@ -62,6 +70,10 @@ class FgtCrossRegisterField(Rule):
                     continue
                 hit = [i for i in bits_of(b.mask) if reg.res0 >> i & 1]
                 fld, low = target_field(kb, g.register, b)
+                if worth is not None and any(
+                        sysreg_touched(ctx, r, f) for r, f in ((g.register, b.field), (b.register, b.field),
+                                                               (g.register, fld)) if f):
+                    continue  # the series changes these layouts: the bundled ones are stale
                 if hit:
                     res0.append(f"{b.field} (bit {_bits(hit)})")
                 elif fld is None:
@@ -76,10 +88,10 @@ class FgtCrossRegisterField(Rule):
                     sources.append(b.register)
             if not (res0 or other or same):
                 continue
-            yield self._finding(g, sources, res0, other, same)
+            yield self._finding(g, sources, res0, other, same, as_of)
 
     def _finding(self, g: Group, sources: list[str], res0: list[str], other: list[str],
-                 same: list[str]) -> Finding:
+                 same: list[str], as_of: str = "") -> Finding:
         via = through(g.bits)
         a = "/".join(sources)
         done = "cleared in" if g.op == CLEAR else "written into"
@@ -93,7 +105,7 @@ class FgtCrossRegisterField(Rule):
                 parts.append(f"{names(res0)} {'are' if len(res0) > 1 else 'is'} RES0 there")
             if other:
                 parts.append(names(other))
-            msg = f"{subject}{where}: {'; '.join(parts)}"
+            msg = f"{subject}{where}: {'; '.join(parts)}{as_of}"
             lost = [s.split(" ")[0] for s in res0 + other]
             note = (f"{via or 'This value'} is built from {a} names but is written into {g.register}. "
                     + (f"In {g.register} {names([r for r in res0])} {'are' if len(res0) > 1 else 'is'} "
@@ -104,7 +116,9 @@ class FgtCrossRegisterField(Rule):
                     + (f"{names(other)}: the bit traps a different register than the name says. "
                        if other else "")
                     + f"Use the {g.register}_* names for {g.register}, and only for fields it has.")
-            return self.at_line(g.src, g.line, msg, note=note, severity=Severity.ERROR)
+            return self.at_line(g.src, g.line, msg, note=note,
+                                severity=Severity.CHECK if as_of else Severity.ERROR,
+                                confidence=Confidence.LOW if as_of else None)
         msg = (f"{subject}{where}: {names(same)} {'sits' if len(same) == 1 else 'sit'} at the same "
                f"{'position' if len(same) == 1 else 'positions'} there, but use the {g.register}_ names")
         note = (f"{names(same)} {'have' if len(same) > 1 else 'has'} the same bit position and polarity in "

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pmureview.analyses.fgtflow import CLEAR, SET, Group, analyse, controlled, names, target_field, through
-from pmureview.kernel.fgt import GROUP_ARG_REGISTERS, name_polarity, parse_sr_fgt
+from pmureview.analyses.fgtflow import (
+    CLEAR,
+    SET,
+    Group,
+    analyse,
+    controlled,
+    gate_features,
+    host_side,
+    names,
+    target_field,
+    through,
+)
+from pmureview.kernel.fgt import GROUP_ARG_REGISTERS, feature_covers, name_polarity, parse_sr_fgt
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import SeriesContext
@@ -20,10 +31,17 @@ class FgtTrapPolarity(Rule):
         scope=Scope.SERIES,
         uses_tree=True,
         docs=RuleDocs(
-            what="Flags a statement that sets (`|=`) negative-polarity bits, or clears (`&= ~`) "
-                 "positive-polarity bits, of a fine-grained trap value: `*vcpu_fgt(vcpu, R)`, a local "
-                 "stored to it or written with `write_sysreg_s(..., SYS_R)`, or the set/clr operands of "
-                 "`update_fgt_traps_cs()`. Constants are followed through `#define`s, local and "
+            what="Flags a statement that untraps a register for the guest: it sets (`|=`) "
+                 "negative-polarity bits, or clears positive-polarity bits, of a fine-grained trap "
+                 "value. The write is recognised by what it writes, in any file and from the patch "
+                 "alone: `*vcpu_fgt(vcpu, R) |=` / `&= ~` (R a constant, or a parameter: then the "
+                 "register the constants name), a local stored with `write_sysreg_s(..., SYS_R)`, read "
+                 "with `read_sysreg_s(SYS_R)` or built on `__R_nMASK`, the (clr, set) operands of "
+                 "`update_fgt_traps_cs()`, `sysreg_clear_set_s()`, `*_clear_set()` / `*_cs()` calls "
+                 "and helpers whose parameters are named set/clr, and `set`/`clr` masks (`r_set |= X` "
+                 "sets X, `w_clr |= X` clears it) whose use is outside the hunk. The older "
+                 "`HFGxTR_EL2_*` names count as HFGRTR_EL2 fields. Constants are followed through "
+                 "`#define`s, local and "
                  "file-scope constants and one level of helper returning a constant mask, in any file "
                  "of the series (and the base tree in full mode). Also flags a mask helper or macro "
                  "feeding such a write that mixes positive and negative bits. Polarity comes from KVM's "
@@ -42,7 +60,16 @@ class FgtTrapPolarity(Rule):
                         "\t\t\t\t\t   HDFGRTR2_EL2_nPMICNTR_EL0);",
             known_problems="Setting a negative bit on purpose, to give the guest direct access, is "
                            "also reported (with medium confidence outside `*vcpu_fgt() |=`, where the "
-                           "base value is not known to have it set already). Per-VM \"1 = trap\" arrays "
+                           "base value is not known to have it set already), except under a check "
+                           "that the guest or host has the very feature the bits trap (`if "
+                           "(kvm_has_feat(kvm, ID_AA64PFR1_EL1, GCS, IMP))` around nGCS_EL1, or an "
+                           "earlier `if (!kvm_has_feat(...)) return;`; in hunk-only mode only when "
+                           "the check is in the hunk) and on "
+                           "the exit path (functions named *deactivate*, *restore*, *host*, *put*), "
+                           "where setting negative bits gives the host its registers back. A call to a "
+                           "(set, clr) helper whose definition is out of sight and whose name does not "
+                           "say the order is not checked (with the definition in sight, its parameter "
+                           "names or what its body does with them decide). Per-VM \"1 = trap\" arrays "
                            "such as `kvm->arch.fgu[]` are not register values and are never looked "
                            "at. Masks built from BIT()/GENMASK(), parameters or struct members are not "
                            "resolved, so those writes are not checked. Without the `encoding_to_fgt[]` "
@@ -73,8 +100,17 @@ class FgtTrapPolarity(Rule):
                     bad.append(fld)
             if not bad:
                 continue
+            bad = list(dict.fromkeys(bad))
+            if not g.direct and g.primary and host_side(g.src, g.fn, g.stmt):
+                continue  # the exit path giving the host its untrapped registers back
+            gates = gate_features(g.stmt, g.fn) if g.primary else []
+            if any(all(feature_covers(f, b) for b in bad) for f in gates):
+                # The feature-gated untrap (`if (kvm_has_feat(kvm, ..., GCS, IMP))` around the GCS
+                # bits): on purpose, and after __compute_fgt() redundant, since FGU traps those
+                # bits only when the feature is hidden.
+                continue
             flagged.add((id(g.src), g.line))
-            yield self._finding(g, list(dict.fromkeys(bad)))
+            yield self._finding(g, bad)
         yield from self._sr_fgt(ctx)
         for m in masks:
             if (id(m.src), m.line) in flagged:
@@ -134,9 +170,10 @@ class FgtTrapPolarity(Rule):
         via = through(g.bits)
         how = f" through {via}" if via else ""
         where = f" (applied at {g.writer})" if g.writer else ""
+        into = f"into {g.register}'s set mask" if g.named and g.op == SET else f"into {g.register}"
         if g.op == SET:
-            msg = (f"{names(bad)} {isa} negative-polarity {kind}: OR-ing {them} into {g.register}{how}"
-                   f"{where} removes the trap (0 => trap); clear {them} with &= ~ to trap {regs}")
+            msg = (f"{names(bad)} {isa} negative-polarity {kind}: OR-ing {them} {into}{how}"
+                   f"{where} untraps {regs} for the guest (0 => trap); clear {them} with &= ~ to trap {regs}")
             if g.direct:
                 note = (f"{names(bad)} {are} negative in {g.register}: 0 means trap. __compute_fgt() "
                         f"starts from \"trap nothing\", which already has {them} at 1, so this OR "
@@ -151,12 +188,12 @@ class FgtTrapPolarity(Rule):
                         f"say so in the commit message; if {regs} should trap, clear {them} instead.")
         else:
             msg = (f"{names(bad)} {isa} positive-polarity {kind}: clearing {them} in {g.register}{how}"
-                   f"{where} only removes traps (1 => trap), FGU ones included; set {them} with |= to "
-                   f"trap {regs}")
+                   f"{where} untraps {regs} for the guest (1 => trap), FGU traps included; set {them} "
+                   f"with |= to trap {regs}")
             note = (f"{names(bad)} {are} positive in {g.register}: 1 means trap. Clearing {them} "
                     f"does not add a trap; it drops one that FGU (a feature hidden from the guest) or "
                     f"the guest hypervisor asked for, and {they} {'are' if plural else 'is'} 0 "
                     "otherwise. To add a trap, set positive bits and clear negative ones.")
-        conf = Confidence.HIGH if g.direct or g.op == CLEAR else Confidence.MEDIUM
+        conf = Confidence.HIGH if (g.direct or g.op == CLEAR) and not g.named else Confidence.MEDIUM
         return self.at_line(g.src, g.line, msg, note=note, confidence=conf)
 

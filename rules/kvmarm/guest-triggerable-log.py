@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 
+from pmureview.analyses.enclosing import enclosing_function_name
 from pmureview.kernel.wiring import load_facts
 from pmureview.lang.c import call_name, enclosing_function, function_name, functions, nodes_of, parse, text, walk
 from pmureview.lazyre import lazy_re
@@ -24,7 +25,8 @@ GRAPH_PATHS = tuple(f"arch/arm64/kvm/{p}" for p in (
     "vgic-sys-reg-v3.c"))
 _ACCESS = lazy_re(r"SYS_DESC\s*\([^()]*\)\s*,\s*([a-z_]\w*)\s*[,}]|\.access\s*=\s*([a-z_]\w*)")
 # Host-side failures, not guest behaviour: allocation, mapping setup, KVM_BUG_ON paths.
-_HOST_FAILURE = lazy_re(r"alloc|ENOMEM|IS_ERR|KVM_BUG|WARN|\bBUG|cannot\s+(?:allocate|map)|"
+# IS_ERR is matched case-sensitively: kvm_is_error_hva() is a guest's IPA without a memslot.
+_HOST_FAILURE = lazy_re(r"alloc|ENOMEM|(?-i:\bIS_ERR)|KVM_BUG|WARN|\bBUG|cannot\s+(?:allocate|map)|"
                            r"failed\s+to\s+(?:allocate|map|create|init)", re.I)
 
 
@@ -86,7 +88,9 @@ class GuestTriggerableLog(Rule):
             known_problems="Reachability is by name over the files the rule can see (same-named static "
                            "functions are merged); a message for a host failure on such a path "
                            "(allocation, KVM_BUG_ON) is skipped when the condition or text says so, "
-                           "otherwise reported as a question. WARN*/BUG* are out of scope.",
+                           "otherwise reported as a question. WARN*/BUG* are out of scope. In hunk-only "
+                           "mode a hunk that shows only the middle of a function belongs to the "
+                           "function its @@ heading names.",
             references=("DOMAIN-PACK2.md rule 26 and §1.6; kvm_pr_unimpl() and print_sys_reg_msg() "
                         "(ratelimited) as the existing forms",),
         ),
@@ -109,7 +113,8 @@ class GuestTriggerableLog(Rule):
                     continue
                 name = call_name(c)
                 fn = enclosing_function(c)
-                fname = function_name(fn) if fn is not None else None
+                # a hunk that shows only the middle of a function: its @@ heading names it
+                fname = function_name(fn) if fn is not None else enclosing_function_name(view, line)
                 if not fname or self._host_failure(c):
                     continue
                 candidates.append((view, line, name, fname))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from pmureview.analyses.series_facts import FIELD, SANITISE, as_of_suffix, bundled_worth, touched
+from pmureview.kernel.dating import GATING, Trust
 from pmureview.kernel.idregs import EXPOSED_FORMS, Limits, exposed, facts, is_id_register, writable
 from pmureview.kernel.sysregtable import Entry, pre_entries, view_entries
 from pmureview.rule.base import Rule
@@ -43,8 +45,11 @@ class IdregExposedUnsanitised(Rule):
                            "a complement mask and no case (hence only a question there). Conditional "
                            "clears (`if (!vcpu_has_x(vcpu)) val &= ...`) are not unconditional and "
                            "do not count for (b); NV-only limits are ignored. In hunk-only mode the "
-                           "sanitisation cases come from the bundled snapshot plus the cases the "
-                           "series adds. Needs a base: skipped by `check --files`.",
+                           "sanitisation cases come from the bundled facts plus the cases the series "
+                           "adds; those facts are dated (docs/knowledge.md): silent when the series "
+                           "changes the register's sanitisation (or, for (b), defines the field), a "
+                           "check saying 'as of vX.Y' when the series is not newer than the facts. "
+                           "Needs a base: skipped by `check --files`.",
             references=("DOMAIN-PACK2.md §2 rule 19 and §1.3 (sanitised limit and writable mask)",),
         ),
     )
@@ -67,19 +72,28 @@ class IdregExposedUnsanitised(Rule):
             was_exposed = (old is not None and exposed(old)) or _removed_exposed(removed, name)
             f = facts(ctx.series, name, ctx.patch.number)
             lim = f.limits if f.limits is not None else Limits()
+            # the limits come from the bundled file (or are unknown) without a tree: weigh them
+            worth: Trust | None = None
+            if not ctx.series.full and f.limits_source != "tree":
+                worth = bundled_worth(ctx.series, GATING, name, None, ctx.patch.number, (SANITISE,))
+                if worth is None:
+                    continue  # the series changes R's sanitisation: the bundled limits are stale
             if (exposed(e) and not was_exposed and e.start in view.added
                     and not lim.limited and _resets_generic(e)):
-                yield self._unsanitised(view, line, e)
+                yield self._unsanitised(view, line, e, worth)
                 continue
-            yield from self._hidden_writable(view, line, e, old, lim)
+            yield from self._hidden_writable(ctx, view, line, e, old, lim, worth)
 
-    def _unsanitised(self, view, line: int, e: Entry) -> Finding:
+    def _unsanitised(self, view, line: int, e: Entry, worth: Trust | None) -> Finding:
         mask = writable(e)
         name = e.name
+        as_of = as_of_suffix(worth)
         if mask.kind in ("none", "allow"):
             return self.at_line(
                 view, line,
-                f"{name} becomes visible but __kvm_read_sanitised_id_reg() has no case for it",
+                f"{name} becomes visible but __kvm_read_sanitised_id_reg() has no case for it{as_of}",
+                severity=Severity.CHECK if as_of else None,
+                confidence=Confidence.LOW if as_of else None,
                 note=f"{name} becomes visible, but the sanitisation path has no case for it: the "
                      "guest gets whatever the host's cpufeature table advertises, so the next field "
                      "added there is silently given to guests, and with this writable mask the VMM "
@@ -87,7 +101,8 @@ class IdregExposedUnsanitised(Rule):
             )
         return self.at_line(
             view, line,
-            f"{name} becomes visible with no sanitisation case: is every host field safe to give guests?",
+            f"{name} becomes visible with no sanitisation case{as_of}: is every host field safe to give "
+            "guests?",
             severity=Severity.CHECK,
             confidence=Confidence.LOW,
             note=f"{name} becomes visible without a case in __kvm_read_sanitised_id_reg(), so guests "
@@ -96,8 +111,8 @@ class IdregExposedUnsanitised(Rule):
                  "features KVM needs nothing for. Is that the case here?",
         )
 
-    def _hidden_writable(self, view, line: int, e: Entry, old: Entry | None,
-                         lim: Limits) -> Iterator[Finding]:
+    def _hidden_writable(self, ctx: FileContext, view, line: int, e: Entry, old: Entry | None,
+                         lim: Limits, worth: Trust | None) -> Iterator[Finding]:
         mask = writable(e)
         # "all" (AA32_ID_WRITABLE's GENMASK(31, 0)) is a deliberate blanket, not a field list
         if mask.kind in ("none", "unknown", "all") or (old is not None and old.get("val") == e.get("val")
@@ -108,12 +123,17 @@ class IdregExposedUnsanitised(Rule):
         if lim.allow is not None and mask.kind == "allow":
             named |= mask.fields - lim.allow
         bad = sorted(f for f in named if mask.writable(f) and not (old_mask and old_mask.writable(f)))
+        if worth is not None:  # a bundled "always hidden" is stale for a field the series defines
+            bad = [f for f in bad if touched(ctx.series, e.name or "", f, ctx.patch.number, (FIELD,)) is None]
         if not bad:
             return
         fields = ", ".join(f"{e.name}.{f}" for f in bad)
+        as_of = as_of_suffix(worth)
         yield self.at_line(
             view, line,
-            f"writable mask of {e.name} now covers {fields}, which KVM always hides",
+            f"writable mask of {e.name} now covers {fields}, which KVM always hides{as_of}",
+            severity=Severity.CHECK if as_of else None,
+            confidence=Confidence.LOW if as_of else None,
             note=f"This mask makes {fields} writable, but the sanitisation path clears "
                  f"{'it' if len(bad) == 1 else 'them'} for every VM: KVM_ARM_GET_REG_WRITABLE_MASKS "
                  "then advertises a field the guest can never have. Please list the supported "

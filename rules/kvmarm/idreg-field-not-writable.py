@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from pmureview.analyses.series_facts import as_of_suffix, bundled_worth
+from pmureview.kernel.dating import GATING
 from pmureview.kernel.idregs import facts, is_id_register
 from pmureview.kernel.predicates import helpers_for
 from pmureview.lang.c import call_name, function_name, text, walk
@@ -58,7 +60,10 @@ class IdregFieldNotWritable(Rule):
                            "and never trigger. Sub-features deliberately tied to a writable parent "
                            "field are reported too. With patches of the series missing the finding "
                            "is a check (the field may be made writable there). In hunk-only mode "
-                           "the descriptor comes from the series' hunks or the bundled snapshot. "
+                           "the descriptor comes from the series' hunks or the bundled facts, which "
+                           "are dated (docs/knowledge.md): silent when the series changes that "
+                           "register's entry, sanitisation or fields, a check saying 'as of vX.Y' "
+                           "when the series is not newer than the facts. "
                            "Needs a base: skipped by `check --files`.",
             references=("DOMAIN-PACK2.md §2 rule 20 and §1.3 (writable masks and migration)",),
         ),
@@ -82,12 +87,20 @@ class IdregFieldNotWritable(Rule):
                 ok = f.mask.writable(fld)
                 if ok is None or ok:
                     continue
-                seen.add((reg, fld))
                 never = f.hidden or (f.limits is not None and f.limits.clears(fld))
+                # a bundled fact: silent when the series changes R's definitions (any patch: the
+                # facts are the series' final state), at most a check unless the series postdates it
+                worth = None
+                if f.source == "snapshot" or (never and f.limits_source == "snapshot"):
+                    worth = bundled_worth(ctx, GATING, reg, fld)
+                    if worth is None:
+                        continue
+                seen.add((reg, fld))
+                as_of = as_of_suffix(worth)
                 if never:
                     yield self.at_line(
                         view, line,
-                        f"gate on {reg}.{fld} can never be true: KVM hides the field from every VM",
+                        f"gate on {reg}.{fld} can never be true: KVM hides the field from every VM{as_of}",
                         severity=Severity.CHECK, confidence=Confidence.LOW,
                         note=f"This tests {reg}.{fld}, but the sanitisation path clears that field "
                              "for every VM and the VMM cannot set it, so the branch is dead code. "
@@ -96,8 +109,9 @@ class IdregFieldNotWritable(Rule):
                     continue
                 yield self.at_line(
                     view, line,
-                    f"{reg}.{fld} gates a guest feature but is not writable by the VMM",
-                    severity=Severity.CHECK if partial else None,
+                    f"{reg}.{fld} gates a guest feature but is not writable by the VMM{as_of}",
+                    severity=Severity.CHECK if partial or as_of else None,
+                    confidence=Confidence.LOW if as_of else None,
                     note=f"The feature is given to the guest whenever the host has it, but {reg}.{fld} "
                          "is not writable, so the VMM has no way to turn it off: a VM started here "
                          "cannot migrate to a host without it and back. Please make the field "

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from pmureview.kernel.dating import WIRING, trust
 from pmureview.kernel.vncr import VNCR_MAPPING_PATH, offsets
 from pmureview.kernel.wiring import (
     EMULATE_NESTED_PATH,
@@ -80,6 +81,9 @@ class NewSysregIncompleteWiring(Rule):
         regs = self._new_registers(ctx, facts, full)
         if not regs:
             return
+        # without a tree the tables are the bundled ones (always a check here): say of which kernel
+        worth = trust(ctx, WIRING) if not full else None
+        as_of = f" ({worth.as_of})" if worth is not None and not worth.warn and worth.as_of else ""
         finals = ctx.final_views()
         emu = self._texts(ctx, finals, (EMULATE_NESTED_PATH,), full)
         fgu_texts = self._texts(ctx, finals, FGU_PATHS, full)
@@ -122,7 +126,7 @@ class NewSysregIncompleteWiring(Rule):
             sev, conf = (Severity.CHECK, Confidence.LOW) if partial else (None, None)
             shorts = ", ".join(m[0] for m in r.missing)
             yield self.at_line(
-                r.view, r.line, f"{r.name} gets guest storage but is missing {shorts}",
+                r.view, r.line, f"{r.name} gets guest storage but is missing {shorts}{as_of}",
                 severity=sev, confidence=conf,
                 note=f"{r.name} gets storage, but the rest of the plumbing is missing: "
                      + "; ".join(m[1] for m in r.missing) + f". What happens when a nested guest, or a VM "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pmureview.kernel.header_stubs import declarations, macro_functions, scan
+from pmureview.kernel.header_stubs import FuncDecl, declarations, macro_functions, scan
 from pmureview.lang.c import call_name, text, walk
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
@@ -18,6 +18,25 @@ _CONFIG = lazy_re(r"^\s*IS_ENABLED\s*\(\s*(CONFIG_\w+)\s*\)\s*$")
 # Host-wide capability tests that are already constant-folded through alternatives/static keys.
 _CAP_TESTS = {"cpus_have_final_cap", "cpus_have_cap", "cpus_have_const_cap",
               "alternative_has_cap_likely", "alternative_has_cap_unlikely"}
+
+# Address-space helpers: the same object reached from the kernel and from the hyp object. Two
+# definitions that differ only in these compute the same thing (the kernel's own vcpu_has_sve()
+# idiom: `kvm_has_sve(kern_hyp_va((vcpu)->kvm))` for nVHE, `kvm_has_sve((vcpu)->kvm)` elsewhere).
+_SAME_POINTER = frozenset({"kern_hyp_va", "kvm_ksym_ref", "kvm_ksym_ref_nvhe", "kvm_nvhe_sym",
+                           "CHOOSE_NVHE_SYM", "CHOOSE_HYP_SYM", "CHOOSE_VHE_SYM", "lm_alias"})
+_ADDRESS_OF = frozenset({"hyp_symbol_addr"})  # hyp_symbol_addr(sym) is &sym seen from the hyp object
+_PERCPU_SYM = {"this_cpu_ptr_hyp_sym": "this_cpu_ptr", "this_cpu_ptr_nvhe_sym": "this_cpu_ptr",
+               "per_cpu_ptr_hyp_sym": "per_cpu_ptr", "per_cpu_ptr_nvhe_sym": "per_cpu_ptr"}  # f(sym,..) = g(&sym,..)
+# one spelling per translation: the hyp object's own helpers and the kernel's do the same job
+_SAME_JOB = {"__hyp_pa": "__pa", "hyp_virt_to_phys": "__pa", "virt_to_phys": "__pa", "__pa_symbol": "__pa",
+             "__hyp_va": "__va", "hyp_phys_to_virt": "__va", "phys_to_virt": "__va",
+             "hyp_virt_to_page": "virt_to_page", "hyp_virt_to_pfn": "virt_to_pfn"}
+# `DECLARE_KVM_NVHE_SYM(x)` declares, from the kernel, the hyp object's copy of `x`: the same
+# object an `extern T x;` declares inside the hyp object
+_DECLARE_SYM = frozenset({"DECLARE_KVM_NVHE_SYM", "DECLARE_KVM_HYP_SYM", "DECLARE_KVM_VHE_SYM"})
+_TOKEN = lazy_re(r"""/\*.*?\*/|//[^\n]*|\\\n|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[A-Za-z_]\w*|\d[\w.]*"""
+                 r"|->|\+\+|--|<<=|>>=|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%&|^]=|\#\#|\S", re.S)
+_WORD = lazy_re(r"^[A-Za-z_0-9]")
 
 
 def _in_scope(path: str) -> bool:
@@ -36,7 +55,8 @@ class NoConditionalCompilation(Rule):
         docs=RuleDocs(
             what="In arch/arm64/kvm/ and arch/arm64/include/asm/kvm_*.h, flags an added "
                  "`#if !defined(__KVM_NVHE_HYPERVISOR__)` / `#ifdef __KVM_NVHE_HYPERVISOR__` (or the VHE "
-                 "twin) whose branches give the same function or macro two definitions, and an "
+                 "twin) whose branches give the same function or macro two definitions that "
+                 "compute different things (not only the same thing through kern_hyp_va()), and an "
                  "`IS_ENABLED(CONFIG_…) &&` placed in front of a `cpus_have_final_cap()` test.",
             why="KVM/arm64 deliberately avoids conditional compilation so that every configuration "
                 "keeps compiling the same code and nothing bitrots behind an #ifdef. A predicate with "
@@ -52,7 +72,14 @@ class NoConditionalCompilation(Rule):
                         "if (cpus_have_final_cap(ARM64_SME))",
             known_problems="Only conditionals added by the patch are reported, and only when their "
                            "branches define the same name: established uses such as the kvm_hyp.h "
-                           "accessors, and generic CONFIG_KVM stubs needed to link, are left alone.",
+                           "accessors, and generic CONFIG_KVM stubs needed to link, are left alone. "
+                           "Branches that compute the same thing and differ only in how they reach "
+                           "the object (kern_hyp_va(), kvm_ksym_ref(), this_cpu_ptr_hyp_sym() against "
+                           "this_cpu_ptr(&sym), hyp_virt_to_phys() against __pa(), DECLARE_KVM_NVHE_SYM(x) "
+                           "against `extern T x`, a local holding the translated pointer) are the "
+                           "kernel's own accessor idiom (compare vcpu_has_sve()) and stay silent; the "
+                           "comparison is on tokens, so an equivalent body written differently in "
+                           "other ways is still reported.",
             references=("<87y2346on8.wl-maz@kernel.org> (Marc Zyngier: 'We purposely avoid conditional "
                         "compilation in KVM in order to avoid bitrot')",
                         "<20251209205121.1871534-11-coltonlewis@google.com> (v5 10/24: the "
@@ -76,14 +103,28 @@ class NoConditionalCompilation(Rule):
     def _hyp_splits(self, view: FileView) -> Iterator[Finding]:
         struct = scan(view.lines)
         names: dict[int, str] = {}
+        decls: dict[int, FuncDecl] = {}
         for d in [*declarations(view.root), *macro_functions(view.lines)]:
-            names[d.line] = d.name
+            names[d.line], decls[d.line] = d.name, d
+
+        def form(line: int) -> tuple[str, ...]:
+            """The definition on `line` as canonical tokens."""
+            d = decls[line]
+            return canonical(tokens(text(d.node) if d.node is not None else _macro_text(view.lines, line)))
         for if_line, cond in sorted(struct.conditionals.items()):
             first = cond.arms[0]
             if if_line not in view.added or not _HYP_MACRO.search(first.cond) or len(cond.arms) < 2:
                 continue
-            per_arm = [{names[n] for n in struct.arm_range(a) if n in names} for a in cond.arms]
-            both = sorted(set.intersection(*per_arm))
+            per_arm: list[dict[str, set[tuple[str, ...]]]] = []
+            for a in cond.arms:
+                defs: dict[str, set[tuple[str, ...]]] = {}
+                for n in struct.arm_range(a):
+                    if n in names:
+                        defs.setdefault(names[n], set()).add(form(n))
+                per_arm.append(defs)
+            shared = set.intersection(*(set(d) for d in per_arm))
+            # the same definition up to the address-space helpers is the accessor idiom, not a fork
+            both = sorted(n for n in shared if any(d[n] != per_arm[0][n] for d in per_arm[1:]))
             if not both:
                 continue
             macro = _HYP_MACRO.search(first.cond).group(0)
@@ -126,6 +167,150 @@ class NoConditionalCompilation(Rule):
                      f"once capabilities are finalised, so the {option} test only forks the build; "
                      f"KVM purposely avoids conditional compilation in order to avoid bitrot. If "
                      f"the capability implies another one you also test, simplify that too.")
+
+
+def _macro_text(lines: list[str], line: int) -> str:
+    """A `#define` with its backslash-continued lines."""
+    out = []
+    for raw in lines[line - 1:]:
+        out.append(raw)
+        if not raw.rstrip().endswith("\\"):
+            break
+    return "\n".join(out)
+
+
+def tokens(src: str) -> list[str]:
+    """C tokens of `src`, comments and line continuations dropped."""
+    return [t for t in _TOKEN.findall(src) if not t.startswith(("/*", "//", "\\"))]
+
+
+def _matching(toks: list[str], i: int) -> int:
+    """The index of the `)` closing the `(` at `i` (len(toks) when unbalanced)."""
+    depth = 0
+    for j in range(i, len(toks)):
+        depth += toks[j] in "([{" and len(toks[j]) == 1
+        depth -= toks[j] in ")]}" and len(toks[j]) == 1
+        if depth == 0:
+            return j
+    return len(toks)
+
+
+def _postfix(toks: list[str]) -> bool:
+    """A name, member access, call or subscript: parentheses around it change nothing."""
+    if not toks or not (_WORD.match(toks[0]) or toks[0] == "("):
+        return False
+    depth = 0
+    for t in toks:
+        if t in ("(", "["):
+            depth += 1
+        elif t in (")", "]"):
+            depth -= 1
+        elif depth == 0 and not (_WORD.match(t) or t in ("->", ".")):
+            return False
+    return depth == 0
+
+
+def _group(toks: list[str]) -> list[str]:
+    return toks if _postfix(toks) else ["(", *toks, ")"]
+
+
+def canonical(toks: list[str]) -> tuple[str, ...]:
+    """Tokens with the address-space helpers unwrapped and redundant grouping parentheses dropped, so
+    that two definitions differing only in how they reach the same object compare equal."""
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        if i + 1 < len(toks) and toks[i + 1] == "(" and (t in _SAME_POINTER or t in _ADDRESS_OF or t in _PERCPU_SYM):
+            j = _matching(toks, i + 1)
+            inner = list(canonical(toks[i + 2:j]))
+            if t in _SAME_POINTER:
+                out += _group(inner)
+            elif t in _ADDRESS_OF:
+                addr = ["&", *_group(inner)]
+                out += ["(", *addr, ")"] if toks[j + 1:j + 2] in (["->"], ["."], ["["]) else addr
+            else:  # this_cpu_ptr_hyp_sym(sym) is this_cpu_ptr(&sym)
+                out += [_PERCPU_SYM[t], "(", "&", *inner, ")"]
+            i = j + 1
+            continue
+        if t in _DECLARE_SYM and toks[i + 1:i + 2] == ["("]:
+            j = _matching(toks, i + 1)
+            out += ["extern", *toks[i + 2:j]] if j - i == 3 else toks[i:j + 1]
+            i = j + 1
+            continue
+        if t == "extern":  # `extern struct foo name` -> `extern name`: the object, whatever the spelling
+            j = i + 1
+            while j < len(toks) and (_WORD.match(toks[j]) or toks[j] == "*"):
+                j += 1
+            if j - i >= 3 and toks[j:j + 1] in ([";"], []) and _WORD.match(toks[j - 1]):
+                out += ["extern", toks[j - 1]]
+                i = j
+                continue
+        out.append(_SAME_JOB.get(t, t))
+        i += 1
+    return tuple(_inline_locals(_drop_groups(out)))
+
+
+def _inline_locals(toks: list[str]) -> list[str]:
+    """`struct kvm *kvm = vcpu->kvm; ... kvm->arch` reads as `vcpu->kvm->arch`: a local that only names
+    a pointer (set once, never assigned or addressed) is replaced by what it names, so a hyp branch
+    that first translates the pointer into a local compares equal to one that uses it inline."""
+    i = 0
+    while i < len(toks):
+        if toks[i] != "=" or i < 2 or not _WORD.match(toks[i - 1]):
+            i += 1
+            continue
+        start = i - 1
+        while start > 0 and (_WORD.match(toks[start - 1]) or toks[start - 1] == "*"):
+            start -= 1
+        end = next((k for k in range(i + 1, len(toks)) if toks[k] in (";", ",", "{", "}")), len(toks))
+        name, init = toks[i - 1], toks[i + 1:end]
+        decl = toks[start:i - 1]
+        rest = toks[end + 1:]
+        uses = [k for k, t in enumerate(rest) if t == name and (not k or rest[k - 1] not in (".", "->"))]
+        if not any(_WORD.match(t) for t in decl) or _STATEMENT_WORDS.intersection(decl) or \
+                (start and toks[start - 1] not in ("{", ";", "}")) or toks[end:end + 1] != [";"] or \
+                not _postfix(init) or not all(_only_read(rest, k) for k in uses):
+            i += 1
+            continue
+        for k in reversed(uses):
+            rest[k:k + 1] = init
+        toks = toks[:start] + rest
+        i = start
+    return toks
+
+
+_STATEMENT_WORDS = frozenset({"return", "else", "case", "goto", "do", "if", "while", "for", "switch"})
+
+
+def _only_read(toks: list[str], k: int) -> bool:
+    """The name at `k` is read: not assigned, incremented, called or addressed itself."""
+    after = toks[k + 1] if k + 1 < len(toks) else ""
+    before = toks[k - 1] if k else ""
+    if after in ("++", "--", "(") or (after.endswith("=") and after not in ("==", "!=", "<=", ">=")):
+        return False
+    return before not in ("&", "++", "--") or after in ("->", ".", "[")
+
+
+def _drop_groups(toks: list[str]) -> list[str]:
+    """Drop `( x )` around a postfix expression where the parentheses are not a call's or a
+    declaration's (the token before them is not a name, `)` or `]`)."""
+    drop: set[int] = set()
+    stack: list[int] = []
+    for j, t in enumerate(toks):
+        if t == "(":
+            stack.append(j)
+        elif t == ")" and stack:
+            i = stack.pop()
+            before = toks[i - 1] if i else ""
+            after = toks[j + 1] if j + 1 < len(toks) else ""
+            inner = [x for k, x in enumerate(toks[i + 1:j], i + 1) if k not in drop]
+            grouping = before == "return" or not (_WORD.match(before) or before in (")", "]"))
+            # a whole argument, initialiser or return value: `f((&x))` is `f(&x)`, but not `f((a, b))`
+            whole = before in ("(", ",", "=", "return") and after in (")", ",", ";") and "," not in inner
+            if grouping and (whole or _postfix(inner)):
+                drop.update((i, j))
+    return [t for k, t in enumerate(toks) if k not in drop]
 
 
 def _chain(node) -> list:

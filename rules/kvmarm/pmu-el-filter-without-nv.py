@@ -29,6 +29,7 @@ def _in_scope(path: str) -> bool:
 
 class PmuElFilterWithoutNv(Rule):
     meta = RuleMeta(
+        evidence=(r"(?i)pmx?evtyper|pmccfiltr|pmicfiltr|ARMV8_PMU_(?:EX|IN)CLUDE",),  # prefilter
         id="kvmarm/pmu-el-filter-without-nv",
         title="Guest PMU exception-level filter written to hardware without nested-virt handling",
         severity=Severity.WARNING,

@@ -43,6 +43,7 @@ def _raw_source(node) -> bool:
 
 class RawEsrToUserspace(Rule):
     meta = RuleMeta(
+        evidence=(r"(?#hunk-only)[Ee][Ss][Rr]",),  # prefilter
         id="kvmarm/raw-esr-to-userspace",
         title="Raw ESR_EL2 handed to userspace",
         severity=Severity.WARNING,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pmureview.kernel.predicates import HOST, Classifier, classify_path, helpers_for
 from pmureview.kernel.predicates import cond_text as _cond_text
-from pmureview.kernel.sysregtable import Entry, pre_entries, view_entries
+from pmureview.kernel.sysregtable import Entry, parse_lines, pre_entries, view_entries
 from pmureview.lang.c import call_name, functions, text, walk
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 # KVM_GET_REG_LIST); REG_RAZ | REG_USER_WI is the deliberate RAZ/WI-for-everyone emulation
 _VISIBLE = {"0", "REG_RAZ", "(REG_RAZ)"}
 _WRAPPERS = {"__el2_visibility"}
+# access handlers that do not emulate the register for the guest (it UNDEFs, or reads as zero for all)
+_NOT_EMULATED = {"", "NULL", "undef_access", "trap_undef", "bad_trap", "trap_raz_wi", "access_raz_wi"}
 
 
 class SysregVisibilityNotPerVm(Rule):
@@ -58,7 +60,9 @@ class SysregVisibilityNotPerVm(Rule):
                         "\t  .visibility = foo_visibility },",
             known_problems="Registers KVM deliberately gives every VM (mandatory at the VM's minimum "
                            "architecture level, or emulated RAZ/WI for all) are reported too; a "
-                           "comment saying so is the expected answer. Entries without storage "
+                           "comment saying so is the expected answer; a register the table already "
+                           "emulated for every VM (an access handler, no visibility) is not. Entries "
+                           "without storage "
                            "(undef_access or trap_raz_wi only) are never reported. In hunk-only "
                            "mode novelty is judged from the patch's own removed lines, and a "
                            "predicate whose body is neither in the series, the base nor the bundled "
@@ -86,10 +90,31 @@ class SysregVisibilityNotPerVm(Rule):
         before = pre_entries(view)
         if before is None:
             return
+        if view.pre_text is None:
+            # hunk-only: the removed lines of several hunks do not parse as one table (a removed
+            # comment or function body in between); read each removed entry line on its own too
+            before = [*before, *_removed_entries(list(view.change.removed_text))]
         had = {e.key for e in before if e.has_storage}
-        for e in added:
-            if not e.name or not e.has_storage or e.visibility or e.key in had:
-                continue
+        # a register every VM could already read (a real access handler, no visibility) is no
+        # optional feature: giving it storage does not change which VMs see it (CLIDR_EL1, CTR_EL0)
+        had |= {e.key for e in before if e.get("access") not in _NOT_EMULATED and not e.visibility}
+        bare = [e for e in added if e.name and e.has_storage and not e.visibility and e.key not in had
+                # hunk-only: an entry whose first line is context existed already, as it was unseen
+                and (view.pre_text is not None or e.start in view.added)]
+        if len(bare) > 3:
+            # one point, made once: a block of new registers sharing the same missing visibility
+            names = ", ".join(e.name for e in bare[:4] if e.name) + ", ..."
+            line = next(n for n in range(bare[0].start, bare[0].end + 1) if n in view.added)
+            yield self.at_line(
+                view, line,
+                f"{len(bare)} registers get storage but no .visibility ({names}): every VM sees them, "
+                f"with or without the feature",
+                note="They now show up in KVM_GET_REG_LIST and ONE_REG for every VM, whether or not the "
+                     "VMM configured the feature they belong to. If they belong to one feature, one "
+                     "visibility callback testing it with kvm_has_feat() (or a wrapper macro that sets "
+                     "it) covers them all.")
+            return
+        for e in bare:
             line = next(n for n in range(e.start, e.end + 1) if n in view.added)
             yield self.at_line(
                 view, line,
@@ -148,6 +173,19 @@ class SysregVisibilityNotPerVm(Rule):
                      "visibility depend on kvm_has_feat(vcpu->kvm, ...) for the feature instead "
                      "(the host check can stay as a shortcut)?",
             )
+
+
+def _removed_entries(removed: list[str]) -> Iterator[Entry]:
+    """Each removed table entry line parsed on its own, closed when the entry goes on below (its
+    fields up to there are what the entry had)."""
+    for t in removed:
+        if "SYS_DESC" not in t and "_REG(" not in t:
+            continue
+        group, depth = [t], t.count("{") - t.count("}")
+        if depth > 0:
+            # the rest of the entry may be context (only its first line changed): close it
+            group = [t.rstrip().rstrip(",") + " " + "}" * depth + ","]
+        yield from parse_lines(group)
 
 
 def _inner(fn: Node, defs: dict[str, Node]) -> Node | None:

@@ -24,6 +24,7 @@ def _tokens(name: str) -> set[str]:
 
 class UaccessDirectionMismatch(Rule):
     meta = RuleMeta(
+        evidence=(r"_user\b",),  # cannot fire without it (prefilter)
         id="kvmarm/uaccess-direction-mismatch",
         title="ONE_REG/attribute getter copies from userspace (or setter copies to it)",
         severity=Severity.ERROR,

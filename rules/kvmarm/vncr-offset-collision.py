@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pmureview.kernel.dating import WIRING, trust
 from pmureview.kernel.vncr import VNCR_MAPPING_PATH, VNCR_PAGE_SIZE, parse_vncr
 from pmureview.kernel.wiring import load_facts
 from pmureview.rule.base import Rule
@@ -35,8 +36,10 @@ class VncrOffsetCollision(Rule):
                         "lists it */",
             known_problems="The mismatch warning trusts the knowledge snapshot (or the base tree in full "
                            "mode); a snapshot older than the base may not know a correction made "
-                           "upstream. In hunk-only mode collisions with defines outside the hunks are "
-                           "found through the snapshot's table only.",
+                           "upstream. Findings that rest on the bundled table alone are checks saying "
+                           "'as of vX.Y' when the series is not newer than it (docs/knowledge.md). "
+                           "In hunk-only mode collisions with defines outside the hunks are found "
+                           "through the snapshot's table only.",
             references=("DOMAIN-PACK2.md rule 22; arch/arm64/include/asm/kvm_host.h VNCR() and "
                         "__VNCR_START__; Arm ARM D24 'VNCR_EL2 and the VNCR page' offsets",),
         ),
@@ -50,6 +53,17 @@ class VncrOffsetCollision(Rule):
         facts = load_facts(ctx.series.base_reader)
         known = {e.register for e in entries}
         removed = {e.register for e in parse_vncr("\n".join(view.change.removed_text))}
+        # the series itself first: a name an earlier patch defined, moved or removed is no longer
+        # what the bundled table says (hunk-only views hold only their own patch's hunks)
+        earlier: set[str] = set()
+        for n in range(1, ctx.patch.number):
+            v = ctx.series.view(n, view.path)
+            if v is not None:
+                earlier |= {e.register for e in parse_vncr("\n".join(v.change.removed_text))}
+                earlier |= {e.register for e in parse_vncr(v.text) if e.line in v.added}
+        removed |= earlier
+        worth = trust(ctx, WIRING)
+        as_of = f" ({worth.as_of})" if worth.use and not worth.warn and worth.as_of else ""
         # Who owns each offset: the post-image's own defines, plus (hunk-only) the reference table
         # for names the view cannot show and the series does not remove.
         owners: dict[int, list[tuple[str, int | None]]] = {}
@@ -75,20 +89,26 @@ class VncrOffsetCollision(Rule):
             others = [(n, ln) for n, ln in owners.get(e.offset, []) if n != e.register]
             if others:
                 other, oline = others[0]
-                where = f" (line {view.patch_line(oline)})" if oline else " (per the knowledge snapshot)"
+                dated = not oline and bool(as_of)  # only the bundled table says so, and it may be newer
+                where = (f" (line {view.patch_line(oline)})" if oline else
+                         f" (per the knowledge snapshot, {as_of[2:-1]})" if dated else " (per the knowledge snapshot)")
                 yield self.at_line(
                     view, e.line, f"{name} reuses offset {e.offset:#x}, which is VNCR_{other}{where}",
+                    severity=Severity.CHECK if dated else None, confidence=Confidence.LOW if dated else None,
                     note=f"Both names now index the same storage slot (VNCR() turns the offset into "
                          f"the enum value), so writing one clobbers the other, and a guest hypervisor "
                          f"finds {e.register} at the wrong place in its VNCR page. Which offset does "
                          f"the architecture give {e.register}?")
                 continue
             ref = facts.vncr.get(e.register)
-            if ref is not None and ref != e.offset:
-                src = "the base tree" if facts.source == "tree" else "the knowledge snapshot"
+            if ref is not None and ref != e.offset and not (view.mode != "full" and e.register in earlier):
+                bundled = facts.source != "tree"
+                src = "the base tree" if not bundled else "the knowledge snapshot"
+                low = bundled and bool(as_of)
                 yield self.at_line(
-                    view, e.line, f"{name} is {e.offset:#x}, but {src} has {ref:#x}",
-                    severity=Severity.WARNING, confidence=Confidence.MEDIUM,
+                    view, e.line, f"{name} is {e.offset:#x}, but {src} has {ref:#x}{as_of if low else ''}",
+                    severity=Severity.CHECK if low else Severity.WARNING,
+                    confidence=Confidence.LOW if low else Confidence.MEDIUM,
                     note=f"The VNCR page layout is fixed by the architecture; {src} places "
                          f"{e.register} at {ref:#x}. If this is a correction, please say so in the "
                          f"commit message (and check the NV2 users of the old offset).")

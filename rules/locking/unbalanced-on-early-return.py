@@ -13,6 +13,7 @@ from pmureview.views.context import FileContext, FileView
 
 class UnbalancedOnEarlyReturn(Rule):
     meta = RuleMeta(
+        evidence=(r"(?#hunk-only)lock|LOCK|begin|down|_disable|get_cpu|local_irq|vcpu_load",),  # prefilter
         id="locking/unbalanced-on-early-return",
         title="Lock or critical section left held by an early return",
         severity=Severity.WARNING,

@@ -53,6 +53,8 @@ class _Backing:
 
 class CommitMessageClaimUnbacked(Rule):
     meta = RuleMeta(
+        evidence=(r"(?i)fine[- ]grained|\bFG[TU]|context[- ]switch|sav(?:e|es|ed|ing) and restor|save/restore"
+                  r"|expos|advertis|trapped",),  # the claims' vocabulary (analyses/claims.py)
         id="series/commit-message-claim-unbacked",
         title="The commit message claims traps, context switching or exposure the patch does not contain",
         severity=Severity.WARNING,

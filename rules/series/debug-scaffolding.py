@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from pmureview.analyses.required_shape import definition_shape, program_name, required_shape
+from pmureview.analyses.symbols import DECLARATIONS, ORDINARY, symbols
 from pmureview.lang.c import enclosing_function, function_name, text, walk
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
-from pmureview.views.context import FileView, PatchContext
+from pmureview.views.context import FileView, PatchContext, SeriesContext
 
 _FALSE = {"false", "0"}
 _TRUE = {"true", "1"}
@@ -55,7 +57,13 @@ class DebugScaffolding(Rule):
                            "or \"for now\" only count in a sentence that also says the patch forces, "
                            "hard-wires or debugs something (\"temporarily disable preemption\" and \"a "
                            "temporary variable\" describe the code, not the patch); one finding per "
-                           "sentence.",
+                           "sentence. A constant body that is the function's job is not asked about: an "
+                           "ops-table entry or callback (`.member = fn`, a positional table entry, "
+                           "`ops->member = fn`, its address passed on), a `__weak` default or the "
+                           "override of one (in the series, or in the base tree in full mode), a BPF "
+                           "program (`SEC(\"...\")`, `BPF_PROG()`), or a function the series neither "
+                           "declares nor calls (it implements an interface for callers outside the "
+                           "series, e.g. a stub for a separately linked image).",
             references=("<20251209205121.1871534-11-coltonlewis@google.com> (v5 10/24: the NOTE and "
                         "'&& false' in kvm_vcpu_pmu_is_partitioned())",),
         ),
@@ -67,7 +75,7 @@ class DebugScaffolding(Rule):
         for view in ctx.views:
             if not view.added:
                 continue
-            for line, message, note_head, confidence in self._code(view):
+            for line, message, note_head, confidence in self._code(view, series):
                 where = _removed_where(view.line_text(line), later, series.series.total)
                 yield self.at_line(view, line, message, confidence=confidence, note=f"{note_head} {where}")
         lines = ctx.patch.message.split("\n")
@@ -80,11 +88,11 @@ class DebugScaffolding(Rule):
                      "debugging aids out of what is posted.",
                 snippet=lines[i - 1], mail_line=ctx.patch.message_start + i - 1)
 
-    def _code(self, view: FileView) -> Iterator[tuple[int, str, str, Confidence]]:
+    def _code(self, view: FileView, series: SeriesContext) -> Iterator[tuple[int, str, str, Confidence]]:
         seen: set[int] = set()
         if view.is_c:
             for node in walk(view.root, {"binary_expression", "if_statement", "function_definition"}):
-                hit = self._node(view, node)
+                hit = self._node(view, node, series)
                 if hit and hit[0] not in seen:
                     seen.add(hit[0])
                     yield hit
@@ -100,7 +108,7 @@ class DebugScaffolding(Rule):
                        "Dead code is not reviewed meaningfully; drop it or add it when it is used.",
                        Confidence.HIGH)
 
-    def _node(self, view: FileView, node) -> tuple[int, str, str, Confidence] | None:
+    def _node(self, view: FileView, node, series: SeriesContext) -> tuple[int, str, str, Confidence] | None:
         if node.type == "binary_expression":
             op = text(node.child_by_field_name("operator"))
             right = text(node.child_by_field_name("right")).strip()
@@ -127,10 +135,11 @@ class DebugScaffolding(Rule):
                         "Dead code is not reviewed meaningfully; drop it or add it when it is used.",
                         Confidence.HIGH)
         if node.type == "function_definition" and view.path.endswith(".c"):
-            return self._constant_predicate(view, node)
+            return self._constant_predicate(view, node, series)
         return None
 
-    def _constant_predicate(self, view: FileView, fn) -> tuple[int, str, str, Confidence] | None:
+    def _constant_predicate(self, view: FileView, fn,
+                            series: SeriesContext) -> tuple[int, str, str, Confidence] | None:
         head = text(fn)[: text(fn).find("{")] if "{" in text(fn) else ""
         # bool only: `int f(void) { return 0; }` is the usual "success" hook, not a predicate;
         # kvm_arch_*() are generic KVM hooks an architecture may implement as a constant
@@ -146,11 +155,26 @@ class DebugScaffolding(Rule):
         line = view.node_line(fn)
         if value not in ("false", "true") or line not in view.added:
             return None
-        name = function_name(fn)
+        name = program_name(fn)
+        if not name or _required(view, fn, name, series):
+            return None
         return (view.node_line(stmts[0]) if view.node_line(stmts[0]) in view.added else line,
                 f"{name}() always returns {value}: is this a placeholder for the real predicate?",
                 "A new exported predicate with a constant body makes its callers dead code; if it "
                 "is scaffolding, introduce the real condition first.", Confidence.LOW)
+
+
+def _required(view: FileView, fn, name: str, series: SeriesContext) -> bool:
+    """The constant is the function's job, not a placeholder: something needs it in exactly this
+    shape (an ops-table entry, a callback, a __weak default or its override, a BPF program), or its
+    callers are all outside the series (it implements an interface the series neither declares nor
+    calls, e.g. a stub for a separately linked image)."""
+    if definition_shape(view, fn) is not None or required_shape(series, name):
+        return True
+    syms = symbols(series)
+    declared = any(s.kind in DECLARATIONS and s.added for s in syms.named(name))
+    used = any(u.namespace == ORDINARY for u in syms.uses(name))
+    return not declared and not used
 
 
 def _message_cues(lines: list[str]) -> Iterator[tuple[int, str]]:

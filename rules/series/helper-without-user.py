@@ -7,8 +7,10 @@ plus token-pasted uses (`handle_##x` with `x` written elsewhere); assembly count
 helpers the series introduces are judged (base code cannot use a name that did not exist), and a
 non-static function only when the series adds its prototype (otherwise a base header may declare
 it, with callers in generic code that hunk-only mode or a partial tree cannot show). In hunk-only
-mode only helpers in files the series creates are judged: elsewhere the unseen rest of the file
-could hold a caller (a real base cannot, but series rebuilt from partial trees do).
+mode a helper in a file the series does not create is judged only when a later patch of the series
+brings its first user, and not the very next patch (a preparatory patch right before its user is the
+usual split): the unseen rest of the file could hold a caller (a real base cannot, but series
+rebuilt from partial trees do), so having no user at all proves nothing there.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class _Helper:
     kind: str  # function | macro
     static: bool
     lines: set[int] = field(default_factory=set)  # the definition's post-image lines
+    whole_file: bool = True  # the series shows all of its file (full mode, or a file it creates)
 
 
 class HelperWithoutUser(Rule):
@@ -88,8 +91,10 @@ class HelperWithoutUser(Rule):
                            "an announced later user makes it a check). Only helpers the series "
                            "introduces are judged, and a non-static function only when the series "
                            "also adds its prototype (otherwise a base header may declare it for "
-                           "generic callers a partial tree does not show). In hunk-only mode only "
-                           "helpers in files the series creates are judged. kvm_arch_*()/arch_*() hooks, "
+                           "generic callers a partial tree does not show). In hunk-only mode a helper "
+                           "in a file the series does not create is only reported, as a check naming "
+                           "the patch, when its first user comes two or more patches later. "
+                           "kvm_arch_*()/arch_*() hooks, "
                            "EXPORT_SYMBOL*()ed and __weak functions, #else stubs, functions moved by "
                            "the same patch, upper-case macros and files under include/uapi/ and "
                            "tools/ are skipped. Uses through token pasting are recognised when the "
@@ -123,6 +128,11 @@ class HelperWithoutUser(Rule):
         for h, later in unused:
             k = h.view.patch.number
             what = f"{h.name}()" if h.kind == "function" else f"the macro {h.name}()"
+            if not h.whole_file and (not later or later[0] <= k + 1):
+                # hunk-only, in a file the series does not create: no user seen is no proof, and a
+                # preparatory patch right before its user is the usual split; a user many patches
+                # later is the point
+                continue
             if not later:
                 partial = any(n > k for n in ctx.series.missing)
                 if partial:
@@ -143,7 +153,7 @@ class HelperWithoutUser(Rule):
                 continue
             j = later[0]
             announced = bool(_ANNOUNCE.search(h.view.patch.message))
-            if not announced and self._only_helpers(ctx, k, [u for u, _ in unused]):
+            if h.whole_file and not announced and self._only_helpers(ctx, k, [u for u, _ in unused]):
                 yield self.at_line(
                     h.view, h.line,
                     f"{what} has no user in this patch; its first caller is in {j}/{total}, please "
@@ -198,8 +208,9 @@ class HelperWithoutUser(Rule):
                 continue  # several definitions: stubs / config alternatives
             if not ctx.full and not _created(ctx, h.view.path, h.view.patch.number):
                 # hunk-only: the rest of the file (and the files including it) is unseen; only a file
-                # the series creates shows everything that could use the helper
-                continue
+                # the series creates shows everything that could use the helper. A name new to the
+                # series has no user there, though: a later patch that adds one is still worth a check
+                h.whole_file = False
             if h.kind == "function" and not h.static and h.name not in prototypes:
                 # its prototype may be in a base header (an interface generic code calls), with
                 # callers a partial tree or hunk-only mode cannot show

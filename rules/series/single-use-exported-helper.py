@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from pmureview.analyses.required_shape import definition_shape, required_elsewhere
 from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
@@ -79,7 +80,11 @@ class SingleUseExportedHelper(Rule):
                            "judged (a function made non-static or moved may have callers the hunks do "
                            "not show). Uses from assembly or macros count as uses; a caller outside the "
                            "tree's C, header and assembly files is not seen. `static inline` helpers "
-                           "defined in headers are not flagged.",
+                           "defined in headers are not flagged. A function another file needs exactly "
+                           "as it is is not flagged either: an ops-table entry or callback in another "
+                           "file (`.member = fn`, a positional entry, its address passed on), a "
+                           "`__weak` default or the override of one, a BPF program; an ops table in "
+                           "the definition's own file is no reason for a header prototype.",
             references=("<aTiPvS49uMOJEBrf@kernel.org> (Oliver Upton: keep the trap configuration in "
                         "config.c rather than a helper in another file)",
                         "<20251209205121.1871534-11-coltonlewis@google.com> (kvm_pmu_fgt_bits(), "
@@ -105,6 +110,8 @@ class SingleUseExportedHelper(Rule):
                 continue
             if grep is not None and grep.files_using(h.name, set(finals)) != []:
                 continue  # named in base files the series leaves alone (or grep failed)
+            if definition_shape(*h.definition) is not None or required_elsewhere(ctx, h.name, h.definition[0].path):
+                continue  # another file's ops table or callback, a weak default/override: needs the symbol
             uses = _count_uses(ctx, finals, h.name)
             if uses.unknown or uses.total == 0:
                 continue  # zero users: series/helper-without-user

@@ -17,6 +17,7 @@ _OPENING_TEXT = lazy_re(r"^/\*(?![*!])[ \t]*(?P<text>\S.*)$")
 
 class BlockCommentFormat(Rule):
     meta = RuleMeta(
+        evidence=(r"/\*",),  # cannot fire without it (prefilter)
         id="style/block-comment-format",
         title="Multi-line comment with text on the opening /* line",
         severity=Severity.WARNING,

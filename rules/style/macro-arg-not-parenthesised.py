@@ -17,6 +17,7 @@ _NOISE = lazy_re(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|/\*.*?\*/|/\*.*$|//.*$
 
 class MacroArgNotParenthesised(Rule):
     meta = RuleMeta(
+        evidence=(r"#\s*define",),  # cannot fire without it (prefilter)
         id="style/macro-arg-not-parenthesised",
         title="Macro parameter used without parentheses",
         severity=Severity.CHECK,
@@ -42,7 +43,7 @@ class MacroArgNotParenthesised(Rule):
         view = ctx.view
         for start in sorted(view.added):
             m = _DEFINE.match(view.line_text(start))
-            if not m:
+            if not m or start in view.comment_lines:  # a #define quoted inside a block comment
                 continue
             params = [p.strip() for p in m.group("params").split(",")]
             params = [p for p in params if re.fullmatch(r"[A-Za-z_]\w*", p)]
@@ -55,6 +56,8 @@ class MacroArgNotParenthesised(Rule):
                 body.append((line, view.line_text(line)))
             reported: set[str] = set()
             for n, raw in body:
+                if n in view.comment_lines:  # a comment spanning lines of the macro body
+                    continue
                 code = _NOISE.sub(" ", raw)
                 for p in params:
                     if p in reported:

@@ -16,6 +16,7 @@ _END = lazy_re(r"^\s*SYM_(?P<kind>FUNC|CODE|DATA|TYPED_FUNC)_END\w*\(\s*(?P<name
 
 class SymFuncStartEndMismatch(Rule):
     meta = RuleMeta(
+        evidence=(r"SYM_\w*_END",),  # cannot fire without it (prefilter)
         id="style/sym-func-start-end-mismatch",
         title="SYM_*_END name does not match SYM_*_START",
         severity=Severity.WARNING,

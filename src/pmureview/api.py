@@ -31,12 +31,14 @@ def _engine_finding(rule: str, patch: int, message: str, *, path: str | None = N
                    location=Location(patch=patch, path=path, line=line, section=None if path else "cover"))
 
 
-def load_series(sources: list[str], options: Options, *, stdin: bytes | None = None) -> tuple[Series, list]:
+def load_series(sources: list[str], options: Options, *, stdin: bytes | None = None,
+                keep: list[bytes] | None = None) -> tuple[Series, list]:
+    """`keep`, when given, receives the raw mails read (version tracking reads the replies in them)."""
     from .series.parse import parse_series
     from .series.source import read_range, read_sources
 
     if options.range:
-        repo = options.tree or Path.cwd()
+        repo = options.tree if options.tree and not options.tree_found else Path.cwd()
         raws, label, from_stdin = read_range(repo, options.range), f"--range {options.range}", False
     elif options.files:
         from .series.files import files_as_series
@@ -46,6 +48,8 @@ def load_series(sources: list[str], options: Options, *, stdin: bytes | None = N
         raws, label, from_stdin = read_sources(sources, stdin=stdin, midmask=options.midmask,
                                                config_midmask=options.config_midmask,
                                                fetch_timeout=options.fetch_timeout)
+    if keep is not None:
+        keep.extend(raws)
     return parse_series(raws, revision=options.revision, source=label, from_stdin=from_stdin)
 
 
@@ -61,12 +65,18 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
     options = options or Options()
     if isinstance(sources, str):
         sources = [sources]
-    series, problems = load_series(sources, options, stdin=stdin)
+    raws: list[bytes] = []
+    series, problems = load_series(sources, options, stdin=stdin, keep=raws)
+    previous = None
+    if options.track_versions and not hook and not options.files and not options.range and not options.per_patch:
+        from .engine.versions import locate
+
+        previous = locate(series, raws, sources, options)
 
     reader = None
-    base = None
+    base = label = None
     if options.tree is not None:
-        reader, base = _open_tree(options, series, hook=hook)
+        reader, base, label = _open_tree(options, series, hook=hook)
     views, failures = build_views(series, reader)
 
     from .engine.prefilter import Prefilter
@@ -77,6 +87,10 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
                          preview=options.preview, files_mode=options.files)
     ctx = SeriesContext(series=series, mode=FULL if reader else HUNK_ONLY, views=views,
                         base_reader=reader, base=base, files_mode=options.files)
+    if previous is not None:
+        from .engine.versions import attach_previous
+
+        attach_previous(ctx, previous)
     findings = run_rules(rules, ctx)
     metas = {r.meta.id: r.meta for r in rules}
     if options.cocci and not hook:
@@ -110,7 +124,12 @@ def review(sources: str | list[str], options: Options | None = None, *, stdin: b
                       baseline=load_baseline(options.baseline))
     if reader is not None and hasattr(reader, "close"):
         reader.close()
-    return Review(series=series, findings=findings, rules=metas, mode=ctx.mode, base=base, options=options)
+    result = Review(series=series, findings=findings, rules=metas, mode=ctx.mode, base=label, options=options)
+    if previous is not None:
+        from .engine.versions import compare
+
+        result.versions = compare(result, previous, review)
+    return result
 
 
 def _cocci(ctx, options: Options, metas: dict) -> list[Finding]:
@@ -169,15 +188,47 @@ def _error_share(view) -> float:
     return len(bad & view.added) / len(view.added)
 
 
+def _note(message: str) -> None:
+    """One line on stderr about how the run was set up (which tree, which base)."""
+    import sys
+
+    sys.stderr.write(f"pmureview: {' '.join(message.split())}\n")
+
+
 def _open_tree(options: Options, series: Series, *, hook: bool):
+    """-> (reader, base commit, what JSON/SARIF report as the base); (None, None, None): hunk-only."""
     from .errors import UsageError
     from .series.gitrepo import BlobReader, FolderReader, choose_base, is_git_tree
 
     tree = options.tree
     assert tree is not None
+    where = (f"tree {tree} (from {options.tree_found})" if options.tree_found
+             else f"kernel tree {tree}" if hook else f"--tree {tree}")
     if not tree.is_dir():
-        raise UsageError(f"--tree {tree}: not a folder")
+        raise UsageError(f"{where}: not a folder")
     if not is_git_tree(tree):
-        return FolderReader(tree), None
-    sha, _how = choose_base(tree, series, options.base, allow_head=not hook)
-    return BlobReader(tree, sha), sha
+        from .views.image import folder_base
+
+        state = folder_base(series, FolderReader(tree))
+        if state.applied and state.base:
+            _note(f"{where}: a plain folder; {state.applied} of the files the series changes already hold it "
+                  "applied (their base was rebuilt by reverse-applying the patches), the others are its base")
+        elif state.applied:
+            _note(f"{where}: a plain folder that already holds the series applied; its base was rebuilt "
+                  "by reverse-applying the patches")
+        else:
+            _note(f"{where}: a plain folder, used as the series' base")
+        return state.reader, None, f"folder:{tree.resolve()}"
+    # a tree found by itself or named in the config: its HEAD is the reviewer's work, not the base
+    # (files mode excepted: there the files of the work tree are what is reviewed)
+    found = options.tree_found is not None and not options.files
+    chosen = choose_base(tree, series, options.base, allow_head=not hook and not found)
+    if chosen is None:
+        _note(f"{where}: no base for the series there (no --base, base-commit: not in the tree, pre-image "
+              "blob ids not found; never HEAD); reviewing from the hunks only")
+        return None, None, None
+    sha, how = chosen
+    if options.tree_found:
+        _note(f"full mode in the kernel tree {tree} (found from {options.tree_found}), base {sha[:12]} "
+              f"from {how}; --no-tree to review from the hunks only")
+    return BlobReader(tree, sha), sha, sha

@@ -62,7 +62,10 @@ def check(
     sources: Annotated[list[str] | None, typer.Argument(
         help="Message-ID / lore URL (fetched with b4), mbox, maildir, folder of .patch/.eml, "
              "patch files, or - for stdin.", show_default=False)] = None,
-    tree: Annotated[Path | None, typer.Option(help="A kernel git checkout: full mode.")] = None,
+    tree: Annotated[Path | None, typer.Option(help="A kernel git checkout or plain folder: full mode "
+                                                   "(default: config `tree`, else the kernel tree here).")] = None,
+    no_tree: Annotated[bool, typer.Option("--no-tree", help="Hunk-only: no tree, not even one found "
+                                                            "here or in the config.")] = False,
     base: Annotated[str | None, typer.Option(help="Base commit in --tree (default: base-commit:, "
                                                   "blob ids, HEAD).")] = None,
     revision: Annotated[int | None, typer.Option(help="Review revision N (default: the latest).")] = None,
@@ -88,6 +91,10 @@ def check(
     sender: Annotated[str | None, typer.Option("--from", help="From: of the replies.")] = None,
     signature: Annotated[str | None, typer.Option(help="Signature for the replies.")] = None,
     deterministic: Annotated[bool, typer.Option(help="Derive reply Message-ID/Date from the input.")] = False,
+    since: Annotated[str | None, typer.Option(help="The previous posting (msgid, URL, mbox, folder) with its "
+                                                   "review replies: statuses new/carried/resolved.")] = None,
+    fail_on_new: Annotated[bool, typer.Option("--fail-on-new", help="Only findings new since the previous "
+                                                                   "posting count toward --fail-on.")] = False,
 ) -> None:
     """Review a series and report findings."""
     if not sources and not rev_range:
@@ -97,7 +104,11 @@ def check(
     options = make_options(config=config, tree=tree, base=base, revision=revision, rev_range=rev_range,
                             files=files, midmask=midmask, fetch_timeout=fetch_timeout, select=select,
                             ignore=ignore, fail_on=fail_on.value if fail_on else None, strict=strict, preview=preview,
-                            rules_dir=rules_dir, baseline=baseline, cocci=cocci)
+                            rules_dir=rules_dir, baseline=baseline, cocci=cocci, no_tree=no_tree,
+                            find_tree=True)
+    if since and (files or rev_range):
+        raise UsageError("--since compares postings: it does not go with --files or --range")
+    options.since, options.fail_on_new = since, fail_on_new
     from .api import review
 
     if sys.stderr.isatty() and fmt == Format.terminal and not quiet:
@@ -107,14 +118,21 @@ def check(
             result = review(sources or [], options)
     else:
         result = review(sources or [], options)
+    if result.versions is not None and (line := result.versions.line()):
+        sys.stderr.write(line + "\n")  # which posting was compared, or why none: one line
     _emit(result, fmt, quiet)
     if write_baseline:
         _write_baseline(result, write_baseline)
     if reply_dir:
+        import inspect
+
         from .report.reply import write_replies
 
+        extra = {}
+        if result.versions is not None and "earlier_comments" in inspect.signature(write_replies).parameters:
+            extra["earlier_comments"] = result.versions.comments  # opens each reply (re-review mode)
         written = write_replies(result, reply_dir, sender=sender, signature=signature,
-                                deterministic=deterministic)
+                                deterministic=deterministic, **extra)
         sys.stderr.write(f"wrote {len(written)} replies to {reply_dir}\n")
     raise typer.Exit(result.exit_code())
 

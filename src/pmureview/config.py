@@ -1,7 +1,7 @@
 """Config files: --config FILE > .pmureview.toml at the work-tree top > [tool.pmureview] in pyproject.toml.
 
-Keys are the long option names (select, ignore, fail-on, strict, midmask, rules-dir, baseline, preview, cocci)
-plus tables `severity` (rule id -> level) and `per-path-ignores` (glob -> [rule ids]).
+Keys are the long option names (select, ignore, fail-on, strict, midmask, rules-dir, baseline, preview, cocci,
+tree) plus tables `severity` (rule id -> level) and `per-path-ignores` (glob -> [rule ids]).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from .errors import UsageError
 
 KEYS = {"select", "ignore", "fail-on", "strict", "midmask", "rules-dir", "baseline", "preview",
-        "severity", "per-path-ignores", "fetch-timeout", "cocci"}
+        "severity", "per-path-ignores", "fetch-timeout", "cocci", "tree"}
 
 
 def _worktree_top(cwd: Path) -> Path | None:
@@ -58,6 +58,8 @@ def load_config(explicit: Path | None = None, cwd: Path | None = None) -> dict[s
         data["rules-dir"] = [str((base / d).resolve()) for d in dirs]
     if "baseline" in data:
         data["baseline"] = str((base / data["baseline"]).resolve())
+    if "tree" in data:
+        data["tree"] = str((base / Path(str(data["tree"])).expanduser()).resolve())
     return data
 
 
@@ -72,16 +74,29 @@ def make_options(*, config: Path | None = None, tree: Path | None = None, base: 
                  select: list[str] | None = None, ignore: list[str] | None = None,
                  fail_on: str | None = None, strict: bool | None = None, preview: bool | None = None,
                  rules_dir: list[Path] | None = None, baseline: Path | None = None,
-                 cocci: bool | None = False):  # -> api.Options
+                 cocci: bool | None = False, no_tree: bool = False, find_tree: bool = False):  # -> api.Options
     """Options from the command line (None = not given) over the config file over the defaults.
 
     `cocci` defaults to False, not None: only the CLI passes None (flag not given, so the config's
     `cocci` applies); the hook paths leave it False, so a config file cannot start spatch there.
+    `find_tree` (the CLI's `check` only): without --tree, the config's `tree`, else the kernel tree
+    holding the current folder, like checkpatch.pl; `no_tree` (--no-tree) turns every tree off.
     """
     from .api import Options
     from .rule.model import Severity
 
     cfg = load_config(config)
+    tree_found = None
+    if no_tree:
+        tree = None
+    elif tree is None and find_tree:
+        if cfg.get("tree"):
+            tree, tree_found = Path(cfg["tree"]), "the config"
+        else:
+            from .series.kerneltree import find_kernel_tree
+
+            if (top := find_kernel_tree()) is not None:
+                tree, tree_found = top, "the current folder"
 
     def pick(cli, key, default):
         return cli if cli not in (None, [], ()) else cfg.get(key, default)
@@ -92,7 +107,7 @@ def make_options(*, config: Path | None = None, tree: Path | None = None, base: 
         raise UsageError(f"fail-on: {exc}") from None
     bl = pick(baseline, "baseline", None)
     return Options(
-        tree=tree, base=base, revision=revision, range=rev_range, files=files,
+        tree=tree, tree_found=tree_found, base=base, revision=revision, range=rev_range, files=files,
         midmask=midmask, config_midmask=cfg.get("midmask"),
         fetch_timeout=float(pick(fetch_timeout, "fetch-timeout", 60.0)),
         select=_split(pick(select, "select", [])),

@@ -5,16 +5,26 @@ that changes a value holding a fine-grained trap register in its architectural e
 
 - `*vcpu_fgt(vcpu, R) |= X`, `&= ~X`, `= V` (also through a local `u64 *p = vcpu_fgt(vcpu, R)`);
 - `write_sysreg_s(V, SYS_R)` / `write_sysreg(V, r)`;
-- `update_fgt_traps_cs(hctxt, vcpu, kvm, R, clr, set)` (the pre-6.18 hyp API);
-- `v |= X` / `v &= ~X` on a local `v` that one of the above stores or uses as its operand.
+- `update_fgt_traps_cs(hctxt, vcpu, kvm, R, clr, set)` (the pre-6.18 hyp API),
+  `sysreg_clear_set_s(SYS_R, clr, set)`, a call whose callee's parameters are named set/clr
+  (`__fgt_update(vcpu, R, u64 set, u64 clr)`) or whose name gives the order (`*_clear_set()`,
+  `*_cs()`);
+- `v |= X` / `v &= ~X` on a local `v` that one of the above stores or uses as its operand;
+- and, known by what they hold when the write that uses them is out of sight (hunk-only mode):
+  `r_set |= X` / `w_clr |= X` on a set/clr mask, `v |= X` / `v &= ~X` on a local read with
+  `read_sysreg_s(SYS_R)` or built on `__R_nMASK` / `m->nmask`.
 
 R is a constant FGT register name, or a parameter of the enclosing function bound by its callers
-(one level: `__compute_pmu_fgt(vcpu, HDFGWTR_EL2)`). X is resolved to the `<REG>_<FIELD>` constants it
+(one level: `__compute_pmu_fgt(vcpu, HDFGWTR_EL2)`); when nothing names it (a parameter whose
+callers are out of sight, a set/clr mask) it is the register the constants written belong to.
+In hunk-only mode, statements whose function header is above the hunk parse as loose top-level
+statements and are read all the same. X is resolved to the `<REG>_<FIELD>` constants it
 names through `|`, parentheses and casts, object-like `#define`s, file-scope and local constants, and
 one level of helper function whose only `return` is such a constant mask (`kvm_pmu_fgt2_bits()`),
 looked up in the files of the series as they stand after the patch, then (full mode) in a few base
 files where KVM keeps such helpers. Anything else (`m->nmask`, `fgu & mask`, parameters, BIT()) is
-not a constant: it contributes nothing and never makes a rule guess. Per-VM "1 = trap" arrays
+not a constant: it contributes nothing and never makes a rule guess. The older `HFGxTR_EL2_*`
+names resolve to the HFGRTR_EL2 field at the same place. Per-VM "1 = trap" arrays
 (`kvm->arch.fgu[]`) are not written through these forms and so are never looked at.
 
 Everything here is best effort over tree-sitter trees (ERROR nodes, hunk-only gaps) and never raises
@@ -31,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from pmureview.lazyre import lazy_re
 
+from ..kernel.fgt import legacy_spelling, whole_register_mask
 from ..lang.c import call_name, function_name, functions, parse, text, walk
 
 if TYPE_CHECKING:
@@ -57,7 +68,18 @@ HELPER_PATHS = (
 )
 # Base files (full mode) holding FGT writes that a helper changed by the series may feed.
 WRITE_PATHS = ("arch/arm64/kvm/config.c", "arch/arm64/kvm/hyp/include/hyp/switch.h")
-_WRITE_HINT = lazy_re(r"vcpu_fgt|write_sysreg|update_fgt_traps_cs")
+_WRITE_HINT = lazy_re(r"vcpu_fgt|write_sysreg|update_fgt_traps_cs|sysreg_clear_set|H[AD]?FG[RWI]TR2?_EL2|HFGxTR_EL2"
+                      r"|ICH_HFG[RWI]TR_EL2")
+# A local or parameter that holds bits to set (`set`, `r_set`, `set_mask`) or to clear (`clr`,
+# `w_clr`, `clear_bits`) in an FGT value: the (set, clr) pair of update_fgt_traps_cs(),
+# sysreg_clear_set_s(), __compute_fgt() and the helpers written like them.
+_SET_NAME = lazy_re(r"^(?:\w+_)?set(?:_(?:mask|bits|val))?$|^set_(?:mask|bits|val)$")
+_CLR_NAME = lazy_re(r"^(?:\w+_)?(?:clr|clear)(?:_(?:mask|bits|val))?$|^(?:clr|clear)_(?:mask|bits|val)$")
+# Callees whose last two arguments are (clear, set) / (set, clear) by their name.
+_CS_CALLEE = lazy_re(r"(?:clea?r_set|clr_set)(?:_s)?$|_cs$")
+_SC_CALLEE = lazy_re(r"set_(?:clea?r|clr)(?:_s)?$|_sc$")
+ANY = "*"  # a target whose register is not named: the register of the constants written
+_FGT_ARG = lazy_re(r"H[AD]?FG[RWI]TR2?_EL2_|HFGxTR_EL2_|ICH_HFG[RWI]TR_EL2_")
 _INCLUDE = lazy_re(r'^\s*#\s*include\s*[<"]([\w/.-]+)[>"]', re.M)
 _MAX_DEPTH = 6
 
@@ -104,6 +126,12 @@ class Bit:
     field: str
     mask: int
     hops: tuple[Hop, ...] = ()
+    layout: str = ""  # the register whose layout a legacy name follows (HFGxTR_EL2 -> HFGRTR_EL2)
+
+    @property
+    def home(self) -> str:
+        """The FGT register the constant is a field of (for a target that names no register)."""
+        return self.layout or self.register
 
 
 @dataclass
@@ -115,7 +143,7 @@ class Mask:
         return Mask(self.bits + other.bits, self.complete and other.complete)
 
     def via(self, hop: Hop) -> Mask:
-        return Mask([Bit(b.name, b.register, b.field, b.mask, (hop, *b.hops)) for b in self.bits],
+        return Mask([Bit(b.name, b.register, b.field, b.mask, (hop, *b.hops), b.layout) for b in self.bits],
                     self.complete)
 
 
@@ -132,6 +160,8 @@ class Contribution:
     op: str  # set | clear | store
     mask: Mask
     direct: bool  # `*vcpu_fgt(...) op= X`: the value __compute_fgt() left (negative bits at 1)
+    fn: Node | None = None  # the function the statement is in
+    named: bool = False  # found by the set/clr name of its target only (the write is not in sight)
 
 
 def bits_of(mask: int) -> list[int]:
@@ -331,6 +361,14 @@ class Flow:
                     and ref.mask:
                 return Mask([Bit(name, ref.register, ref.field, ref.mask)])
             return UNKNOWN
+        legacy = legacy_spelling(name)
+        if legacy is not None:
+            ref = self.kb.resolve_constant(legacy[1])
+            if ref is not None and ref.kind in ("field", "mask") and ref.field and ref.mask \
+                    and self.kb.is_fgt_register(ref.register):
+                # Named after the shared layout, not a register: no cross-register claim on it.
+                return Mask([Bit(name, legacy[0], ref.field, ref.mask, (), ref.register)])
+            return UNKNOWN
         if fn is not None:
             local = self._local_value(name, fn)
             if local is not None:
@@ -356,7 +394,7 @@ class Flow:
         _Nope when the name is a parameter or a local changed elsewhere; None when not a local."""
         if name in _params(fn):
             return Flow._Nope()
-        body = fn.child_by_field_name("body")
+        body = _body(fn)
         if body is None:
             return None
         init = None
@@ -417,9 +455,11 @@ class Flow:
             if what == "writes":
                 found = list(walk(fn, {"assignment_expression", "call_expression"}))
             else:
-                body = fn.child_by_field_name("body")
+                body = _body(fn)
                 found = [] if body is None else list(walk(body, {
                     "init_declarator", "declaration", "assignment_expression", "update_expression"}))
+            if fn.type != "function_definition":  # a fragment's loose statements only
+                found = [n for n in found if not _in_function(n)]
             self._walks[key] = found
         return found
 
@@ -434,6 +474,10 @@ class Flow:
                                           if _WRITE_HINT.search(text(fn))]
             for fn in fns:
                 yield from self._function(src, fn)
+            if not self.ctx.full and not isinstance(src, BaseFile):
+                # Hunk-only: statements whose function header is above the hunk parse as loose
+                # top-level statements; they are writes all the same.
+                yield from self._function(src, src.root)
 
     def _registers(self, arg: Node | None, src: Src, fn: Node, sys_prefix: bool = False) -> list[str]:
         """The FGT register(s) an argument names: a constant, or a parameter bound by the callers."""
@@ -475,9 +519,26 @@ class Flow:
         if arg is None or arg.type != "call_expression" or call_name(arg) != "vcpu_fgt":
             return []
         args = _args(arg)
-        return self._registers(args[1], src, fn) if len(args) >= 2 else []
+        if len(args) < 2:
+            return []
+        # A slot always holds an FGT value: when the register is a parameter whose callers are
+        # out of sight (hunk-only), the constants written say which register it is.
+        return self._registers(args[1], src, fn) or [ANY]
 
     def _function(self, src: Src, fn: Node) -> Iterator[Contribution]:
+        """The writes of `fn`: where the FGT value is in sight (a vcpu_fgt() slot, a register write,
+        a (clr, set) call), then the ones known only by what their target holds (a `set`/`clr`
+        mask, a local read from or built on a whole FGT register) for statements not yet seen."""
+        covered: set[tuple[int, int]] = set()
+        for c in self._structural(src, fn):
+            c.fn = fn
+            covered.add((c.stmt.start_byte, c.stmt.end_byte))
+            yield c
+        for c in self._named(src, fn, covered):
+            c.fn = fn
+            yield c
+
+    def _structural(self, src: Src, fn: Node) -> Iterator[Contribution]:
         for node in self._nodes(fn, "writes"):
             if node.type == "assignment_expression":
                 regs = self._vcpu_fgt_target(node.child_by_field_name("left"), src, fn)
@@ -497,18 +558,150 @@ class Flow:
                         yield from self._value(right, reg, src, fn, node, set())
                 continue
             name = call_name(node)
+            if not name or name == "vcpu_fgt":
+                continue
             args = _args(node)
             if name in ("write_sysreg_s", "write_sysreg") and len(args) == 2:
-                a = strip(args[1])
-                rname = text(a)
-                if name == "write_sysreg" and a is not None and a.type == "identifier":
-                    rname = "SYS_" + rname.upper()
-                for reg in self._registers(_Named(rname) if a is not None else None, src, fn, sys_prefix=True):
+                for reg in self._sys_registers(args[1], name == "write_sysreg", src, fn):
                     yield from self._value(args[0], reg, src, fn, node, set())
             elif name == "update_fgt_traps_cs" and len(args) == 6:
-                for reg in self._registers(args[3], src, fn):
+                for reg in self._registers(args[3], src, fn) or [ANY]:
                     yield from self._operand(args[4], CLEAR, reg, src, fn, node, direct=False)
                     yield from self._operand(args[5], SET, reg, src, fn, node, direct=False)
+            elif name in ("sysreg_clear_set_s", "sysreg_clear_set") and len(args) == 3:
+                for reg in self._sys_registers(args[0], name == "sysreg_clear_set", src, fn):
+                    yield from self._operand(args[1], CLEAR, reg, src, fn, node, direct=False)
+                    yield from self._operand(args[2], SET, reg, src, fn, node, direct=False)
+            elif len(args) >= 2:
+                yield from self._mask_call(name, args, src, fn, node)
+
+    def _sys_registers(self, arg: Node | None, lower: bool, src: Src, fn: Node) -> list[str]:
+        """The FGT register a `SYS_R` (or write_sysreg()'s lowercase `r`) argument names."""
+        a = strip(arg)
+        if a is None:
+            return []
+        rname = text(a)
+        if lower and a.type == "identifier":
+            rname = "SYS_" + rname.upper()
+        return self._registers(_Named(rname), src, fn, sys_prefix=True)
+
+    def _mask_call(self, name: str, args: list[Node], src: Src, fn: Node, call: Node,
+                   ) -> Iterator[Contribution]:
+        """A call passing (set, clr) masks of an FGT value: its callee's parameters are named like
+        set/clr (`compute_pmu_fgt(vcpu, reg, u64 set, u64 clr)`), or its name says the order of the
+        last two (`*_clear_set()`, `*_cs()`)."""
+        if not any(_FGT_ARG.search(text(a)) or _SET_NAME.match(text(a)) or _CLR_NAME.match(text(a))
+                   for a in args):
+            return
+        roles: dict[int, str] = {}
+        for _s, d in self.functions_named(name, src)[:1]:
+            applied = self._applied_params(d)
+            for i, p in enumerate(_params(d)):
+                if _SET_NAME.match(p or ""):
+                    roles[i] = SET
+                elif _CLR_NAME.match(p or ""):
+                    roles[i] = CLEAR
+                elif p in applied:
+                    roles[i] = applied[p]
+        if not roles and _CS_CALLEE.search(name):
+            roles = {len(args) - 2: CLEAR, len(args) - 1: SET}
+        elif not roles and _SC_CALLEE.search(name):
+            roles = {len(args) - 2: SET, len(args) - 1: CLEAR}
+        if not roles:
+            return
+        regs: list[str] = []
+        for i, a in enumerate(args):
+            if i in roles:
+                continue
+            a = strip(a)
+            if a is not None and a.type == "identifier":
+                n = text(a)
+                r = n[4:] if n.startswith("SYS_") else n
+                if self.kb.is_fgt_register(r):
+                    regs.append(r)
+        for reg in regs[:1] or [ANY]:
+            for i, op in sorted(roles.items()):
+                if i < len(args):
+                    yield from self._operand(args[i], op, reg, src, fn, call, direct=False)
+
+    def _applied_params(self, fn: Node) -> dict[str, str]:
+        """Parameters a helper applies to a vcpu_fgt() slot: `*vcpu_fgt(vcpu, reg) |= bits` makes
+        `bits` a set mask, `&= ~bits` a clear mask, whatever their names."""
+        params = set(_params(fn))
+        out: dict[str, str] = {}
+        for node in self._nodes(fn, "writes"):
+            if node.type != "assignment_expression":
+                continue
+            left = strip(node.child_by_field_name("left"))
+            if left is None or left.type != "pointer_expression" or "vcpu_fgt" not in text(left):
+                continue
+            op = node.child_by_field_name("operator")
+            right = node.child_by_field_name("right")
+            opt = op.type if op is not None else ""
+            val = strip(right if opt == "|=" else _inverted(right) if opt == "&=" else None)
+            if val is not None and val.type == "identifier" and text(val) in params:
+                out.setdefault(text(val), SET if opt == "|=" else CLEAR)
+        return out
+
+    def _named(self, src: Src, fn: Node, covered: set[tuple[int, int]]) -> Iterator[Contribution]:
+        """`r_set |= X`, `clr |= X`, and `|=` / `&= ~` on a local holding an FGT value (read with
+        read_sysreg_s(SYS_R), or built on `__R_nMASK` / `m->nmask`), where the write that uses them
+        is out of sight (hunk-only) or in a form not followed above."""
+        values: dict[str, str] = {}
+        for d in self._nodes(fn, "locals"):
+            name, val = _assigned(d)
+            if name and val is not None and name not in values:
+                reg = self._value_register(val, src, fn)
+                if reg:
+                    values[name] = reg
+        for d in self._nodes(fn, "locals"):
+            name, val = _assigned(d)
+            opt = "="
+            if d.type == "assignment_expression":
+                op = d.child_by_field_name("operator")
+                opt = op.type if op is not None else ""
+                if opt != "=":
+                    left = strip(d.child_by_field_name("left"))
+                    name = text(left) if left is not None and left.type == "identifier" else None
+                    val = d.child_by_field_name("right")
+            if not name or val is None:
+                continue
+            expr: Node | None = None
+            if name in values and opt in ("|=", "&="):
+                reg = values[name]
+                kind = SET if opt == "|=" else CLEAR
+                expr = val if opt == "|=" else _inverted(val)
+            elif opt in ("|=", "=") and (_SET_NAME.match(name) or _CLR_NAME.match(name)):
+                reg, kind, expr = ANY, SET if _SET_NAME.match(name) else CLEAR, val
+            if expr is None:
+                continue
+            stmt = stmt_of(d)
+            if (stmt.start_byte, stmt.end_byte) in covered:
+                continue
+            m = self.resolve(expr, src, fn)
+            if m.bits:
+                yield Contribution(src, stmt, reg, kind, m, False, fn, True)
+
+    def _value_register(self, val: Node, src: Src, fn: Node) -> str | None:
+        """The FGT register whose whole value `val` is: `read_sysreg_s(SYS_R)`, an expression on
+        `__R_nMASK`, or `m->nmask` (register not named: ANY)."""
+        v = strip(val)
+        if v is None:
+            return None
+        if v.type == "call_expression" and call_name(v) in ("read_sysreg_s", "read_sysreg"):
+            args = _args(v)
+            regs = self._sys_registers(args[0], call_name(v) == "read_sysreg", src, fn) if args else []
+            return regs[0] if regs else None
+        for n in walk(v, {"identifier", "field_identifier"}):
+            t = text(n)
+            if n.type == "field_identifier":
+                if t == "nmask":
+                    return ANY
+                continue
+            w = whole_register_mask(t)
+            if w is not None and w[1] == "nMASK":
+                return w[0]
+        return None
 
     def _operand(self, expr: Node | None, op: str, reg: str, src: Src, fn: Node, stmt: Node, *,
                  direct: bool) -> Iterator[Contribution]:
@@ -527,7 +720,7 @@ class Flow:
         """For a local changed by `|=` (a set/clr accumulator or a register value): its pieces."""
         if name in _params(fn):
             return
-        body = fn.child_by_field_name("body")
+        body = _body(fn)
         if body is None:
             return
         pieces: list[tuple[str, Node]] = []
@@ -600,6 +793,32 @@ class Flow:
                     yield from self._value(left, reg, src, fn, stmt, seen)
 
 
+def _body(fn: Node) -> Node | None:
+    """A function's body, or the translation unit itself for a fragment's loose statements."""
+    return fn.child_by_field_name("body") if fn.type == "function_definition" else fn
+
+
+def _in_function(node: Node) -> bool:
+    n = node.parent
+    while n is not None:
+        if n.type == "function_definition":
+            return True
+        n = n.parent
+    return False
+
+
+def _assigned(d: Node) -> tuple[str | None, Node | None]:
+    """(name, value) of `T name = value` or `name = value`; (None, None) otherwise."""
+    if d.type == "init_declarator":
+        return _declared_name(d), d.child_by_field_name("value")
+    if d.type == "assignment_expression":
+        op = d.child_by_field_name("operator")
+        left = strip(d.child_by_field_name("left"))
+        if op is not None and op.type == "=" and left is not None and left.type == "identifier":
+            return text(left), d.child_by_field_name("right")
+    return None, None
+
+
 def _inverted(node: Node | None) -> Node | None:
     """X of `~X` (through parentheses), else None."""
     n = strip(node)
@@ -657,6 +876,114 @@ def through(bits: list[Bit]) -> str | None:
     return None
 
 
+# -- the context of a write: whose value it is, and the feature checks it sits under -------------
+
+_SECTION_FN = lazy_re(r"(\w+)\s*\(")
+# Functions that hand the registers back to the host (exit path): setting a negative bit there
+# restores the host's untrapped state, it does not untrap anything for a guest.
+_HOST_SIDE = lazy_re(r"deactivate|restore|host|(?:^|_)put(?:_|$)|(?:^|_)exit(?:_|$)", re.I)
+_CAP_CALLS = ("cpus_have_final_cap", "cpus_have_cap", "cpus_have_const_cap", "this_cpu_has_cap",
+              "alternative_has_cap_likely", "alternative_has_cap_unlikely")
+_FEAT_CALLS = ("kvm_has_feat", "kvm_has_feat_enum", "__kvm_has_feat", "kvm_has_feat_range")
+_HAS_PREFIX = lazy_re(r"^(?:kvm_has|system_supports|vcpu_has|kvm_vcpu_has|cpu_has)_(\w+)$")
+
+
+def enclosing_name(src: Src, fn: Node | None, node: Node | None) -> str | None:
+    """The function a write is in: its definition, or (a hunk-only fragment whose header is above
+    the hunk) the function named in the hunk's `@@ ... @@ section`."""
+    if fn is not None and fn.type == "function_definition":
+        return function_name(fn)
+    change = getattr(src, "change", None)
+    if node is None or change is None:
+        return None
+    line = node.start_point[0] + 1
+    for h in getattr(change, "hunks", ()):
+        if h.new_start <= line < h.new_start + max(h.new_len, 1):
+            m = _SECTION_FN.search(h.section or "")
+            return m.group(1) if m else None
+    return None
+
+
+def host_side(src: Src, fn: Node | None, node: Node | None) -> bool:
+    name = enclosing_name(src, fn, node)
+    return bool(name and _HOST_SIDE.search(name))
+
+
+def gate_features(node: Node | None, fn: Node | None) -> list[str]:
+    """Features a statement is conditional on having: `if (kvm_has_feat(kvm, R, GCS, IMP))`,
+    `cpus_have_final_cap(ARM64_HAS_X)`, `kvm_has_x()`... in the `if` branch, not negated; or an
+    earlier `if (!kvm_has_feat(...)) return;` in an enclosing block."""
+    out: list[str] = []
+    n = node
+    while n is not None and n != fn and n.parent is not None:
+        parent = n.parent
+        if parent.type == "if_statement" and parent.child_by_field_name("consequence") == n:
+            cond = parent.child_by_field_name("condition")
+            for call in walk(cond, {"call_expression"}) if cond is not None else ():
+                f = None if _negated(call, cond) else _feature_of(call)
+                if f:
+                    out.append(f)
+        if parent.type in ("compound_statement", "translation_unit", "ERROR"):
+            # `if (!kvm_has_feat(...)) return;` earlier in the block (or the hunk-only fragment):
+            # the rest runs with the feature.
+            prev = n.prev_named_sibling
+            while prev is not None:
+                if prev.type == "if_statement" and prev.child_by_field_name("alternative") is None:
+                    body = prev.child_by_field_name("consequence")
+                    body_text = text(body).strip("{} \t\n;") if body is not None else ""
+                    cond = prev.child_by_field_name("condition")
+                    if body_text.startswith("return") and cond is not None:
+                        out += _early_exit_features(cond)
+                prev = prev.prev_named_sibling
+        n = parent
+    return out
+
+
+def _feature_of(call: Node) -> str | None:
+    name = call_name(call) or ""
+    args = _args(call)
+    if name in _FEAT_CALLS and len(args) >= 3:
+        return text(args[2])
+    if name in _CAP_CALLS and args:
+        return text(args[0])
+    m = _HAS_PREFIX.match(name)
+    return m.group(1) if m and m.group(1) != "feat" else None
+
+
+def _early_exit_features(cond: Node) -> list[str]:
+    """`if (!feature) return;`: the features that must be present past it (a lone negated check,
+    or negated checks joined by ||)."""
+    c = strip(cond)
+    parts: list[Node] = []
+    stack = [c] if c is not None else []
+    while stack:
+        x = strip(stack.pop())
+        if x is None:
+            continue
+        if x.type == "binary_expression" and text(x.child_by_field_name("operator")) == "||":
+            stack += [x.child_by_field_name("left"), x.child_by_field_name("right")]
+        else:
+            parts.append(x)
+    out: list[str] = []
+    for x in parts:
+        if x.type == "unary_expression" and text(x.child_by_field_name("operator")) == "!":
+            inner = strip(x.child_by_field_name("argument"))
+            if inner is not None and inner.type == "call_expression":
+                f = _feature_of(inner)
+                if f:
+                    out.append(f)
+    return out
+
+
+def _negated(node: Node, top: Node) -> bool:
+    n = node
+    while n is not None and n != top:
+        if n.type == "unary_expression" and text(n.child_by_field_name("operator")) == "!":
+            return True
+        n = n.parent
+    return False
+
+
 # -- grouping per finding ------------------------------------------------------------------------
 
 @dataclass(eq=False)
@@ -671,6 +998,9 @@ class Group:
     direct: bool
     primary: bool  # on the writing statement (else on the helper/#define the bits come through)
     writer: str = ""  # where the value is applied, for messages on a helper ("config.c:98")
+    stmt: Node | None = None  # the writing statement (for the conditions it sits under)
+    fn: Node | None = None  # the function it is in
+    named: bool = False  # known by its target's set/clr name only (the write is out of sight)
 
 
 @dataclass(eq=False)
@@ -707,6 +1037,7 @@ def analyse(ctx: SeriesContext) -> tuple[list[Group], list[MaskSite]]:
             stmt_line = anchor_line(c.src, c.stmt) if _is_view_of(c.src, n) else None
             writer = f"{c.src.path.rsplit('/', 1)[-1]}:{c.stmt.start_point[0] + 1}"
             for b in c.mask.bits:
+                register = b.home if c.register == ANY else c.register
                 where: tuple[Src, int, bool] | None = (c.src, stmt_line, True) if stmt_line else None
                 extra: list[tuple[Src, int]] = []
                 for h in b.hops:
@@ -726,11 +1057,11 @@ def analyse(ctx: SeriesContext) -> tuple[list[Group], list[MaskSite]]:
                 if where is None:
                     continue
                 for src, line, primary in [where, *((s, ln, False) for s, ln in extra)]:
-                    key = (id(src), line, c.register, c.op)
+                    key = (id(src), line, register, c.op)
                     g = groups.get(key)
                     if g is None:
-                        g = groups[key] = Group(src, line, c.register, c.op, [], c.direct, primary,
-                                                "" if primary else writer)
+                        g = groups[key] = Group(src, line, register, c.op, [], c.direct, primary,
+                                                "" if primary else writer, c.stmt, c.fn, c.named)
                     if all(x.name != b.name for x in g.bits):
                         g.bits.append(b)
     out = (list(groups.values()), list(masks.values()))

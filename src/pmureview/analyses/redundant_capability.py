@@ -23,9 +23,11 @@ import re
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..kernel import guards as _guards
+from ..kernel.dating import series_date
 from ..kernel.fgt import FGT_SPECS
 from ..lang.c import call_name, function_name, functions, text, walk
 
@@ -59,6 +61,9 @@ class Why:
     line: int | None = None
     via: str | None = None
     assumed: bool = False
+    # set for a fact of the bundled guard table the patch is not newer than ("as of v6.18"):
+    # such a fact supports at most a check (docs/knowledge.md)
+    as_of: str = ""
 
 
 # -- predicates ---------------------------------------------------------------------------------
@@ -298,6 +303,20 @@ def _fully_known(view: FileView, node: Node) -> bool:
     return all(n in view.known for n in range(node.start_point[0] + 1, node.end_point[0] + 2))
 
 
+def _table_as_of(view: FileView, kb: Any) -> str:
+    """'' when the kb's guard table may support a warning where it stands in for guards the view
+    cannot show (read from the tree, or bundled and the patch dated after the kernel it describes),
+    else "as of vX.Y" (docs/knowledge.md)."""
+    prov = (getattr(kb, "provenance", None) or {}).get("guards") or {}
+    if str(prov.get("source", "")).startswith("tree"):
+        return ""
+    ver, rel = prov.get("kernel_version"), prov.get("release_date")
+    if not isinstance(rel, str) or not isinstance(ver, str):
+        return "as of an undated kernel"
+    when = series_date(SimpleNamespace(patches=(view.patch,), cover=None))
+    return "" if when is not None and when.isoformat() > rel else f"as of {ver}"
+
+
 class CapabilityFlow:
     """Capabilities known to hold at nodes of one file view."""
 
@@ -306,6 +325,9 @@ class CapabilityFlow:
         self.preds = preds
         self.kb = kb
         self.hunk_only = view.mode != "full"
+        # the bundled guard table is dated (docs/knowledge.md): without a tree it stands in for
+        # guards outside the hunks only for a patch dated after the kernel it describes
+        self.table_as_of = _table_as_of(view, kb)
         self._fns: dict[str, list[Node]] = {}
         for name, fn in functions(view.root):
             self._fns.setdefault(name, []).append(fn)
@@ -328,12 +350,12 @@ class CapabilityFlow:
         out: dict[str, Why] = {}
         for g in getattr(self.kb, "guards", {}).get(name, ()):
             if g.scope == _guards.FUNCTION:
-                out[g.capability] = Why(name, None, assumed=True)
+                out[g.capability] = Why(name, None, assumed=True, as_of=self.table_as_of)
             elif g.scope == _guards.AFTER and g.anchor:
                 key = _squash(g.anchor)
                 for line in range(fn.start_point[0] + 1, node.start_point[0] + 1):
                     if line in self.view.known and key in _squash(self.view.line_text(line)):
-                        out[g.capability] = Why(name, line, assumed=True)
+                        out[g.capability] = Why(name, line, assumed=True, as_of=self.table_as_of)
                         break
         return out
 
@@ -371,7 +393,7 @@ class CapabilityFlow:
             if self.hunk_only and not _fully_known(self.view, caller):
                 here.update({c: w for c, w in self._table(cname, caller, call).items() if c not in here})
             # `via`: the function the guarding function calls (the one a reader looks at)
-            per_site.append({c: Why(w.guard, w.line, name if w.guard == cname else w.via, w.assumed)
+            per_site.append({c: Why(w.guard, w.line, name if w.guard == cname else w.via, w.assumed, w.as_of)
                              for c, w in here.items()})
         if self.hunk_only and (not sites or any(s is None for s in per_site)):
             per_site = [s for s in per_site if s is not None] + [self._assumed(name)]
@@ -395,7 +417,7 @@ class CapabilityFlow:
         out: dict[str, Why] = {}
         for g in guards:
             if g.scope == _guards.FUNCTION or g.capability == spec.capability:
-                out[g.capability] = Why(LOAD_FGT, None, via=name, assumed=True)
+                out[g.capability] = Why(LOAD_FGT, None, via=name, assumed=True, as_of=self.table_as_of)
         return out
 
 

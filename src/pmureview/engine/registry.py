@@ -101,8 +101,9 @@ class StampedCache:
 
     @staticmethod
     def _key(path: Path) -> tuple[str, list[int]]:
-        st = path.stat()
-        return str(path.resolve()), [st.st_mtime_ns, st.st_size]
+        st = os.stat(path)
+        # abspath, not resolve(): no lstat per folder level, and the stamp keeps a hit honest anyway
+        return os.path.abspath(path), [st.st_mtime_ns, st.st_size]
 
     def get(self, path: Path) -> Any:
         key, stamp = self._key(path)
@@ -137,20 +138,46 @@ class YamlCache(StampedCache):
         return data
 
 
+def _engine_stamp() -> list:
+    """The version and the modules that derive a rule's summary (pattern tokens, YAML schema): an
+    index written by other code is dropped whole, so it is never stale after an upgrade."""
+    from .. import __version__
+
+    here = Path(__file__).resolve().parent.parent
+    out: list = [__version__]
+    for rel in ("engine/registry.py", "rule/base.py", "rule/patternrule.py", "rule/yamlrule.py", "lang/pattern.py"):
+        try:
+            st = os.stat(here / rel)
+            out.append([rel, st.st_mtime_ns, st.st_size])
+        except OSError:
+            out.append([rel, None])
+    return out
+
+
 class RuleIndex(StampedCache):
-    """What the prefilter needs of each Python rule file (scope, files, evidence): a rule that cannot
-    fire is not even imported."""
+    """What the prefilter needs of each rule file (scope, files, evidence in each mode): a Python rule
+    that cannot fire is not even imported, a YAML or pattern rule not even built."""
 
     def __init__(self) -> None:
         super().__init__("rule-index.json")
+        stamp = _engine_stamp()
+        if self.data.get("__engine__") != stamp:
+            self.data = {"__engine__": stamp}
+            self.dirty = True
 
     def put(self, path: Path, rules: list[Rule]) -> None:  # type: ignore[override]
         super().put(path, [_summary(r) for r in rules])
 
+    @staticmethod
+    def wanted(prefilter: Prefilter, known: list[dict]) -> bool:
+        key = "evidence_full" if prefilter.full else "evidence"
+        return any(prefilter.wants(k["scope"], k["files"], k.get(key, ()), k["id"]) for k in known)
+
 
 def _summary(rule: Rule) -> dict:
     m = rule.meta
-    return {"id": m.id, "scope": m.scope.value, "files": list(m.files), "evidence": list(m.evidence)}
+    return {"id": m.id, "scope": m.scope.value, "files": list(m.files),
+            "evidence": list(rule.evidence(full=False)), "evidence_full": list(rule.evidence(full=True))}
 
 
 def _wanted(prefilter: Prefilter, rule: Rule) -> bool:
@@ -164,22 +191,22 @@ def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache 
 
     for expected, path in _rule_files(root):
         try:
+            known = index.get(path) if index is not None and prefilter is not None else None
+            if known is not None and not RuleIndex.wanted(prefilter, known):  # type: ignore[arg-type]
+                continue  # cannot fire on this series: not imported (Python) or built (YAML)
             if path.suffix in (".yml", ".yaml"):
                 data = cache.get(path) if cache is not None else None
                 rules = [load_yaml_rule(path, data, eager=eager)]
             else:
-                known = index.get(path) if index is not None and prefilter is not None else None
-                if known is not None and not any(prefilter.wants(k["scope"], k["files"], k["evidence"], k["id"])
-                                                 for k in known):
-                    continue  # cannot fire on this series: not imported
                 rules = _python_rules(path, expected)
-                if index is not None:
-                    index.put(path, rules)
             if not rules:
                 raise ValueError("defines no rule")
             for rule in rules:
                 if rule.meta.id != expected:
                     raise ValueError(f"id {rule.meta.id!r} must equal its place {expected!r}")
+            if index is not None and known is None:
+                index.put(path, rules)  # only a file that loads cleanly is indexed (a broken one is re-read)
+            for rule in rules:
                 if prefilter is not None and not _wanted(prefilter, rule):
                     continue
                 _set_origin(rule, str(path))

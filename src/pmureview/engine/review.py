@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..rule.model import Finding, RuleMeta, Severity
 from ..series.model import Series
@@ -14,6 +15,7 @@ class Options:
     """Everything a review run can be told. CLI > config file > these defaults."""
 
     tree: Path | None = None  # a kernel git checkout: full mode
+    tree_found: str | None = None  # the tree came not from --tree but from this ("config", …): never its HEAD
     base: str | None = None  # --base REV
     revision: int | None = None  # --revision N
     range: str | None = None  # --range A..B (in `tree` or the current repo)
@@ -33,6 +35,9 @@ class Options:
     progress: bool = False  # progress on stderr (the CLI sets it on a tty only)
     per_patch: bool = False  # hooks: one patch of a series on purpose, the others are not "missing"
     cocci: bool = False  # --cocci: also run the tree's scripts/coccinelle in report mode (full mode only)
+    since: str | None = None  # --since SOURCE: the previous posting (engine/versions.py)
+    track_versions: bool = True  # find and compare the previous posting (off for hooks and earlier revisions)
+    fail_on_new: bool = False  # --fail-on-new: only `new` findings count toward fail_on
 
 
 @dataclass
@@ -43,9 +48,13 @@ class Review:
     mode: str  # "full" | "hunk-only"
     base: str | None = None
     options: Options = field(default_factory=Options)
+    versions: Any = None  # engine.versions.Versions when the previous posting was looked for
 
     def failed(self) -> bool:
-        return any(f.severity.rank >= self.options.fail_on.rank for f in self.findings)
+        findings = self.findings
+        if self.options.fail_on_new and self.versions is not None:
+            findings = [f for f in findings if (st := self.versions.status_of(f)) is None or st.status == "new"]
+        return any(f.severity.rank >= self.options.fail_on.rank for f in findings)
 
     @property
     def internal_error(self) -> bool:

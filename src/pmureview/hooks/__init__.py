@@ -10,6 +10,9 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
+# full mode is worth it (and possible) only at the top of a kernel git work tree (checkpatch's test)
+from ..series.kerneltree import is_kernel_tree  # noqa: F401 (re-exported for sendemail)
+
 # `[PATCH v2 0/7]`, `[RFC PATCH 00/12]`: the counter of a cover letter
 _COVER_COUNTER = re.compile(r"\[[^\]]*?\b0+/\d+\s*\]")
 _DIFF = re.compile(rb"^(diff --git |--- \S|Index: )", re.MULTILINE)
@@ -25,11 +28,6 @@ def is_cover_or_not_patch(data: bytes) -> bool:
     if _COVER_COUNTER.search(subject_of(data)):
         return True
     return _DIFF.search(data) is None
-
-
-def is_kernel_tree(path: Path) -> bool:
-    """Full mode is worth it (and possible) only in a kernel git work tree."""
-    return (path / "arch/arm64/tools/sysreg").is_file() and (path / ".git").exists()
 
 
 def hook_options(*, fail_on: str = "error", strict: bool = False, tree: Path | None = None):  # -> Options

@@ -13,10 +13,11 @@ import io
 import json
 import os
 import sys
+from pathlib import Path
 
 from . import hook_options, is_cover_or_not_patch
 
-USAGE = "usage: pmureview b4-check [--format checkpatch|b4] [--strict]"
+USAGE = "usage: pmureview b4-check [--format checkpatch|b4] [--strict] [--tree PATH]"
 
 
 def _emit(text: str) -> None:
@@ -32,14 +33,16 @@ def _failure(fmt: str, kind: str, message: str) -> str:
     return f"-:1: ERROR:PMUREVIEW_{kind}: {message}\n"
 
 
-def _run(data: bytes, fmt: str, strict: bool) -> str:
+def _run(data: bytes, fmt: str, strict: bool, tree: Path | None = None) -> str:
     if is_cover_or_not_patch(data):
         return ""  # a cover letter (review-series-check-cmd) or no diff: no result, exit 0
     from ..api import review  # lazy: the entry point dispatches here before typer/rich
     from ..errors import InputError, PmuError
 
     try:
-        result = review(["-"], hook_options(strict=strict), stdin=data)
+        # hunk-only unless given --tree (never a tree found by itself: b4 runs us in the prep branch,
+        # whose HEAD holds the patch); with one, the hooks' base rule (never HEAD)
+        result = review(["-"], hook_options(strict=strict, tree=tree), stdin=data, hook=True)
     except PmuError as exc:
         return _failure(fmt, "INPUT_ERROR" if isinstance(exc, InputError) else "USAGE", str(exc))
     if fmt == "b4":
@@ -52,11 +55,13 @@ def _run(data: bytes, fmt: str, strict: bool) -> str:
 
 
 def main(argv: list[str]) -> int:
-    fmt, strict = "checkpatch", False
+    fmt, strict, tree = "checkpatch", False, None
     it = iter(argv)
     for arg in it:
         if arg == "--strict":
             strict = True
+        elif arg == "--tree" or arg.startswith("--tree="):
+            tree = Path(arg.split("=", 1)[1] if "=" in arg else next(it, ""))
         elif arg == "--format":
             fmt = next(it, "")
         elif arg.startswith("--format="):
@@ -81,7 +86,7 @@ def main(argv: list[str]) -> int:
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             try:
-                out = _run(sys.stdin.buffer.read(), fmt, strict)
+                out = _run(sys.stdin.buffer.read(), fmt, strict, tree)
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise

@@ -168,3 +168,60 @@ def build_fgt(registers: Mapping[str, Register], sr_fgt: Iterable[SrFgtEntry] | 
             fr.polarity_source = "SR_FGT+n-prefix" if missing and len(missing) < len(fr.fields) else (
                 "SR_FGT" if not missing else "n-prefix")
     return out
+
+
+# -- names a patch uses for FGT values (hunk-only reasoning: what is written, not where) -----------
+
+# Older spellings of one FGT layout shared by two registers: `HFGxTR_EL2_nGCS_EL1[_MASK]` (2023-24
+# trees, `SysregFields HFGxTR_EL2`) is the HFGRTR_EL2 layout, used for HFGRTR_EL2 and HFGWTR_EL2.
+LEGACY_LAYOUTS: dict[str, str] = {"HFGxTR_EL2": "HFGRTR_EL2"}
+# Whole-register masks KVM builds a value from: `__HFGRTR_EL2_nMASK` (kvm_arm.h, 6.7-6.15),
+# `__HFGRTR_EL2_MASK`, `<REG>_RES0`.
+_WHOLE_MASK = lazy_re(r"^(?:__)?(\w+?_EL2)_(nMASK|MASK|RES0|RES1)$")
+
+
+def legacy_spelling(c_name: str) -> tuple[str, str] | None:
+    """(legacy prefix, the same constant in its layout register's spelling) for an old name:
+    `HFGxTR_EL2_nGCS_EL1_MASK` -> ("HFGxTR_EL2", "HFGRTR_EL2_nGCS_EL1_MASK"); else None."""
+    for old, new in LEGACY_LAYOUTS.items():
+        if c_name.startswith(old + "_") and len(c_name) > len(old) + 1:
+            return old, new + c_name[len(old):]
+    return None
+
+
+def whole_register_mask(c_name: str) -> tuple[str, str] | None:
+    """(FGT register, nMASK|MASK|RES0|RES1) for a whole-register mask name, else None."""
+    m = _WHOLE_MASK.match(c_name)
+    if m is None:
+        return None
+    reg = LEGACY_LAYOUTS.get(m.group(1), m.group(1))
+    return (reg, m.group(2)) if reg in FGT_SPECS else None
+
+
+# Features whose FGT bits do not carry the feature's name (a gate on the feature untraps these).
+# Only features whose registers KVM hands to the guest once it has them: not the PMU, SPE or
+# trace, which KVM emulates or context-switches by trapping.
+FEATURE_FIELDS: dict[str, tuple[str, ...]] = {
+    "SME": ("TPIDR2", "SMPRI", "SMCR", "SVCR"),
+    "S1PIE": ("PIR",),
+    "S1POE": ("POR",),
+    "S2POE": ("S2POR",),
+    "THE": ("RCWMASK", "RCWSMASK"),
+    "LS64": ("ACCDATA",),
+    "AIE": ("AMAIR2", "MAIR2"),
+    "BRBE": ("BRB",),
+    "GCS": ("GCS",),
+    "MTE": ("TCO", "GCR", "RGSR", "TFSR"),
+}
+
+
+def feature_covers(feature: str, field_name: str) -> bool:
+    """Whether a feature check on `feature` (an ID register field or capability name: GCS,
+    PMICNTR, HAS_SME...) is about the register that FGT field `field_name` traps."""
+    f = feature.upper().removeprefix("ARM64_").removeprefix("HAS_").removeprefix("FEAT_")
+    if len(f) < 2 or f in ("IMP", "FGT", "FGT2", "NV", "EL1", "EL0", "EL2", "VHE"):
+        return False
+    target = (field_name[1:] if _N_PREFIX.match(field_name) else field_name).upper()
+    if f in target:
+        return True
+    return any(target.startswith(p) for p in FEATURE_FIELDS.get(f, ()))

@@ -272,7 +272,13 @@ class IdRegFacts:
     mask: Mask | None  # None: no descriptor found
     hidden: bool = False
     limits: Limits | None = None  # None: the sanitisation path is not known
-    source: str = ""  # tree | series | snapshot
+    source: str = ""  # where the descriptor came from: tree | series | snapshot
+    limits_source: str = ""  # where the limits came from: tree | series | snapshot
+
+    @property
+    def bundled(self) -> bool:
+        """Some fact here comes from the bundled file (weigh it with kernel/dating.py)."""
+        return "snapshot" in (self.source, self.limits_source)
 
 
 def _final_text(series, upto: int | None) -> tuple[str | None, bool]:
@@ -293,7 +299,8 @@ def series_limits(series, upto: int | None = None) -> tuple[dict[str, Limits], b
     text_, complete = _final_text(series, upto)
     if complete and text_:
         return sanitisation(text_), True
-    out = {k: v.limits for k, v in bundled().items()}
+    # with a base tree the bundled file is never used (the tree wins, even when it lacks the file)
+    out = {} if getattr(series, "full", False) else {k: v.limits for k, v in bundled().items()}
     for v in series.all_views():
         if v.path == SYS_REGS and (upto is None or v.patch.number <= upto):
             for m in _CASE.finditer("\n".join(v.line_text(n) for n in sorted(v.added))):
@@ -320,12 +327,15 @@ def facts(series, name: str, upto: int | None = None) -> IdRegFacts:
         entries = view_entries(view) if view is not None else parse_table(text_)
         entry = next((e for e in entries if e.name == name), None)
         source = "tree" if full else "series"
+    lsrc = "tree" if complete else ("snapshot" if name in bundled() and not getattr(series, "full", False)
+                                    else "series")
     if entry is not None:
         hidden = entry.macro in HIDDEN_FORMS or "raz" in (entry.visibility or "")
         lim = lims.get(name) if complete or name in lims else None
-        return IdRegFacts(name, writable(entry), hidden, lim or (Limits() if complete else None), source)
+        return IdRegFacts(name, writable(entry), hidden, lim or (Limits() if complete else None), source,
+                          lsrc if lim is not None else "")
     b = bundled().get(name)
-    if b is None or full:
+    if b is None or full or getattr(series, "full", False):
         return IdRegFacts(name, None)
     if b.form in ("ID_SANITISED", "ID_HIDDEN", "ID_UNALLOCATED"):
         mask = Mask("none")
@@ -333,4 +343,4 @@ def facts(series, name: str, upto: int | None = None) -> IdRegFacts:
         mask = Mask("all")
     else:
         mask = parse_mask(b.mask, name)
-    return IdRegFacts(name, mask, b.form == "ID_HIDDEN", lims.get(name) or b.limits, "snapshot")
+    return IdRegFacts(name, mask, b.form == "ID_HIDDEN", lims.get(name) or b.limits, "snapshot", "snapshot")

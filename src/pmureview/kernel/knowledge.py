@@ -34,6 +34,10 @@ CONFIG_PATH = "arch/arm64/kvm/config.c"
 GUARD_PATHS = (CONFIG_PATH, "arch/arm64/kvm/hyp/include/hyp/switch.h")
 PREDICATE_PATHS = ("arch/arm64/include/asm/cpufeature.h",)
 SNAPSHOT_PATH = Path(__file__).with_name("data") / "snapshot.json"
+# the curated guard table describes config.c as KVM has had it since v6.18 (DOMAIN.md §2); dated so
+# that kernel/dating.py can weigh it (docs/knowledge.md)
+CURATED_GUARDS_PROVENANCE = {"source": "curated: DOMAIN.md §2.3, §2.5", "kernel_version": "v6.18",
+                             "release_date": "2025-11-30"}
 SNAPSHOT_FORMAT = 1
 
 
@@ -328,8 +332,8 @@ def build_from_reader(reader: Reader, fallback: Knowledge | None) -> Knowledge:
         used_tree = True
         prov["guards"] = {"source": "tree + curated fallback for functions not found", "files": read_guards}
     else:
-        prov["guards"] = (fallback.provenance.get("guards") if fallback is not None else None) or {
-            "source": "curated: DOMAIN.md §2.3, §2.5"}
+        prov["guards"] = (fallback.provenance.get("guards") if fallback is not None else None) or dict(
+            CURATED_GUARDS_PROVENANCE)
     prov["implications"] = {"source": "curated: DOMAIN.md §2.5"}
 
     return Knowledge(source="tree" if used_tree else "snapshot", provenance=prov, registers=regs,

@@ -7,6 +7,8 @@ from functools import cache, lru_cache
 
 from tree_sitter import Language, Node, Parser, Tree
 
+from ..lazyre import lazy_re
+
 
 @cache
 def language() -> Language:
@@ -54,17 +56,23 @@ def nodes_of(node: Node, types: frozenset[str], lines: tuple[int, int] | None = 
     """Nodes of the given types under `node` in pre-order (parents first), found by a cached
     tree-sitter query; `lines` (1-based, inclusive) limits the search to those rows of a large file.
     None when a type is not a grammar node type (then use `walk`)."""
-    query = _types_query(types)
-    if query is None:
+    if _types_query(types) is None:
         return None
+    return list(_captured(node, types, lines))  # a copy: callers may change their list
+
+
+@lru_cache(maxsize=512)
+def _captured(node: Node, types: frozenset[str], lines: tuple[int, int] | None) -> tuple[Node, ...]:
+    # full mode: a dozen rules walk the same whole kernel file for the same node types (nodes hash with
+    # their tree, so this is per tree); the query runs once per (node, types, lines)
     from tree_sitter import QueryCursor
 
-    cursor = QueryCursor(query)
+    cursor = QueryCursor(_types_query(types))
     if lines is not None:
         cursor.set_point_range((lines[0] - 1, 0), (lines[1], 0))
     found = [n for group in cursor.captures(node).values() for n in group]
     found.sort(key=lambda n: (n.start_byte, -n.end_byte))
-    return found
+    return tuple(found)
 
 
 @cache
@@ -138,9 +146,10 @@ def call_name(call: Node) -> str | None:
 
 
 
-def _lex_comments(line: str, inside: bool) -> tuple[bool, bool]:
-    """(inside a block comment after `line`, whether a `*/` appeared outside any comment)."""
-    i, n, quote, stray_close = 0, len(line), "", False
+def _lex_comments(line: str, inside: bool) -> tuple[bool, bool, bool]:
+    """(inside a block comment after `line`, whether a `*/` appeared outside any comment, whether
+    the line holds code: anything but whitespace outside comments)."""
+    i, n, quote, stray_close, code = 0, len(line), "", False, False
     while i < n:
         two = line[i:i + 2]
         if inside:
@@ -161,17 +170,44 @@ def _lex_comments(line: str, inside: bool) -> tuple[bool, bool]:
             stray_close, i = True, i + 2
             continue
         elif line[i] in "\"'":
-            quote = line[i]
+            quote, code = line[i], True
+        elif not line[i].isspace() and line[i] != "\\":
+            code = True
         i += 1
-    return inside, stray_close
+    return inside, stray_close, code
 
 
 def _run_end_state(lines: list[str], inside: bool) -> tuple[bool, bool]:
     stray = False
     for line in lines:
-        inside, s = _lex_comments(line, inside)
+        inside, s, _ = _lex_comments(line, inside)
         stray = stray or s
     return inside, stray
+
+
+def comment_only_lines(lines: list[str]) -> frozenset[int]:
+    """1-based numbers of the lines that hold comment text and no code (block comment bodies,
+    `//` lines). Give it `FileView.parse_text` lines, where a hunk-only view's comments opened or
+    closed outside its hunks are already made explicit; `FileView.comment_lines` caches this."""
+    out: set[int] = set()
+    inside = False
+    for i, line in enumerate(lines, 1):
+        was_inside = inside
+        inside, _, code = _lex_comments(line, inside)
+        if not code and line.strip() and (was_inside or inside or "//" in line or "*/" in line):
+            out.add(i)
+    return frozenset(out)
+
+
+# A block comment's body line: ` * text`, ` *`, `\t * text` (not `*/`, not `*p = x`, not `**`).
+_COMMENT_BODY = lazy_re(r"^\s*\*(?![/*])(?:\s|$)")
+
+
+def _starts_inside_comment(run: list[str]) -> bool:
+    """A run whose `/*` is above it: it opens with comment body lines (at least two, or the whole
+    run) and holds nothing else until it ends, so no code line is read as comment on a guess."""
+    body = [ln for ln in run if ln.strip()]
+    return len(body) >= min(2, len(run)) and bool(body) and all(_COMMENT_BODY.match(ln) for ln in body)
 
 
 def hunk_parse_lines(lines: list[str], known: frozenset[int] | set[int]) -> list[str]:
@@ -180,8 +216,10 @@ def hunk_parse_lines(lines: list[str], known: frozenset[int] | set[int]) -> list
     Unknown lines are empty, so a hunk whose context ends inside a `/* ... */` would swallow every
     later hunk into one comment, and a hunk that starts inside a comment would be read as code up
     to its `*/`. A `*/` is written into the first unknown line after a run left open, and a `/*`
-    into the last unknown line before a run that closes a comment it never opened. Line numbers do
-    not move; only unknown (empty) lines change.
+    into the last unknown line before a run that closes a comment it never opened, or that is
+    made of ` * text` lines only (the comment's `/*` and `*/` both outside the hunks). A comment
+    still open at the end is closed on one extra last line. Line numbers do not move; only unknown
+    (empty) lines change.
     """
     out = list(lines)
     n, ln, inside = len(out), 1, False
@@ -196,10 +234,12 @@ def hunk_parse_lines(lines: list[str], known: frozenset[int] | set[int]) -> list
             ln += 1
         run = out[start - 1:ln - 1]
         inside, stray = _run_end_state(run, False)
-        if stray and start > 1 and (start - 1) not in known:
+        if start > 1 and (start - 1) not in known and (stray or _starts_inside_comment(run)):
             opened_inside, stray_again = _run_end_state(run, True)
             if not stray_again:  # read as starting inside a comment, the run is consistent
                 out[start - 2], inside = "/*", opened_inside
+    if inside:  # the last run ends inside a comment: an unterminated `/*` is an ERROR to tree-sitter
+        out.append("*/")
     return out
 
 

@@ -9,6 +9,7 @@ loading a rule (and a review whose files no pattern rule touches) never pays for
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
@@ -150,9 +151,20 @@ def check_keys(rule: Any, where: str = "rule") -> None:
                 check_keys(sub, f"{where}.{key}[{i}]")
 
 
+# Operators a match's text must show when its pattern has them (smart strictness matches the pattern's
+# unnamed tokens too): `?`, `<<`, `~` make may_match() skip most files for the word-less patterns.
+_OPERATOR = re.compile(r"<<=|>>=|->|&&|\|\||<<|>>|<=|>=|==|!=|[&|^%]=|[?~%^|&<>!]")
+_LITERAL = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|/\*.*?\*/|//[^\n]*', re.S)
+# node kinds whose text always holds this token (keywords and the conditional operator)
+_KIND_TOKEN = {"conditional_expression": "?", "if_statement": "if", "return_statement": "return",
+               "sizeof_expression": "sizeof", "preproc_def": "define", "preproc_function_def": "define",
+               "switch_statement": "switch", "goto_statement": "goto"}
+
+
 def _pattern_tokens(value: Any) -> set[str]:
     if isinstance(value, str):
-        return set(_WORD.findall(_METAVAR.sub(" ", value)))
+        code = _METAVAR.sub(" ", value)
+        return set(_WORD.findall(code)) | set(_OPERATOR.findall(_LITERAL.sub(" ", code)))
     if isinstance(value, dict) and value.get("selector") == "call_expression":
         # {context: 'x = foo($A);', selector: call_expression}: the context's words need not be in the
         # match, but with a single `(` in the context the selected call can only be `foo(...)`
@@ -163,8 +175,19 @@ def _pattern_tokens(value: Any) -> set[str]:
     return set()
 
 
-def _required(rule: Any, utils: dict[str, Any], depth: int) -> set[str]:
-    """Words every file holding a match of `rule` contains."""
+_PLAIN_REGEX = re.compile(r"\^?(?:\\b)?(\w{2,})(?:\\b)?\$?")
+
+
+def _regex_literals(regex: str) -> set[str]:
+    """The word a `regex:` such as `\\bGFP_KERNEL\\b`, `^MASK$` or `MASK` needs in the node's text
+    (only that plain shape: reading regex syntax costs more per run than it saves)."""
+    m = _PLAIN_REGEX.fullmatch(regex)
+    return {m.group(1)} if m else set()
+
+
+def _required(rule: Any, utils: dict[str, Any], depth: int, inner: bool = False) -> set[str]:
+    """Words every file holding a match of `rule` contains (inner: that the matched text itself
+    contains, so not those of `inside`/`follows`/`precedes`, which name nodes around it)."""
     if not isinstance(rule, dict) or depth > 20:
         return set()
     out: set[str] = set()
@@ -173,17 +196,21 @@ def _required(rule: Any, utils: dict[str, Any], depth: int) -> set[str]:
             if isinstance(value, dict) and value.get("strictness") not in _STRICT_TEXT:
                 continue
             out |= _pattern_tokens(value)
-        elif key in ("inside", "has", "follows", "precedes"):
-            out |= _required(value, utils, depth + 1)  # the related node is in the same file
+        elif key == "has" or (key in ("inside", "follows", "precedes") and not inner):
+            out |= _required(value, utils, depth + 1, inner)  # the related node is in the same file
         elif key == "all" and isinstance(value, list):
             for sub in value:
-                out |= _required(sub, utils, depth + 1)
+                out |= _required(sub, utils, depth + 1, inner)
         elif key == "any" and isinstance(value, list) and value:
-            sets = [_required(sub, utils, depth + 1) for sub in value]
+            sets = [_required(sub, utils, depth + 1, inner) for sub in value]
             out |= set.intersection(*sets)
         elif key == "matches" and isinstance(value, str):
-            out |= _required(utils.get(value), utils, depth + 1)
-        # not/kind/regex/nthChild/range: nothing certain
+            out |= _required(utils.get(value), utils, depth + 1, inner)
+        elif key == "kind" and value in _KIND_TOKEN:
+            out.add(_KIND_TOKEN[value])
+        elif key == "regex" and isinstance(value, str):
+            out |= _regex_literals(value)
+        # not/regex/nthChild/range and other kinds: nothing certain
     return out
 
 
@@ -297,6 +324,55 @@ def _statement_lines(node: Any) -> frozenset[int]:
     return frozenset(lines)
 
 
+# Nodes that only hold top-level code: the file, #if/#ifdef arms, extern "C" blocks (and ERROR, which
+# may swallow a whole stretch of a file). Every other node lies inside one "unit" under them.
+_CONTAINERS = frozenset({"translation_unit", "preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif",
+                         "preproc_elifdef", "linkage_specification", "declaration_list", "ERROR"})
+
+
+def _never_container(rule: Any, utils: dict[str, Any], depth: int) -> bool:
+    """Is every node the rule matches certainly not a container (its kind pinned by `kind`, a selector or
+    a plain code pattern)? Relations (`inside`, `follows`, ...) still see the whole tree."""
+    if not isinstance(rule, dict) or depth > 20:
+        return False
+    kind, pat = rule.get("kind"), rule.get("pattern")
+    if isinstance(kind, str) and kind not in _CONTAINERS:
+        return True
+    if isinstance(pat, str) and (t := pat.strip()) and "#" not in t and "extern" not in t \
+            and not _METAVAR.fullmatch(t):
+        return True
+    if isinstance(pat, dict) and isinstance(pat.get("selector"), str) and pat["selector"] not in _CONTAINERS:
+        return True
+    if isinstance(rule.get("all"), list) and any(_never_container(r, utils, depth + 1) for r in rule["all"]):
+        return True
+    if isinstance(rule.get("any"), list) and rule["any"] and all(
+            _never_container(r, utils, depth + 1) for r in rule["any"]):
+        return True
+    name = rule.get("matches")
+    return isinstance(name, str) and _never_container(utils.get(name), utils, depth + 1)
+
+
+def units(root: Any, lines: Iterable[int]) -> list[Any]:
+    """The non-container nodes (in document order) whose lines hold one of `lines` (1-based): with a
+    whole kernel file as the view (full mode), the few functions and declarations a patch touches."""
+    wanted = sorted(lines)
+    out: list[Any] = []
+
+    def visit(node: Any) -> None:
+        for child in node.children():
+            rng = child.range()
+            i = bisect_left(wanted, rng.start.line + 1)
+            if i == len(wanted) or wanted[i] > rng.end.line + 1:
+                continue
+            if child.kind() in _CONTAINERS:
+                visit(child)
+            else:
+                out.append(child)
+
+    visit(root.root())
+    return out
+
+
 class Compiled:
     """One ast-grep rule config (rule/constraints/utils/transform) plus its fix template."""
 
@@ -305,7 +381,10 @@ class Compiled:
         self.fix = fix
         self.names, self.multi = metavariables(self.config)
         self.tokens = required_tokens(self.config)
+        # words the matched text itself holds: a match that must lie on added lines needs them there
+        self.inner = frozenset(_required(self.config.get("rule"), self.config.get("utils") or {}, 0, True))
         self.sg = _sg_config(self.config)
+        self.local = _never_container(self.config.get("rule"), self.config.get("utils") or {}, 0)
         self._valid = False
 
     def may_match(self, text: str) -> bool:
@@ -317,11 +396,14 @@ class Compiled:
             validate(self.config)
             self._valid = True
 
-    def run(self, root: Any, *, statement: bool = False) -> list[PatternMatch]:
+    def run(self, root: Any, *, statement: bool = False, within: list[Any] | None = None) -> list[PatternMatch]:
         """The matches in document order (`root` from `parse`). statement: also compute each match's
-        enclosing statement lines."""
+        enclosing statement lines. within: `units(root, lines)`; when no match can be a container node
+        only those units are searched, which finds every match that touches one of the lines."""
         out = []
-        for node in root.root().find_all(self.sg):
+        found = root.root().find_all(self.sg) if within is None or not self.local else [
+            node for unit in within for node in unit.find_all(self.sg)]
+        for node in found:
             rng = node.range()
             vars: dict[str, str] = {}
             lists: dict[str, tuple[str, ...]] = {}

@@ -1,8 +1,12 @@
 """Reviewer-style replies: one `.eml` per patch with findings, ready for `git send-email` or `mutt -H`.
 
 The layout follows what kernel reviewers send (ECOSYSTEM §5): group-reply headers, mutt's attribution,
-trimmed `> ` quotes of only the lines a comment is about, `[...]` where quoted lines were cut, and the
-comment as plain prose under them, wrapped at 72 columns. Nothing is ever sent and no trailer is added.
+trimmed `> ` quotes of only the lines a comment is about (plus the hunk header), `[...]` where quoted
+lines were cut, and the comment as one or two sentences of plain prose under them, wrapped at 72
+columns; the longer explanation (the rule's note) once per rule per mail. A reply quotes at most two
+thirds of its patch's added lines (QUOTE_SHARE): past that, a comment names its line instead of
+quoting it. In re-review mode the reply opens with one line per earlier comment still open
+(`earlier_comments`). Nothing is ever sent and no trailer is added.
 Everything taken from the original mails (names, subjects, Message-IDs) is data: it goes into header
 values and quoted lines, never into file names or paths.
 """
@@ -14,7 +18,7 @@ import os
 import re
 import subprocess
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -35,12 +39,17 @@ from ..rule.model import Finding, Scope
 from ..series.model import FileChange, Hunk, Message, Patch
 
 if TYPE_CHECKING:
+    from ..analyses.thread_comments import CommentStatus
     from ..engine.review import Review
 
-POLICY = SMTP.clone(linesep="\n")
+# Headers are folded only past RFC 5322's hard limit: the 78-column fold of the email package turns a
+# long Subject into "Subject:" + a continuation line, which git send-email reads as no subject at all.
+POLICY = SMTP.clone(linesep="\n", max_line_length=998)
 WIDTH = 72  # prose only; quoted lines are never rewrapped
-CONTEXT = 6  # quoted lines before the anchored one, at most
-AFTER = 3  # commit-message lines quoted after the anchored one, to finish its sentence
+CONTEXT = 6  # lines of one finding's range quoted whole; longer ranges keep their ends around a [...]
+BEFORE = 2  # commit-message lines quoted before the anchored one, back to its sentence's start
+AFTER = 2  # commit-message lines quoted after the anchored one, to finish its sentence
+QUOTE_SHARE = (2, 3)  # at most 2/3 of a patch's added lines are quoted back in one reply
 SNIP = "[...]"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -210,6 +219,19 @@ def _hunk_header(h: Hunk) -> str:
     return f"@@ {old} {new} @@{tail}"
 
 
+_CONTINUED = re.compile(r"(&&|\|\||[(,=+|&?<>-])\s*$")
+STATEMENT_BACK = 2  # lines quoted above the anchored one when its statement starts there
+
+
+def _statement_start(h: Hunk, li: int) -> int:
+    """The anchored line, or the line its statement starts on when it continues the ones above."""
+    start = li
+    while (start > 0 and li - start < STATEMENT_BACK and h.lines[start - 1].kind != "-"
+           and _CONTINUED.search(h.lines[start - 1].text)):
+        start -= 1
+    return start
+
+
 def _locate(fc: FileChange, line: int | None) -> tuple[int, int] | None:
     if line is None:
         return None
@@ -229,14 +251,20 @@ class _Body:
     file: str | None = None
     hunk: int | None = None
     last: int = -1  # index of the last quoted line of `hunk`
-    explained: set[tuple[str, str]] = field(default_factory=set)  # (rule, note) already given
+    explained: set[str] = field(default_factory=set)  # rules whose note was already given
+    budget: int | None = None  # added lines that may still be quoted (None: no limit)
+    quoted_added: int = 0
 
     def comment(self, f: Finding, *, prefix: str = "") -> list[str]:
-        # a reviewer gives the why once per mail, not under every line it applies to
-        key = (f.rule, f.note or "")
-        first = key not in self.explained
-        self.explained.add(key)
+        # a reviewer gives the why once per rule per mail, not under every line it applies to
+        first = f.rule not in self.explained
+        if f.note and f.note.strip():
+            self.explained.add(f.rule)
         return comment_lines(f, prefix=prefix, explain=first)
+
+    def _affordable(self, hunk: Hunk, rows: list[int]) -> bool:
+        n = sum(1 for i in rows if hunk.lines[i].kind == "+")
+        return self.budget is None or self.quoted_added + n <= self.budget
 
     def note_top(self, lines: list[str]) -> None:
         if self.top:
@@ -247,7 +275,8 @@ class _Body:
         if self.quoted:
             self.quoted.append("")
         self.quoted += quoted
-        self.quoted.append("")
+        if quoted:
+            self.quoted.append("")
         self.quoted += comment
 
     def section_lines(self, quoted: list[str], f: Finding) -> None:
@@ -265,23 +294,35 @@ class _Body:
         end = li
         if f.location.end_line and f.location.end_line > (f.location.line or 0):
             e = _locate(fc, f.location.end_line)
-            if e and e[0] == hi and e[1] - li <= CONTEXT:
+            if e and e[0] == hi:
                 end = e[1]
+        if self.hunk == hi and li <= self.last:  # already quoted just above: comment under it again
+            self.block([], self.comment(f))
+            return
+        li = _statement_start(hunk, li)
+        # only the lines the comment is about; a long range keeps its first and last line
+        rows = list(range(li, end + 1)) if end - li < CONTEXT else [li, end]
+        if not self._affordable(hunk, rows):
+            rows = [li]
+            if not self._affordable(hunk, rows):  # over the quote budget: name the line instead
+                self.note_top(self.comment(f, prefix=f"{fc.path}:{f.location.line}: "))
+                return
         out: list[str] = []
         if self.file != fc.path:
             out.append(quote(fc.diff_header or f"diff --git a/{fc.old_path or fc.path} b/{fc.path}"))
             self.file, self.hunk = fc.path, None
-        start = max(li - CONTEXT, 0)
         if self.hunk == hi:  # further down the hunk quoted last: carry on after it
-            start = min(max(start, self.last + 1), li)
             prev = self.last  # lines skipped since the last quote get a snip marker
         else:
             out.append(quote(_hunk_header(hunk)))
             prev = -1  # the hunk header stands before line 0
-        if start > prev + 1:
-            out.append(SNIP)
-        out += [quote(hunk.lines[i].kind + hunk.lines[i].text) for i in range(start, end + 1)]
-        self.hunk, self.last = hi, end
+        for i in rows:
+            if i > prev + 1:
+                out.append(SNIP)
+            out.append(quote(hunk.lines[i].kind + hunk.lines[i].text))
+            self.quoted_added += hunk.lines[i].kind == "+"
+            prev = i
+        self.hunk, self.last = hi, rows[-1]
         self.block(out, self.comment(f))
 
     def render(self, attribution: str | None, signature: str | None) -> str:
@@ -297,14 +338,20 @@ class _Body:
         return "\n".join(lines) + "\n"
 
 
+_SENTENCE_END = re.compile(r"[.!?:]['\")]*\s*$")
+
+
 def _paragraph(lines: list[str], n: int) -> list[str]:
-    """Line n (1-based) with the rest of its paragraph: a sentence is rarely one line. `[...]` where cut."""
+    """Line n (1-based) with the rest of its sentence (a sentence is rarely one line), at most BEFORE
+    lines back and AFTER forward within the paragraph. `[...]` where the paragraph was cut."""
     i = n - 1
     start = i
-    while start > 0 and lines[start - 1].strip() and i - start < CONTEXT:
+    while (start > 0 and lines[start - 1].strip() and i - start < BEFORE
+           and not _SENTENCE_END.search(lines[start - 1])):
         start -= 1
     end = i
-    while end + 1 < len(lines) and lines[end + 1].strip() and end - i < AFTER:
+    while (end + 1 < len(lines) and lines[end + 1].strip() and end - i < AFTER
+           and not _SENTENCE_END.search(lines[end])):
         end += 1
     out = [quote(ln) for ln in lines[start : end + 1]]
     if start > 0 and lines[start - 1].strip():
@@ -333,8 +380,22 @@ def _section_quote(patch: Patch | None, cover_body: str | None, f: Finding) -> l
     return [quote(f.snippet)] if f.snippet else None
 
 
-def _patch_body(patch: Patch, findings: list[Finding], series_findings: list[Finding]) -> _Body:
-    body = _Body()
+def _budget(patch: Patch) -> int:
+    added = sum(len(fc.added_lines()) for fc in patch.files)
+    return added * QUOTE_SHARE[0] // QUOTE_SHARE[1]
+
+
+def _earlier_lines(comments: Sequence[CommentStatus]) -> list[str]:
+    """One line per comment of the previous posting that still applies (never wrapped: one item,
+    one line; the code in it is cut to 40 columns, so it stays near the 72 of the prose)."""
+    return [_one_line(c.summary()) for c in comments]
+
+
+def _patch_body(patch: Patch, findings: list[Finding], series_findings: list[Finding],
+                earlier: Sequence[CommentStatus] = ()) -> _Body:
+    body = _Body(budget=_budget(patch))
+    if earlier:
+        body.note_top(_earlier_lines(earlier))
     if series_findings:  # no cover letter to answer: the series comments open patch 1's reply
         body.note_top(["About the series as a whole:"])
         for f in series_findings:
@@ -375,8 +436,10 @@ def _merge_runs(findings: list[Finding]) -> list[Finding]:
     return out
 
 
-def _cover_body(cover_body: str, findings: list[Finding]) -> _Body:
+def _cover_body(cover_body: str, findings: list[Finding], earlier: Sequence[CommentStatus] = ()) -> _Body:
     body = _Body()
+    if earlier:
+        body.note_top(_earlier_lines(earlier))
     for f in findings:
         quoted = _section_quote(None, cover_body, f) if f.location.section == "cover" else None
         if quoted is None:
@@ -398,6 +461,7 @@ def _build(
     signature: str | None,
     deterministic: bool,
     now: datetime | None,
+    earlier: Sequence[CommentStatus] = (),
 ) -> bytes:
     to, cc = _recipients(original, sender[1])
     name = _one_line(original.author_name) or _one_line(original.author_email)
@@ -417,6 +481,8 @@ def _build(
         h = hashlib.sha256(original.msgid.encode("utf-8", "surrogateescape"))
         for f in findings:
             h.update(f"\0{f.rule}\0{f.fingerprint()}\0{f.location.line}".encode())
+        for c in earlier:
+            h.update(f"\0{c.msgid}\0{c.quote}".encode("utf-8", "surrogateescape"))
         new_id = f"<pmureview.{h.hexdigest()[:24]}@{_domain(sender[1])}>"
     else:
         new_id = make_msgid(idstring="pmureview", domain=_domain(sender[1]))
@@ -486,28 +552,40 @@ def write_replies(
     signature: str | None = None,
     deterministic: bool = False,
     now: datetime | None = None,
+    earlier_comments: Sequence[CommentStatus] = (),
 ) -> list[Path]:
     """Write one reply per patch with findings (and one to the cover letter for series findings).
 
-    Returns the files written, in patch order. Clean patches get nothing; a clean review writes
-    nothing and needs no sender identity.
+    `earlier_comments` (re-review mode: analyses.thread_comments.CommentStatus of the previous
+    posting, unanswered or promised) open the reply to the vN patch they are about, one line each;
+    a patch with only those still gets a reply. Returns the files written, in patch order. Clean
+    patches get nothing; a clean review writes nothing and needs no sender identity.
     """
     deterministic = deterministic or bool(os.environ.get("SOURCE_DATE_EPOCH", "").strip())
     series_findings, per_patch = split_findings(review)
     patches = sorted(review.series.patches, key=lambda p: p.number)
     cover = review.series.cover
-    jobs: list[tuple[int, Message, _Body, list[Finding]]] = []
-    if series_findings and cover is not None:
-        jobs.append((0, cover.mail, _cover_body(cover.body, series_findings), series_findings))
+    numbers = {p.number for p in patches}
+    earlier: dict[int, list[CommentStatus]] = {}
+    for c in earlier_comments:
+        earlier.setdefault(c.patch if c.patch in numbers else 0, []).append(c)
+    if 0 in earlier and cover is None and patches:  # no cover letter: patch 1's reply opens with them
+        earlier.setdefault(patches[0].number, [])[:0] = earlier.pop(0)
+    jobs: list[tuple[int, Message, _Body, list[Finding], list[CommentStatus]]] = []
+    if (series_findings or 0 in earlier) and cover is not None:
+        on_cover = earlier.pop(0, [])
+        jobs.append((0, cover.mail, _cover_body(cover.body, series_findings, on_cover), series_findings,
+                     on_cover))
         series_findings = []
     elif series_findings and patches:
         per_patch.setdefault(patches[0].number, [])
     for p in patches:
-        if p.number not in per_patch:
+        if p.number not in per_patch and p.number not in earlier:
             continue
         extra = series_findings if p is patches[0] else []
-        body = _patch_body(p, per_patch[p.number], extra)
-        jobs.append((p.number, p.mail, body, [*extra, *per_patch[p.number]]))
+        mine = earlier.get(p.number, [])
+        body = _patch_body(p, per_patch.get(p.number, []), extra, mine)
+        jobs.append((p.number, p.mail, body, [*extra, *per_patch.get(p.number, [])], mine))
     if not jobs:
         return []
 
@@ -515,9 +593,10 @@ def write_replies(
     reply_dir.mkdir(parents=True, exist_ok=True)
     reply_dir = reply_dir.resolve()
     written: list[Path] = []
-    for number, mail, body, found in jobs:
+    for number, mail, body, found, old in jobs:
         data = _build(
-            mail, body, found, sender=who, signature=signature, deterministic=deterministic, now=now
+            mail, body, found, sender=who, signature=signature, deterministic=deterministic, now=now,
+            earlier=old,
         )
         written.append(_write_new(reply_dir, number, data))
     return written

@@ -94,7 +94,7 @@ def _result(f: Finding, index: int, review: Review) -> dict[str, Any]:
         props["note"] = f.note
     if f.suggestion:
         props["suggestion"] = f.suggestion
-    return {
+    out = {
         "ruleId": f.rule,
         "ruleIndex": index,
         "level": LEVELS[f.severity],
@@ -103,11 +103,29 @@ def _result(f: Finding, index: int, review: Review) -> dict[str, Any]:
         "partialFingerprints": {FINGERPRINT_KEY: f.fingerprint()},
         "properties": props,
     }
+    if review.versions is not None and review.versions.compared:
+        st = review.versions.status_of(f)
+        # SARIF's own words for "since the previous run": carried -> unchanged; resolved -> absent
+        if st is not None:
+            out["baselineState"] = {"new": "new", "carried": "unchanged"}[st.status]
+            props["since"] = st.since
+    return out
+
+
+def _absent(f: Finding, index: int, review: Review) -> dict[str, Any]:
+    """A finding of the previous posting that is gone: its vN-1 location, `baselineState: absent`."""
+    prev = review.versions.previous_review
+    out = _result(f, index, prev) if prev is not None else _result(f, index, review)
+    out["baselineState"] = "absent"
+    out["properties"]["revision"] = review.versions.previous.revision
+    return out
 
 
 def build_sarif(review: Review) -> dict[str, Any]:
     metas = dict(review.rules)
-    for f in review.findings:
+    versions = review.versions if review.versions is not None and review.versions.compared else None
+    resolved = list(versions.resolved) if versions else []
+    for f in [*review.findings, *resolved]:
         metas.setdefault(f.rule, _placeholder_rule(f.rule, f.severity))
     ids = sorted(metas)
     index = {rid: i for i, rid in enumerate(ids)}
@@ -124,7 +142,8 @@ def build_sarif(review: Review) -> dict[str, Any]:
             }
         },
         "columnKind": "unicodeCodePoints",
-        "results": [_result(f, index[f.rule], review) for f in review.findings],
+        "results": [_result(f, index[f.rule], review) for f in review.findings]
+        + [_absent(f, index[f.rule], review) for f in resolved],
         "properties": run_props,
     }
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     Context = SeriesContext | PatchContext | FileContext
 
 
+HUNK_ONLY = "(?#hunk-only)"  # an evidence regex prefix: sound in hunk-only mode only
+
+
 class Rule:
     """A rule declares `meta` and yields findings from `check(ctx)`.
 
@@ -26,8 +29,15 @@ class Rule:
 
     def evidence(self, *, full: bool) -> tuple[str, ...]:
         """Regexes one of which the series' text must match for this rule to fire (the prefilter);
-        () means always. A rule kind may derive more than its declared `meta.evidence`."""
-        return self.meta.evidence
+        () means always. A rule kind may derive more than its declared `meta.evidence`.
+
+        A declaration that starts with `(?#hunk-only)` (a regex comment) holds in hunk-only mode only,
+        where everything a rule reads is hunk text; in full mode a rule may read base lines the hunks
+        do not show, so such a rule is then always run."""
+        ev = self.meta.evidence
+        if full and any(e.startswith(HUNK_ONLY) for e in ev):
+            return ()
+        return ev
 
     def check(self, ctx: Context) -> Iterable[Finding]:
         raise NotImplementedError

@@ -18,10 +18,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from ..lang.pattern import Compiled, PatternMatch, check_keys
+from ..lang.pattern import Compiled, PatternMatch, check_keys, units
 from ..series.model import path_matches
-from ..views.context import FileContext, FileView
+from ..views.context import FULL, FileContext, FileView
 from .base import Rule
 from .model import Finding, RuleMeta, Severity
 from .yamlrule import YamlRuleError
@@ -238,12 +239,14 @@ class PatternRule(Rule):
         the hunks do not show) a word each case's matches certainly contain; () when some case has none."""
         if self.meta.evidence or full:
             return self.meta.evidence
-        words = [max(sorted(c.compiled.tokens), key=len) if c.compiled.tokens else "" for c in self.cases]
+        # a word says more about a series than an operator does (`?`, `<<` are everywhere)
+        words = [max(sorted(c.compiled.tokens), key=lambda t: (t[0].isalnum() or t[0] == "_", len(t)))
+                 if c.compiled.tokens else "" for c in self.cases]
         return () if not all(words) else tuple(dict.fromkeys(re.escape(w) for w in words))
 
-    def _run(self, case: PatternCase, root: Any) -> list[PatternMatch]:
+    def _run(self, case: PatternCase, root: Any, within: list[Any] | None = None) -> list[PatternMatch]:
         try:
-            return case.compiled.run(root, statement=case.added == "statement")
+            return case.compiled.run(root, statement=case.added == "statement", within=within)
         except Exception:
             self.compile()  # raises YamlRuleError naming the problem when the rule itself is malformed
             raise
@@ -252,16 +255,19 @@ class PatternRule(Rule):
         view = ctx.view
         if not view.is_c or not view.added:
             return
-        live = [c for c in self.cases if c.runs_on(view.path) and c.compiled.may_match(view.text)]
+        added = _added_text(view)
+        live = [c for c in self.cases if c.runs_on(view.path) and c.compiled.may_match(view.text)
+                and (c.added != "cover" or all(t in added for t in c.compiled.inner))]
         if not live:  # no parse, no ast-grep import
             return
         # No validation probe here: `rules list` and the tests validate every shipped rule, and a
         # review pays only for the matching (a broken third-party rule fails below, named).
         root = view.sg_root()
+        within = _units(view, root) if view.mode == FULL else None  # a whole file: search what changed
         seen: set[int] = set()
         removed: frozenset[str] | None = None
         for case in live:
-            for m in self._run(case, root):
+            for m in self._run(case, root, within):
                 line = case.anchor(view, m)
                 if line is None or line in seen or not case.function_ok(view, line):
                     continue
@@ -275,6 +281,26 @@ class PatternRule(Rule):
                 yield self.at_line(view, line, fill(case.message, m.vars), note=note, suggestion=m.fix,
                                    severity=case.severity,
                                    column=m.start_column if line == m.start_line else None)
+
+
+_UNITS: WeakKeyDictionary[FileView, list[Any]] = WeakKeyDictionary()
+_ADDED: WeakKeyDictionary[FileView, str] = WeakKeyDictionary()
+
+
+def _added_text(view: FileView) -> str:
+    """The view's added lines: an `added: cover` match lies on them, so its own words are there."""
+    got = _ADDED.get(view)
+    if got is None:
+        got = _ADDED[view] = "\n".join(view.line_text(n) for n in sorted(view.added))
+    return got
+
+
+def _units(view: FileView, root: Any) -> list[Any]:
+    """The units of the view's file that hold added lines, found once per view for every pattern rule."""
+    got = _UNITS.get(view)
+    if got is None:
+        got = _UNITS[view] = units(root, view.added)
+    return got
 
 
 def removed_lines(view: FileView) -> frozenset[str]:

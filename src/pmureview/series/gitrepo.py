@@ -143,8 +143,13 @@ def _commit_exists(tree: Path, rev: str) -> str | None:
     return r.stdout.strip() or None if r.returncode == 0 else None
 
 
-def choose_base(tree: Path, series: Series, explicit: str | None, *, allow_head: bool = True) -> tuple[str, str]:
-    """-> (commit, how it was chosen). --base > base-commit: > pre-image blob ids > HEAD."""
+def choose_base(tree: Path, series: Series, explicit: str | None, *,
+                allow_head: bool = True) -> tuple[str, str] | None:
+    """-> (commit, how it was chosen). --base > base-commit: > pre-image blob ids > HEAD.
+
+    Without `allow_head` (the hooks, a tree found by itself or from the config: HEAD there is the
+    reviewer's own work, not the series' base) None when nothing else names a base.
+    """
     if explicit:
         sha = _commit_exists(tree, explicit)
         if not sha:
@@ -155,7 +160,7 @@ def choose_base(tree: Path, series: Series, explicit: str | None, *, allow_head:
     if sha := _base_from_blobs(tree, series):
         return sha, "blob ids"
     if not allow_head:
-        raise UsageError("no base found for the patch (no base-commit:, blob ids not in the tree)")
+        return None
     sha = _commit_exists(tree, "HEAD")
     if not sha:
         raise UsageError(f"{tree}: the repository has no commits")
@@ -170,7 +175,7 @@ def _base_from_blobs(tree: Path, series: Series) -> str | None:
             src = f.old_path or f.path
             if f.old_blob and set(f.old_blob) != {"0"} and src not in wanted:
                 wanted[src] = f.old_blob
-    if not wanted:
+    if not wanted or not _may_have_blobs(tree, sorted(set(wanted.values()))):
         return None
     # check each candidate commit with `git ls-tree` for the few paths (cheap, bounded)
     revs = _git(tree, "rev-list", "--max-count=2000", "HEAD").stdout.split()
@@ -181,3 +186,19 @@ def _base_from_blobs(tree: Path, series: Series) -> str | None:
         if all(found.get(p, "").startswith(wanted[p]) for p in paths):
             return rev
     return None
+
+
+def _may_have_blobs(tree: Path, ids: list[str]) -> bool:
+    """False when a pre-image blob is not in the repository at all (one `git cat-file --batch-check`).
+
+    A tree found from the current folder is often not the series' tree: without this, the scan
+    above would run `git ls-tree` on 2000 commits before giving up. Ambiguous short ids may exist.
+    """
+    try:
+        r = subprocess.run(["git", "-C", str(tree), "cat-file", "--batch-check"], input="\n".join(ids) + "\n",
+                           capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return True
+    if r.returncode != 0:
+        return True
+    return not any(line.endswith(" missing") for line in r.stdout.splitlines())

@@ -35,6 +35,7 @@ class FileView:
     _parse_text: str | None = field(default=None, repr=False)
     _functions: list | None = field(default=None, repr=False)
     _sg: Any = field(default=None, repr=False)
+    _comment_lines: frozenset[int] | None = field(default=None, repr=False)
 
     @property
     def path(self) -> str:
@@ -79,6 +80,16 @@ class FileView:
     @property
     def root(self) -> Node:
         return self.tree.root_node
+
+    @property
+    def comment_lines(self) -> frozenset[int]:
+        """Lines holding only comment text: rules reading raw lines skip these. In hunk-only mode a
+        ` * text` line whose `/*` is above the hunk counts (read from parse_text)."""
+        if self._comment_lines is None:
+            from ..lang.c import comment_only_lines
+
+            self._comment_lines = comment_only_lines(self.parse_text.split("\n")) if self.is_c else frozenset()
+        return self._comment_lines
 
     def sg_root(self) -> Any:
         """The ast-grep parse of this text (pattern rules), built once, on first use."""

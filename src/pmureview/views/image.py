@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..series.model import ChangeKind, FileChange, Hunk, Patch, Series
+from ..series.model import ChangeKind, FileChange, Hunk, HunkLine, Patch, Series
 from .context import FULL, HUNK_ONLY, FileView
 
 SKIP_KINDS = (ChangeKind.BINARY, ChangeKind.MODE_ONLY, ChangeKind.DELETED)
@@ -136,3 +136,117 @@ def _full_view(patch: Patch, change: FileChange, base_reader: Callable[[str], st
 
 def _first_line(change: FileChange) -> int:
     return change.hunks[0].new_start if change.hunks else 1
+
+
+# -- a plain folder that may already hold the series applied ------------------------------------------
+
+def reverse_hunk(h: Hunk) -> Hunk:
+    """The hunk that undoes `h` (what `git apply -R` applies)."""
+    flip = {"+": "-", "-": "+"}
+    return Hunk(h.new_start, h.new_len, h.old_start, h.old_len, h.section,
+                tuple(HunkLine(flip.get(ln.kind, ln.kind), ln.text, ln.new_no, ln.old_no, ln.mail_line)
+                      for ln in h.lines), h.header_mail_line)
+
+
+def _normal(text: str) -> str:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def _chain(text: str, hunk_lists: list[tuple[Hunk, ...]]) -> str | None:
+    """`text` with each hunk list applied in turn; None when one does not apply."""
+    for hunks in hunk_lists:
+        result = apply_hunks(text, hunks)
+        if isinstance(result, Hunk):
+            return None
+        text = "\n".join(result[0]) + "\n"
+    return text
+
+
+class RebuiltBase:
+    """A folder holding the series applied, read as its base: the files the series changes answer
+    with their rebuilt text, the files it adds are not there (base-tree queries included, so "is this
+    used anywhere else?" does not count the series' own uses)."""
+
+    def __init__(self, reader: Callable[[str], str | None], rebuilt: dict[str, str],
+                 added: frozenset[str] = frozenset()) -> None:
+        self.reader = reader
+        self.rebuilt = rebuilt
+        self.added = added
+
+    def __call__(self, path: str) -> str | None:
+        if path in self.added:
+            return None
+        return self.rebuilt[path] if path in self.rebuilt else self.reader(path)
+
+    def grep_files(self, word: str, globs: tuple[str, ...] = ("*.c", "*.h", "*.S")) -> list[str] | None:
+        import re
+        from fnmatch import fnmatch
+
+        found = self.reader.grep_files(word, globs)  # type: ignore[attr-defined]
+        if found is None:
+            return None
+        pat = re.compile(rf"\b{re.escape(word)}\b")
+        out = {p for p in found if p not in self.added and p not in self.rebuilt}
+        out |= {p for p, text in self.rebuilt.items()
+                if any(fnmatch(p.rsplit("/", 1)[-1], g) for g in globs) and pat.search(text)}
+        return sorted(out)
+
+    def list_files(self, prefix: str) -> list[str]:
+        return [p for p in self.reader.list_files(prefix) if p not in self.added]  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str):  # anything else: the folder as it is
+        return getattr(self.reader, name)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    reader: Callable[[str], str | None]
+    base: int  # touched files that hold the series' base (the patches apply)
+    applied: int  # touched files that already hold the series applied (the patches reverse-apply)
+
+
+def folder_base(series: Series, reader: Callable[[str], str | None]) -> FolderState:
+    """Does a plain folder hold the series' base, or the series already applied?
+
+    Per file the series modifies (files it adds, deletes or renames are left as they are): the
+    patches apply in order (base), or they reverse-apply from the last and the result applies again
+    to the same text (applied; the base is rebuilt that way). A file where both work (a hunk whose
+    context survives its own change) follows the other files; alone it counts as base.
+    """
+    chains: dict[str, list[tuple[Hunk, ...]]] = {}
+    skip: set[str] = set()
+    added: set[str] = set()
+    for patch in series.patches:
+        for change in patch.files:
+            if change.kind in (ChangeKind.BINARY, ChangeKind.MODE_ONLY):
+                continue
+            if change.kind == ChangeKind.ADDED and change.path not in chains and change.path not in skip:
+                added.add(change.path)
+            if change.kind != ChangeKind.MODIFIED or change.old_path not in (None, change.path):
+                skip.update(p for p in (change.path, change.old_path) if p)
+            elif change.hunks:
+                chains.setdefault(change.path, []).append(change.hunks)
+    forward: set[str] = set()
+    rebuilt: dict[str, str] = {}
+    for path, hunk_lists in chains.items():
+        if path in skip or path in added or (text := reader(path)) is None:
+            continue
+        if _chain(text, hunk_lists) is not None:
+            forward.add(path)
+        back = _chain(text, [tuple(reverse_hunk(h) for h in hunks) for hunks in reversed(hunk_lists)])
+        if back is not None and _chain(back, hunk_lists) == _normal(text):
+            rebuilt[path] = back
+    only_applied = set(rebuilt) - forward
+    only_base = forward - set(rebuilt)
+    if not only_applied or only_base:  # ambiguous files follow the unambiguous ones; alone: base
+        rebuilt = {p: t for p, t in rebuilt.items() if p in only_applied}
+    # the files the series adds, when the folder has them too: not at the base
+    present = frozenset(p for p in added if reader(p) is not None)
+    if not rebuilt and (forward or not present or present != added):
+        return FolderState(reader, len(forward), 0)
+    if not rebuilt:  # a series that only adds files, all of them already there
+        return FolderState(RebuiltBase(reader, {}, present), 0, len(present))
+    return FolderState(RebuiltBase(reader, rebuilt, present), len(forward - set(rebuilt)), len(rebuilt))
