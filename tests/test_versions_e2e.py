@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -40,6 +41,18 @@ def postings() -> list[bytes]:
     return out + read_path(W / "v2" / "series.mbox")
 
 
+def with_change_id(raws: list[bytes]) -> list[bytes]:
+    """The same postings as another series that carries b4's `change-id:`: other Message-IDs, another
+    subject (so only the change-id can find it), the change-id under the cover's base-commit line."""
+    out = []
+    for raw in raws:
+        raw = re.sub(rb"<(?=[^<>@]+@example\.(?:org|net|com)>)", b"<cid.", raw)
+        raw = raw.replace(b"demo: widget: reset counting", b"demo: gadget: counters")
+        raw = re.sub(rb"(?m)^(base-commit: [0-9a-f]+)$", rb"\1\nchange-id: 20251103-widget-resets-0a1b2c", raw)
+        out.append(raw)
+    return out
+
+
 @pytest.fixture(scope="module")
 def inbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PublicInbox]:
     tmp = tmp_path_factory.mktemp("pi-full")
@@ -50,7 +63,7 @@ def inbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PublicInbox]:
     subprocess.run(["public-inbox-init", "-V2", "-L", "full", INBOX, str(tmp / INBOX),
                     f"http://127.0.0.1:{pi.port}/{INBOX}", ADDRESS], **run)
     subprocess.run(["git", "config", "-f", env["PI_CONFIG"], "publicinboxmda.spamcheck", "none"], **run)
-    for raw in postings():
+    for raw in postings() + with_change_id(postings()):
         pi.deliver(raw)
     errlog = tmp / "httpd.err"
     pi.proc = subprocess.Popen(
@@ -95,3 +108,22 @@ def test_check_v2_msgid_finds_v1_and_its_unanswered_comment(inbox: PublicInbox, 
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pmureview: compared with v1 ("), shown
     assert "found by subject search" in lines[0]
+
+
+def test_change_id_search_finds_v1(inbox: PublicInbox, tmp_path: Path) -> None:
+    env = dict(inbox.env, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(pmureview.__file__).parents[1]),
+                                                      env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pmureview", "check", "cid." + V2_COVER, "--midmask", inbox.midmask,
+         "--select", "series/debug-scaffolding", "--format", "json"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
+    )
+    shown = f"exit {proc.returncode}\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
+    doc = json.loads(proc.stdout)
+    assert doc["series"]["change_id"] == "20251103-widget-resets-0a1b2c", shown
+    assert doc["series"]["previous"] == {"revision": 1, "source": "cid.20251103100000.8082613-0-ann@example.org",
+                                         "found_by": "change-id", "reason": None}, shown
+    assert [(f["patch"], f["status"], f["since"]) for f in doc["findings"]] == [(2, "carried", 1)]
+    assert [c["msgid"] for c in doc["unanswered"]] == ["cid.v1-2-oliver@example.com"]
+    assert "found by change-id search" in proc.stderr

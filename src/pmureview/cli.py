@@ -267,11 +267,24 @@ def hook_uninstall(repo: Annotated[Path | None, typer.Option()] = None) -> None:
 @kb_app.command("build")
 def kb_build(tree: Annotated[Path, typer.Option(help="A kernel tree (git or plain folder).")],
              out: Annotated[Path | None, typer.Option(help="Where to write (default: the bundled file).")] = None,
+             ref: Annotated[str | None, typer.Option(help="Kernel version or commit to record when the tree "
+                                                          "cannot tell.")] = None,
+             kernel_version: Annotated[str | None, typer.Option(help="The release the facts are dated with "
+                                                                     "(vX.Y; default: the tree's Makefile).")] = None,
+             release_date: Annotated[str | None, typer.Option(help="That release's date, YYYY-MM-DD (default: "
+                                                                   "the git tag's, else the last commit's).")] = None,
+             stamp: Annotated[list[Path] | None, typer.Option(help="Only date this existing bundled JSON file "
+                                                                   "with the tree's release (repeatable).")] = None,
              ) -> None:
-    """Regenerate the knowledge snapshot from a kernel tree."""
+    """Regenerate the knowledge snapshot from a kernel tree (or, with --stamp, date a bundled file)."""
     from .kernel.build import main as kb_main
 
-    raise typer.Exit(kb_main(["--tree", str(tree), *(["--out", str(out)] if out else [])]))
+    argv = ["--tree", str(tree), *(["--out", str(out)] if out else []), *(["--ref", ref] if ref else []),
+            *(["--kernel-version", kernel_version] if kernel_version else []),
+            *(["--release-date", release_date] if release_date else [])]
+    for f in stamp or ():
+        argv += ["--stamp", str(f)]
+    raise typer.Exit(kb_main(argv))
 
 
 def run(argv: list[str]) -> int:

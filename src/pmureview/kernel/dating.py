@@ -110,13 +110,23 @@ def series_date(series: Any) -> _dt.date | None:
     return best.astimezone(_dt.UTC).date() if best is not None else None
 
 
+def dated_from(d: Any) -> Dated | None:
+    """The Dated of a provenance mapping ({"kernel_version": "v6.18", "release_date": "2025-11-30"}),
+    e.g. a section of the loaded knowledge rather than of a bundled file; None when undated."""
+    return _parse(d)
+
+
 def trust(ctx: Any, name: str, section: str | None = None) -> Trust:
     """How much bundled file `name` is worth for the series of `ctx` (a SeriesContext, or anything
     with `.series` and `.full`; a FileContext's `.series` is the SeriesContext)."""
+    return trust_dated(ctx, dated(name, section))
+
+
+def trust_dated(ctx: Any, d: Dated | None) -> Trust:
+    """trust() for a bundled fact dated `d` (None: undated, never supports a warning on its own)."""
     sctx = ctx
     while not hasattr(sctx, "full") and hasattr(sctx, "series"):
         sctx = sctx.series
-    d = dated(name, section)
     if getattr(sctx, "full", False):
         return Trust(False, False, d)
     when = series_date(getattr(sctx, "series", None))

@@ -12,6 +12,7 @@ docs/design.md and docs/versions.md.
 
 from __future__ import annotations
 
+import calendar
 import email.utils
 import gzip
 import time
@@ -42,9 +43,10 @@ def search_query(series: Series) -> tuple[str, str] | None:
     parsed = email.utils.parsedate_tz(mail.date or "")
     if parsed is None:
         return None
-    when = email.utils.mktime_tz(parsed)
-    end = time.strftime("%Y%m%d", time.gmtime(when))
-    start = time.strftime("%Y%m%d", time.gmtime(when - SEARCH_DAYS * 86400))
+    # the header's own calendar day, as b4 takes it (its local date, not UTC)
+    day = calendar.timegm(parsed[:9])
+    end = time.strftime("%Y%m%d", time.gmtime(day))
+    start = time.strftime("%Y%m%d", time.gmtime(day - SEARCH_DAYS * 86400))
     if series.change_id:
         return f'(nq:"change-id: {series.change_id}") AND d:{start}..{end}', "change-id"
     title = mail.title.replace('"', "")
@@ -59,8 +61,8 @@ def search_server(mask: str) -> str:
 def search_previous(series: Series, mask: str, *, timeout: float = 60.0) -> SearchHit | None:
     """One search request; the msgid of vN-1's cover letter (or first patch), or None when not found.
     Raises FetchError when the server cannot be asked."""
-    from .mail import split_mbox
-    from .parse import _message, parse_mail, parse_subject
+    from .mail import parse_mail, split_mbox
+    from .parse import _message, parse_subject
 
     q = search_query(series)
     if q is None:
