@@ -62,3 +62,86 @@ def test_every_fixture_gives_the_same_findings_with_and_without_the_prefilter(ca
     on = _findings(case.root / "series.mbox")
     monkeypatch.setenv("PMUREVIEW_NO_PREFILTER", "1")
     assert _findings(case.root / "series.mbox") == on
+
+
+def test_hunk_only_evidence_holds_in_hunk_only_mode_only():
+    from pmureview.rule.base import HUNK_ONLY, Rule
+    from pmureview.rule.model import RuleMeta
+
+    class Local(Rule):
+        meta = RuleMeta(id="demo/local", title="t", severity=Severity.WARNING, evidence=(HUNK_ONLY + r"\bfoo\b",))
+
+    assert Local().evidence(full=False) == (HUNK_ONLY + r"\bfoo\b",)
+    assert Local().evidence(full=True) == ()  # full mode reads base lines the hunks do not show
+    assert Prefilter("+foo();", ["a.c"], full=False).wants("file", ("*.c",), Local().evidence(full=False))
+
+
+def test_the_index_is_dropped_when_the_engine_changes(tmp_path, monkeypatch):
+    from pmureview.cachefile import write_json
+    from pmureview.engine.registry import RuleIndex, _engine_stamp
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    idx = RuleIndex()
+    write_json(idx.file, {"__engine__": ["0.0.0"], "/x.py": {"stamp": [1, 2], "value": []}})
+    idx = RuleIndex()
+    assert idx.data == {"__engine__": _engine_stamp()}
+
+
+def test_a_pattern_rule_without_its_words_is_not_even_built(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    pack = tmp_path / "rules" / "demo"
+    pack.mkdir(parents=True)
+    (pack / "frob.yml").write_text(
+        "id: demo/frob\ntitle: t\nseverity: warning\nconfidence: high\n"
+        "rule: {pattern: 'frobnicate($X)'}\nmessage: do not frobnicate\n")
+    without = Prefilter("+int x;", ["a.c"], full=False)
+    reg = load_registry([tmp_path / "rules"], shipped=False, plugins=False, eager=False, prefilter=without)
+    assert "demo/frob" not in reg.rules and not reg.problems  # built once, to index it
+    import pmureview.rule.yamlrule as yr
+
+    def boom(*a, **k):
+        raise AssertionError("built")
+
+    monkeypatch.setattr(yr, "load_yaml_rule", boom)
+    reg = load_registry([tmp_path / "rules"], shipped=False, plugins=False, eager=False, prefilter=without)
+    assert "demo/frob" not in reg.rules and not reg.problems
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with_word = Prefilter("+frobnicate(x);", ["a.c"], full=False)
+    reg = load_registry([tmp_path / "rules"], shipped=False, plugins=False, eager=False, prefilter=with_word)
+    assert "demo/frob" in reg.rules
+    # in full mode a pattern may match words the hunks do not show: always built
+    full = Prefilter("+int x;", ["a.c"], full=True)
+    reg = load_registry([tmp_path / "rules"], shipped=False, plugins=False, eager=False, prefilter=full)
+    assert "demo/frob" in reg.rules
+
+
+def test_pattern_words_operators_kinds_and_plain_regexes_prefilter():
+    from pmureview.lang.pattern import Compiled, required_tokens
+
+    assert required_tokens({"rule": {"pattern": "($A < $B) ? $A : $B"}}) == {"<", "?"}
+    assert required_tokens({"rule": {"kind": "conditional_expression"}}) == {"?"}
+    assert required_tokens({"rule": {"kind": "if_statement", "has": {"regex": r"\bWARN_ON\b"}}}) == {"if", "WARN_ON"}
+    assert required_tokens({"rule": {"kind": "call_expression", "regex": "^(a|b)$"}}) == set()
+    c = Compiled({"rule": {"pattern": "foo($A)", "inside": {"pattern": "bar($B)", "stopBy": "end"}}})
+    assert c.tokens == {"foo", "bar"} and c.inner == {"foo"}  # what surrounds a match is not in it
+    assert c.local and not Compiled({"rule": {"pattern": "$X"}}).local
+    assert not Compiled({"rule": {"kind": "preproc_ifdef"}}).local
+
+
+def test_full_mode_pattern_search_in_the_touched_units_finds_what_the_whole_file_does():
+    from pmureview.lang.pattern import Compiled, parse, units
+
+    src = ("int a = 1;\n#ifdef CONFIG_X\nstatic int f(int x)\n{\n\tif (x >= 0)\n\t\treturn x;\n\tfoo();\n"
+           "\tbar();\n\treturn 0;\n}\n#endif\nint g(void) { return 2 >= 0; }\n")
+    root = parse(src)
+    for rule in ({"pattern": "$X >= 0", "inside": {"kind": "preproc_ifdef", "stopBy": "end"}},
+                 {"pattern": "foo();", "precedes": {"pattern": "bar();"}},
+                 {"kind": "function_definition", "follows": {"kind": "preproc_ifdef"}},
+                 {"kind": "declaration", "precedes": {"kind": "preproc_ifdef"}}):
+        c = Compiled({"rule": rule})
+        whole = [m.start_line for m in c.run(root)]
+        within = [m.start_line for m in c.run(root, within=units(root, range(1, 13)))]
+        assert whole == within and whole, rule
+    assert [m.start_line for m in Compiled({"rule": {"pattern": "$X >= 0"}}).run(root, within=units(root, {12}))] \
+        == [12]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pmureview.analyses.thread_comments import agrees, clean_comment, review_comments, split_comments
+from pmureview.analyses.thread_comments import _diff_lines, agrees, clean_comment, review_comments, split_comments
 from pmureview.series.mail import parse_mail
 from pmureview.series.model import Series
 from pmureview.series.parse import _message, parse_series
@@ -253,3 +253,10 @@ def test_agreement_words() -> None:
     for no in ("I don't think so: the lock is held here.", "Good point, but the caller checks it.",
                "Why would it fail?", "Not sure this matters.", "It is intentional."):
         assert not agrees(no), no
+
+
+def test_a_blank_quoted_context_line_keeps_the_run_whole() -> None:
+    # mail clients strip the space of a blank context line: "> " or ">" inside a quoted hunk
+    quote = (" {", " \tint ret;", "", "+\tw->resets = 0;", "", "")
+    assert _diff_lines(quote) == [[" {", " \tint ret;", " ", "+\tw->resets = 0;"]]
+    assert _diff_lines(("+a", "", "prose, not diff")) == [["+a"]]

@@ -417,3 +417,14 @@ def test_fixture_postings_rebuild_byte_identical(posting, tmp_path):
     assert unpack_series(copy)
     build_series(copy)
     assert (copy / "series.mbox").read_bytes() == before
+
+
+def test_replies_open_with_the_earlier_comments_still_open(tmp_path, capsys):
+    src = mbox(tmp_path, "all", "v1", "r:v1", "v2", "r:v2", "v3")
+    out_dir = tmp_path / "replies"
+    code, _out, err = cli(capsys, "check", str(src), "--select", RULE, "--reply-dir", str(out_dir),
+                          "--from", "Rev Iewer <rev@example.net>", "--deterministic", "-q")
+    assert code == 1, err
+    body = (out_dir / "0002-reply.eml").read_text().split("\n\n", 1)[1]
+    opening = body.split("\n\n", 1)[0].splitlines()
+    assert len(opening) == 2 and all(line.startswith("Rita's comment on v2 about `") for line in opening)

@@ -47,7 +47,10 @@ class ImpliedFeatureCheck(Rule):
             known_problems="The implication table is small and deliberately precise (kb."
                            "implications): GICv5 does not imply FEAT_FGT2, so an FGT2 check next "
                            "to GICv5 is not reported. Implications that only hold for real "
-                           "hardware (SME => FGT) may not hold for a model or an emulator.",
+                           "hardware (SME => FGT) may not hold for a model or an emulator. Where G "
+                           "is known only from the bundled guard table (hunk-only mode; it "
+                           "describes v6.18), a series not dated after that release gets the "
+                           "finding with \"(as of v6.18)\"; with a base tree only its guards count.",
             references=(
                 "<86o6o3oehl.wl-maz@kernel.org> (Marc Zyngier on GICv5 09/32: a 'GICv5 but no "
                 "FGT' path is not a valid architectural construct)",
@@ -66,7 +69,7 @@ class ImpliedFeatureCheck(Rule):
             if preds is None:
                 preds = series_predicates(ctx.series, ctx.patch.number,
                                           series_functions(ctx.series, ctx.patch.number))
-            flow = CapabilityFlow(view, preds, kb)
+            flow = CapabilityFlow(view, preds, kb, ctx.series)
             seen: set[int] = set()
             for call, callee, caps in added_checks(view, preds):
                 line = view.node_line(call)
@@ -80,9 +83,14 @@ class ImpliedFeatureCheck(Rule):
                 seen.add(line)
                 f, g = hit
                 why = held[g]
-                yield self.at_line(view, line, _message(callee, f, g, why, call),
+                # G known only from the bundled guard table, for a series not dated after the
+                # kernel it describes: a check that says so (docs/knowledge.md)
+                dated = f" ({why.as_of})" if why.as_of else ""
+                yield self.at_line(view, line, _message(callee, f, g, why, call) + dated,
                                    note=_note(f, g, why, kb),
-                                   confidence=Confidence.MEDIUM if why.assumed else Confidence.HIGH,
+                                   severity=Severity.CHECK if dated else None,
+                                   confidence=(Confidence.LOW if dated else Confidence.MEDIUM if why.assumed
+                                               else Confidence.HIGH),
                                    column=view.column(call))
 
 

@@ -51,7 +51,10 @@ class RedundantCapabilityCheck(Rule):
                            "guard may be outside the hunks: the bundled guard table stands in, and "
                            "a static `__compute_<FGT register>()` helper of config.c whose callers "
                            "are not visible is assumed to be called from kvm_vcpu_load_fgt() "
-                           "(reported with medium confidence). A predicate that is also needed "
+                           "(reported with medium confidence). That table describes one kernel "
+                           "(v6.18): for a series not dated after its release, a finding that rests "
+                           "on it is only a check ending \"(as of v6.18)\"; with a base tree only the "
+                           "tree's guards count. A predicate that is also needed "
                            "elsewhere (MDCR_EL2 programming) is not wrong in itself: the finding "
                            "asks for the narrower predicate at this call site.",
             references=(
@@ -70,7 +73,7 @@ class RedundantCapabilityCheck(Rule):
             if preds is None:
                 defs = series_functions(ctx.series, ctx.patch.number)
                 preds = series_predicates(ctx.series, ctx.patch.number, defs)
-            flow = CapabilityFlow(view, preds, ctx.kb)
+            flow = CapabilityFlow(view, preds, ctx.kb, ctx.series)
             seen: set[int] = set()
             for call, callee, caps in added_checks(view, preds):
                 line = view.node_line(call)
@@ -84,10 +87,14 @@ class RedundantCapabilityCheck(Rule):
                 cap = redundant[0]
                 why = held[cap]
                 fn = _function_of(call)
+                # a guard known only from the bundled table, for a series not dated after the
+                # kernel it describes: at most a check that says so (docs/knowledge.md)
+                dated = f" ({why.as_of})" if why.as_of else ""
                 yield self.at_line(
-                    view, line, _message(callee, cap, why, fn, call, preds, defs),
+                    view, line, _message(callee, cap, why, fn, call, preds, defs) + dated,
                     note=_note(callee, cap, why, fn, preds, defs),
-                    confidence=Confidence.MEDIUM if why.assumed else Confidence.HIGH,
+                    severity=Severity.CHECK if dated else None,
+                    confidence=Confidence.LOW if dated else Confidence.MEDIUM if why.assumed else Confidence.HIGH,
                     column=view.column(call))
 
 

@@ -124,15 +124,12 @@ def check(
     if write_baseline:
         _write_baseline(result, write_baseline)
     if reply_dir:
-        import inspect
-
         from .report.reply import write_replies
 
-        extra = {}
-        if result.versions is not None and "earlier_comments" in inspect.signature(write_replies).parameters:
-            extra["earlier_comments"] = result.versions.comments  # opens each reply (re-review mode)
+        # re-review mode: each reply opens with the previous posting's review comments still open
+        earlier = result.versions.comments if result.versions is not None else ()
         written = write_replies(result, reply_dir, sender=sender, signature=signature,
-                                deterministic=deterministic, **extra)
+                                deterministic=deterministic, earlier_comments=earlier)
         sys.stderr.write(f"wrote {len(written)} replies to {reply_dir}\n")
     raise typer.Exit(result.exit_code())
 

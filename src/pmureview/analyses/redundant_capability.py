@@ -14,7 +14,9 @@ In hunk-only mode a caller's guard may lie outside the hunks; then the kernel kn
 (`kb.guards`, e.g. kvm_vcpu_load_fgt(): FGT at the top, FGT2 after its early return) stands in for
 it, and a static `__compute_<fgt register>()` helper of arch/arm64/kvm/config.c whose callers are not
 visible is taken to be called from kvm_vcpu_load_fgt() (the layout KVM has used since v6.18); such
-facts are marked `assumed`, and the rules lower their confidence.
+facts are marked `assumed`, and the rules lower their confidence. The table is dated (kernel/dating.py):
+it is not used at all when a base tree is present, and for a series not dated after the kernel it
+describes its facts carry `Why.as_of` ("as of v6.18"): they support at most a check.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..kernel import guards as _guards
-from ..kernel.dating import series_date
+from ..kernel.dating import dated_from, trust_dated
 from ..kernel.fgt import FGT_SPECS
 from ..lang.c import call_name, function_name, functions, text, walk
 
@@ -303,31 +305,35 @@ def _fully_known(view: FileView, node: Node) -> bool:
     return all(n in view.known for n in range(node.start_point[0] + 1, node.end_point[0] + 2))
 
 
-def _table_as_of(view: FileView, kb: Any) -> str:
-    """'' when the kb's guard table may support a warning where it stands in for guards the view
-    cannot show (read from the tree, or bundled and the patch dated after the kernel it describes),
-    else "as of vX.Y" (docs/knowledge.md)."""
+def _table_as_of(view: FileView, kb: Any, series: SeriesContext | None = None) -> str | None:
+    """What the kb's guard table is worth where it stands in for guards the view cannot show
+    (docs/knowledge.md, kernel/dating.py): '' when it may support a warning (read from the tree, or
+    bundled and the series dated after the kernel it describes), "as of vX.Y" when at most a check,
+    None when it must not be used at all (a base tree is present: tree facts only)."""
     prov = (getattr(kb, "provenance", None) or {}).get("guards") or {}
     if str(prov.get("source", "")).startswith("tree"):
         return ""
-    ver, rel = prov.get("kernel_version"), prov.get("release_date")
-    if not isinstance(rel, str) or not isinstance(ver, str):
-        return "as of an undated kernel"
-    when = series_date(SimpleNamespace(patches=(view.patch,), cover=None))
-    return "" if when is not None and when.isoformat() > rel else f"as of {ver}"
+    # the series' earliest mail dates it (dating.trust()); without the series, the patch's own
+    ctx = series if series is not None else SimpleNamespace(
+        full=False, series=SimpleNamespace(patches=(view.patch,), cover=None))
+    t = trust_dated(ctx, dated_from(prov))
+    if not t.use:
+        return None
+    return "" if t.warn else (t.as_of or "as of an undated kernel")
 
 
 class CapabilityFlow:
     """Capabilities known to hold at nodes of one file view."""
 
-    def __init__(self, view: FileView, preds: Mapping[str, Iterable[str]], kb: Any) -> None:
+    def __init__(self, view: FileView, preds: Mapping[str, Iterable[str]], kb: Any,
+                 series: SeriesContext | None = None) -> None:
         self.view = view
         self.preds = preds
         self.kb = kb
         self.hunk_only = view.mode != "full"
         # the bundled guard table is dated (docs/knowledge.md): without a tree it stands in for
         # guards outside the hunks only for a patch dated after the kernel it describes
-        self.table_as_of = _table_as_of(view, kb)
+        self.table_as_of = _table_as_of(view, kb, series)
         self._fns: dict[str, list[Node]] = {}
         for name, fn in functions(view.root):
             self._fns.setdefault(name, []).append(fn)
@@ -348,6 +354,8 @@ class CapabilityFlow:
     def _table(self, name: str, fn: Node, node: Node) -> dict[str, Why]:
         """The kb's guards of `name` when the function's own guard lines are not all visible."""
         out: dict[str, Why] = {}
+        if self.table_as_of is None:  # a base tree is present: its facts only
+            return out
         for g in getattr(self.kb, "guards", {}).get(name, ()):
             if g.scope == _guards.FUNCTION:
                 out[g.capability] = Why(name, None, assumed=True, as_of=self.table_as_of)
@@ -408,7 +416,7 @@ class CapabilityFlow:
     def _assumed(self, name: str) -> dict[str, Why]:
         """Hunk-only: a static __compute_<fgt reg>() of config.c is kvm_vcpu_load_fgt()'s helper."""
         m = re.fullmatch(r"__compute_(\w+)", name)
-        if not m or not self.view.path.endswith(CONFIG_C):
+        if not m or not self.view.path.endswith(CONFIG_C) or self.table_as_of is None:
             return {}
         spec = FGT_SPECS.get(m.group(1).upper() + "_EL2")
         guards = getattr(self.kb, "guards", {}).get(LOAD_FGT, ())

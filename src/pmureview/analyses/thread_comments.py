@@ -277,10 +277,17 @@ def _diff_lines(quote: Sequence[str | None]) -> list[list[str]]:
     for q in quote:
         if q is None or q.startswith(("@@", "diff --git", "+++", "---", "index ")):
             runs.append([])
-        elif q[:1] in ("+", "-", " ") and not (q[:1] == " " and not q.strip()):
+        elif q.strip() and q[:1] in ("+", "-", " "):
             runs[-1].append(q)
-        elif q.strip():  # prose inside the quote: not a diff run
+        elif not q.strip():
+            # a blank quoted line inside a run is a blank context line (clients strip its space)
+            if runs[-1]:
+                runs[-1].append(" ")
+        else:  # prose inside the quote: not a diff run
             runs.append([])
+    for run in runs:  # blank lines after a run's last diff line belong to the prose
+        while run and run[-1] == " ":
+            run.pop()
     return [r for r in runs if any(x.startswith("+") for x in r)]
 
 
