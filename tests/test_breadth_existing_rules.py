@@ -57,3 +57,24 @@ def test_visibility_removed_entry_lines_parse_alone() -> None:
                                          "\t{ SYS_DESC(SYS_BAR_EL1), trap_raz_wi },", "\tx = 1;"]))
     assert [(e.name, e.get("access"), e.has_storage) for e in entries] == [
         ("FOO_EL1", "access_foo", True), ("BAR_EL1", "trap_raz_wi", False)]
+
+
+def test_trap_handler_host_cap_is_linked_to_the_series_id_field() -> None:
+    from pmureview.lang.c import parse, walk
+
+    mod = _module("kvmarm/sysreg-visibility-not-per-vm")
+
+    def cond(src: str):
+        root = parse(f"void f(void) {{ if ({src}) return; }}".encode()).root_node
+        return next(walk(root, {"if_statement"})).child_by_field_name("condition")
+
+    assert mod._cond_features(cond("!cpus_have_final_cap(ARM64_HAS_S1PIE)")) == {"S1PIE"}
+    assert mod._cond_features(cond("system_supports_qux()")) == {"QUX"}
+    assert mod._cond_features(cond("cpus_have_final_cap(ARM64_WORKAROUND_2077)")) == {"2077"}
+
+
+def test_trap_handler_finding_is_a_check_naming_the_feature() -> None:
+    got = _findings("kvmarm/sysreg-visibility-not-per-vm/bad-trap-host-cap-with-vm-idreg",
+                    "kvmarm/sysreg-visibility-not-per-vm")
+    assert len(got) == 1 and got[0].severity == Severity.CHECK
+    assert "access_quxcr()" in got[0].message and "QUX" in got[0].message

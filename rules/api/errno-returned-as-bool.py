@@ -22,8 +22,12 @@ def _head(view: FileView, line: int) -> str | None:
     only column-0 code line before its body), by a backward scan over the known lines; where the
     hunk starts inside the function, git's section heading names it. None when unknown or outside."""
     n = line - 1
+    comments = view.comment_lines  # a column-0 line inside a block comment is no function head
     while n >= 1 and n in view.known:
         raw = view.line_text(n)
+        if n in comments:
+            n -= 1
+            continue
         if raw[:1] == "}":
             return None
         if (raw[:1].isalpha() or raw[:1] == "_") and not _LABEL.match(raw):
@@ -31,6 +35,8 @@ def _head(view: FileView, line: int) -> str | None:
         n -= 1
     if view.mode == "full":
         return None
+    if n + 1 in comments and "/*" not in view.line_text(n + 1):
+        return None  # the hunk starts inside a comment: git's heading may be a line of that comment
     at = view.patch_line(n + 1)
     hunk = next((h for h in view.change.hunks if h.new_start == at), None)
     return hunk.section if hunk is not None and hunk.section else None
@@ -50,7 +56,8 @@ def _tested(ret, name: str) -> bool:
 
 def _int_from_call(view: FileView, head_line: int | None, line: int, name: str) -> bool:
     """Between the function head and the return: `int name` declared and `name = call(...)`."""
-    lines = "\n".join(view.line_text(n) for n in range(head_line or 1, line))
+    comments = view.comment_lines
+    lines = "\n".join(view.line_text(n) for n in range(head_line or 1, line) if n not in comments)
     v = re.escape(name)
     return (re.search(rf"^\s*int\s+(?:\w+(?:\s*=[^,;]*)?\s*,\s*)*{v}\b", lines, re.M) is not None and
             re.search(rf"\b{v}\s*=\s*[A-Za-z_][\w.>-]*\s*\(", lines) is not None)
@@ -76,7 +83,9 @@ class ErrnoReturnedAsBool(Rule):
             use_instead="\tret = widget_sanitise(kvm, range);\n\tif (WARN_ON(ret))\n\t\treturn false;",
             known_problems="The return type is read from the function's head line (kernel style: at column "
                            "0, the type on the same line) or, when the hunk starts inside the function, from "
-                           "git's hunk heading; a head split oddly or a hunk that does not tell is skipped. "
+                           "git's hunk heading; a head split oddly or a hunk that does not tell is skipped. Comment lines "
+                           "are never read as a head, and the heading is not trusted for a hunk that starts "
+                           "inside a comment (git may have taken it from that comment). "
                            "`ret` assigned only from literals (a 0/1 status) is not reported, nor an error "
                            "code held in a variable of another type.",
             references=("kvm_set_spte_gfn() review: a negative error code returned from a function "
@@ -106,7 +115,8 @@ class ErrnoReturnedAsBool(Rule):
                     yield self.at_node(view, ret, f"-{errno.group(1)} returned from a bool function: it "
                                                   f"becomes 'true'", note=_NOTE)
                     continue
-                head_line = next((n for n in range(line - 1, 0, -1) if view.line_text(n) == head), None)
+                head_line = next((n for n in range(line - 1, 0, -1)
+                          if view.line_text(n) == head and n not in view.comment_lines), None)
                 if name and _tested(ret, name) and _int_from_call(view, head_line, line, name):
                     yield self.at_node(view, ret, f"{name} holds an error code, but the function returns "
                                                   f"bool: a negative errno becomes 'true'", note=_NOTE)

@@ -43,8 +43,9 @@ def _conditional(node) -> bool:
 def _linked(c_view: FileView, header: FileView) -> bool:
     """Does the .c file include the header: an include line naming it, or (the includes being out of
     the hunks) the .c defines a function the header declares."""
-    for line in c_view.lines:
-        m = _INCLUDE.match(line)
+    comments = c_view.comment_lines  # an `#include` inside a block comment includes nothing
+    for n, line in enumerate(c_view.lines, 1):
+        m = _INCLUDE.match(line) if n not in comments else None
         if m and (header.path.endswith("/" + m.group(1)) or
                   header.path == posixpath.normpath(posixpath.join(posixpath.dirname(c_view.path), m.group(1)))):
             return True

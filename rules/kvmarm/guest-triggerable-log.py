@@ -25,8 +25,9 @@ GRAPH_PATHS = tuple(f"arch/arm64/kvm/{p}" for p in (
     "vgic-sys-reg-v3.c"))
 _ACCESS = lazy_re(r"SYS_DESC\s*\([^()]*\)\s*,\s*([a-z_]\w*)\s*[,}]|\.access\s*=\s*([a-z_]\w*)")
 # Host-side failures, not guest behaviour: allocation, mapping setup, KVM_BUG_ON paths.
-# IS_ERR is matched case-sensitively: kvm_is_error_hva() is a guest's IPA without a memslot.
-_HOST_FAILURE = lazy_re(r"alloc|ENOMEM|(?-i:\bIS_ERR)|KVM_BUG|WARN|\bBUG|cannot\s+(?:allocate|map)|"
+# The macro names are matched case-sensitively: kvm_is_error_hva() is a guest's IPA without a
+# memslot, and pr_warn() is one of the messages this rule is about, not a WARN().
+_HOST_FAILURE = lazy_re(r"alloc|ENOMEM|(?-i:\bIS_ERR|KVM_BUG\w*|\bWARN\w*|\bBUG\w*)|cannot\s+(?:allocate|map)|"
                            r"failed\s+to\s+(?:allocate|map|create|init)", re.I)
 
 

@@ -142,8 +142,9 @@ class NewSysregIncompleteWiring(Rule):
             if view.path != KVM_HOST_PATH:
                 continue
             removed |= {e.name for e in parse_vcpu_sysreg("\n".join(view.change.removed_text), whole_enum=False)}
+            comments = view.comment_lines  # `FOO_EL1,` inside a block comment is no enum entry
             for e in parse_vcpu_sysreg(view.text, whole_enum=full):
-                if e.line in view.added and e.name not in out:
+                if e.line in view.added and e.line not in comments and e.name not in out:
                     out[e.name] = NewReg(e.name, e.vncr, view, e.line)
         base_enum = facts.enum
         # novelty: not in the base enum (full) / not in the snapshot's enum (hunk-only), and not moved

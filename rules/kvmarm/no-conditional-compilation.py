@@ -55,9 +55,11 @@ class NoConditionalCompilation(Rule):
         docs=RuleDocs(
             what="In arch/arm64/kvm/ and arch/arm64/include/asm/kvm_*.h, flags an added "
                  "`#if !defined(__KVM_NVHE_HYPERVISOR__)` / `#ifdef __KVM_NVHE_HYPERVISOR__` (or the VHE "
-                 "twin) whose branches give the same function or macro two definitions that "
-                 "compute different things (not only the same thing through kern_hyp_va()), and an "
-                 "`IS_ENABLED(CONFIG_…) &&` placed in front of a `cpus_have_final_cap()` test.",
+                 "twin) whose branches give a predicate or value accessor (a bool function, "
+                 "vcpu_has_*(), kvm_has_*(), *_supported(), system_supports_*(), a getter) two "
+                 "definitions that answer differently; other functions or macros defined twice are "
+                 "a `check`. Also flags an `IS_ENABLED(CONFIG_…) &&` placed in front of a "
+                 "`cpus_have_final_cap()` test.",
             why="KVM/arm64 deliberately avoids conditional compilation so that every configuration "
                 "keeps compiling the same code and nothing bitrots behind an #ifdef. A predicate with "
                 "one definition for the kernel and another for the nVHE object behaves differently "
@@ -77,9 +79,14 @@ class NoConditionalCompilation(Rule):
                            "the object (kern_hyp_va(), kvm_ksym_ref(), this_cpu_ptr_hyp_sym() against "
                            "this_cpu_ptr(&sym), hyp_virt_to_phys() against __pa(), DECLARE_KVM_NVHE_SYM(x) "
                            "against `extern T x`, a local holding the translated pointer) are the "
-                           "kernel's own accessor idiom (compare vcpu_has_sve()) and stay silent; the "
-                           "comparison is on tokens, so an equivalent body written differently in "
-                           "other ways is still reported.",
+                           "kernel's own accessor idiom (compare vcpu_has_sve()) and stay silent. So do "
+                           "branches where one stands in for what the hypervisor object does not have: "
+                           "the other branch only adds RCU, preemption, locking, tracing or printing "
+                           "calls (or returns rcu_read_lock_held() where the stub returns a constant), "
+                           "reaches through an HVC (kvm_call_hyp*(), arm_smccc_1_1_hvc()) the function "
+                           "the hypervisor calls directly, or is BUILD_BUG(). The comparison is on "
+                           "tokens, so an equivalent body written differently in other ways is still "
+                           "reported.",
             references=("<87y2346on8.wl-maz@kernel.org> (Marc Zyngier: 'We purposely avoid conditional "
                         "compilation in KVM in order to avoid bitrot')",
                         "<20251209205121.1871534-11-coltonlewis@google.com> (v5 10/24: the "
@@ -116,27 +123,45 @@ class NoConditionalCompilation(Rule):
             if if_line not in view.added or not _HYP_MACRO.search(first.cond) or len(cond.arms) < 2:
                 continue
             per_arm: list[dict[str, set[tuple[str, ...]]]] = []
+            cut: list[set[str]] = []  # per arm, the names whose definition is partly unknown
             for a in cond.arms:
                 defs: dict[str, set[tuple[str, ...]]] = {}
+                part: set[str] = set()
                 for n in struct.arm_range(a):
                     if n in names:
                         defs.setdefault(names[n], set()).add(form(n))
+                        if not _known(view, n, decls[n]):
+                            part.add(names[n])
                 per_arm.append(defs)
+                cut.append(part)
             shared = set.intersection(*(set(d) for d in per_arm))
             # the same definition up to the address-space helpers is the accessor idiom, not a fork
             both = sorted(n for n in shared if any(d[n] != per_arm[0][n] for d in per_arm[1:]))
-            if not both:
+            verdicts = {n: divergence(n, [sorted(d[n]) for d in per_arm], [n in c for c in cut]) for n in both}
+            answers = [n for n in both if verdicts[n] == ANSWER]
+            others = [n for n in both if verdicts[n] == OTHER]
+            if not answers and not others:
                 continue
             macro = _HYP_MACRO.search(first.cond).group(0)
-            listed = ", ".join(f"{n}()" for n in both)
-            yield self.at_line(
-                view, if_line,
-                f"'#{first.kind} {first.cond}' gives {listed} a second definition for the "
-                f"{'nVHE' if 'NVHE' in macro else 'VHE'} hypervisor object",
-                note=f"Please avoid ifdeffery here: keep a single definition of {listed} and let a "
-                     f"runtime check (has_vhe(), is_protected_kvm_enabled() or the capability's static "
-                     f"key) do the work. KVM avoids conditional compilation on purpose, so that all "
-                     f"configurations build the same code and nothing bitrots behind an #ifdef.")
+            obj = f"{'nVHE' if 'NVHE' in macro else 'VHE'} hypervisor object"
+            listed = ", ".join(f"{n}()" for n in answers or others)
+            if answers:
+                yield self.at_line(
+                    view, if_line,
+                    f"'#{first.kind} {first.cond}' gives {listed} a second definition that answers "
+                    f"differently in the {obj}",
+                    note=f"Please avoid ifdeffery here: keep a single definition of {listed} and let a "
+                         f"runtime check (has_vhe(), is_protected_kvm_enabled() or the capability's static "
+                         f"key) do the work. KVM avoids conditional compilation on purpose, so that all "
+                         f"configurations build the same code and nothing bitrots behind an #ifdef.")
+            else:
+                yield self.at_line(
+                    view, if_line,
+                    f"'#{first.kind} {first.cond}' gives {listed} a second definition for the {obj}",
+                    severity=Severity.CHECK, confidence=Confidence.MEDIUM,
+                    note=f"Check that the {obj} needs its own {listed}: KVM avoids conditional "
+                         f"compilation where one definition with a runtime check would do. A stub for "
+                         f"a facility the hypervisor does not have (RCU, tracing, an HVC) is fine.")
 
     def _is_enabled_caps(self, view: FileView) -> Iterator[Finding]:
         seen: set[int] = set()
@@ -177,6 +202,147 @@ def _macro_text(lines: list[str], line: int) -> str:
         if not raw.rstrip().endswith("\\"):
             break
     return "\n".join(out)
+
+
+def _known(view: FileView, line: int, decl: FuncDecl) -> bool:
+    """The whole definition is visible (hunk-only views have unknown lines)."""
+    if len(view.known) >= len(view.lines):
+        return True
+    if decl.node is not None:
+        return not decl.node.has_error and all(n in view.known for n in view.node_lines(decl.node)
+                                               if n <= len(view.lines))
+    n = line
+    while n <= len(view.lines):
+        if n not in view.known:
+            return False
+        if not view.line_text(n).rstrip().endswith("\\"):
+            return True
+        n += 1
+    return True
+
+
+# How two definitions of one name under a hypervisor #ifdef diverge.
+SILENT = "silent"  # one branch stands in for a facility the hypervisor object does not have
+ANSWER = "answer"  # a predicate or value accessor that answers differently in the hypervisor object
+OTHER = "other"  # anything else: worth a look, not a verdict
+
+# Kernel facilities the EL2 object has no copy of (no RCU, no scheduler, no printk, no tracepoints,
+# its own locks) and the host's ways of reaching EL2: a hyp branch leaving these out, or calling
+# directly what the host reaches through an HVC, computes the same thing.
+_FACILITY = lazy_re(
+    r"^(?:s?rcu_\w+|synchronize_rcu\w*|call_rcu|kfree_rcu|preempt_\w+|preemptible|might_sleep\w*|"
+    r"might_resched|might_fault|cond_resched\w*|in_task|in_interrupt|irqs_disabled|lockdep_\w+|"
+    r"might_lock\w*|(?:raw_)?spin_(?:un)?lock\w*|(?:raw_)?spin_is_locked|mutex_\w+|"
+    r"(?:read|write)_(?:un)?lock\w*|(?:down|up)_(?:read|write)\w*|local_irq_\w+|local_bh_\w+|"
+    r"trace_\w+|pr_\w+|printk\w*|kvm_(?:err|info|debug|pr_unimpl)|WARN\w*|dump_stack|"
+    r"kvm_call_hyp\w*|__kvm_call_hyp\w*|arm_smccc_\w+)$")
+_CALL_WRAPPER = frozenset({"kvm_call_hyp", "kvm_call_hyp_ret", "kvm_call_hyp_nvhe", "kvm_call_hyp_nvhe_ret",
+                           "__kvm_call_hyp"})  # f(args) reached through an HVC from the host
+_HVC_WORD = lazy_re(r"smccc|hvc|kvm_call_hyp", re.I)
+# What a maintainer reads as "asks a question" or "reads a value": one object must not get
+# another answer than the other.
+_PREDICATE = lazy_re(r"^(?:vcpu|kvm)_has_|_supported$|^system_supports_|(?:^|_)(?:is|has|can|should|"
+                     r"needs?|uses?|want)_|_(?:enabled|allowed|present|trapped|active|pending|valid)$")
+_GETTER = lazy_re(r"(?:^|_)(?:get|read)(?:_|$)|_(?:val|value|mask|bits|limit|max|min|level|nr|count)$")
+
+
+def _split(toks: tuple[str, ...]) -> tuple[str, list[str], list[str], list[str] | None]:
+    """(kind, parameter names of a macro, head, body) of one canonical definition; a prototype's
+    body is None (the definition is elsewhere)."""
+    t = list(toks)
+    if t[:2] == ["#", "define"]:
+        if t[3:4] == ["("]:
+            j = _matching(t, 3)
+            return "macro", [x for x in t[4:j] if _WORD.match(x) or x == "..."], t[:j + 1], t[j + 1:]
+        return "macro", [], t[:3], t[3:]
+    if "{" in t:
+        k = t.index("{")
+        return "function", [], t[:k], t[k:]
+    return "prototype", [], t, None
+
+
+def _strip(body: list[str]) -> list[str]:
+    """The body without the facility calls: a statement that only calls one is dropped, a call
+    wrapper becomes the direct call, rcu_dereference*(p, ..) becomes p, another facility call in
+    an expression becomes the wildcard `<F>` (`return rcu_read_lock_held();` against `return true;`)."""
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        t = body[i]
+        if body[i + 1:i + 2] == ["("] and _FACILITY.match(t):
+            j = _matching(body, i + 1)
+            args = body[i + 2:j]
+            statement = not out or out[-1] in ("{", ";", "}")
+            if t in _CALL_WRAPPER and args and _WORD.match(args[0]):
+                rest = args[2:] if args[1:2] == [","] else []
+                out += [args[0], "(", *_strip(rest), ")"]
+            elif t.startswith("rcu_dereference"):
+                first = args[:args.index(",")] if "," in args else args
+                out += _group(_strip(first))
+            elif statement and body[j + 1:j + 2] in ([";"], []):
+                j += 1  # the statement and its `;`
+            else:
+                out.append("<F>")
+            i = j + 1
+            continue
+        out.append(t)
+        i += 1
+    return _drop_groups(out)
+
+
+def _same_but_facilities(a: list[str], b: list[str]) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if x != y and not ((x == "<F>" and _WORD.match(y)) or (y == "<F>" and _WORD.match(x))):
+            return False
+    return True
+
+
+def _unbuildable(body: list[str] | None) -> bool:
+    """`BUILD_BUG()`: this object must never use the name at all."""
+    if not body:
+        return False
+    for i, t in enumerate(body):
+        if t == "BUILD_BUG" and body[i + 1:i + 3] == ["(", ")"]:
+            return True
+        if t == "BUILD_BUG_ON" and body[i + 1:i + 4] in (["(", "1", ")"], ["(", "true", ")"]):
+            return True
+    return False
+
+
+def _direct_call(params: list[str], body: list[str] | None) -> bool:
+    """A macro body that only calls the function it is given: `f(__VA_ARGS__)`."""
+    while body and body[0] == "(" and _matching(body, 0) == len(body) - 1:
+        body = body[1:-1]
+    return bool(body) and bool(params) and body[0] in params and body[1:2] == ["("] and \
+        _matching(body, 1) == len(body) - 1
+
+
+def divergence(name: str, forms: list[list[tuple[str, ...]]], partial: list[bool]) -> str:
+    """SILENT, ANSWER or OTHER for the definitions of `name` in each branch (`partial`: a branch's
+    definition is not fully visible)."""
+    split = [[_split(f) for f in arm] for arm in forms]
+    if any(_unbuildable(body) for arm in split for _, _, _, body in arm):
+        return SILENT
+    for k, arm in enumerate(split):
+        if any(kind == "macro" and _direct_call(params, body) for kind, params, _, body in arm):
+            others = [i for i in range(len(split)) if i != k]
+            if all(partial[i] or any(_HVC_WORD.search(t) for f in forms[i] for t in f) for i in others):
+                return SILENT  # the hypervisor calls directly what the host reaches through an HVC
+    stripped = [[(kind, head, _strip(body) if body is not None else None) for kind, _, head, body in arm]
+                for arm in split]
+    first = stripped[0]
+    if all(any(a[0] == b[0] and a[1] == b[1] and a[2] is not None and b[2] is not None
+               and _same_but_facilities(a[2], b[2]) for a in first for b in arm) for arm in stripped[1:]):
+        return SILENT
+    if _PREDICATE.search(name) or _GETTER.search(name):
+        return ANSWER
+    for arm in split:
+        for kind, _, head, _ in arm:
+            if kind != "macro" and name in head and "bool" in head[:head.index(name)]:
+                return ANSWER
+    return OTHER
 
 
 def tokens(src: str) -> list[str]:
@@ -238,7 +404,18 @@ def canonical(toks: list[str]) -> tuple[str, ...]:
             out += ["extern", *toks[i + 2:j]] if j - i == 3 else toks[i:j + 1]
             i = j + 1
             continue
-        if t == "extern":  # `extern struct foo name` -> `extern name`: the object, whatever the spelling
+        out.append(_SAME_JOB.get(t, t))
+        i += 1
+    return tuple(_inline_locals(_drop_groups(_extern_names(out))))
+
+
+def _extern_names(toks: list[str]) -> list[str]:
+    """`extern struct foo name` -> `extern name`: the object, whatever the spelling. Run after the
+    helpers are unwrapped, so `extern T kvm_nvhe_sym(name)` and `extern T name` meet."""
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        if toks[i] == "extern":
             j = i + 1
             while j < len(toks) and (_WORD.match(toks[j]) or toks[j] == "*"):
                 j += 1
@@ -246,9 +423,9 @@ def canonical(toks: list[str]) -> tuple[str, ...]:
                 out += ["extern", toks[j - 1]]
                 i = j
                 continue
-        out.append(_SAME_JOB.get(t, t))
+        out.append(toks[i])
         i += 1
-    return tuple(_inline_locals(_drop_groups(out)))
+    return out
 
 
 def _inline_locals(toks: list[str]) -> list[str]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from pmureview.kernel.predicates import HOST, Classifier, classify_path, helpers_for
+from pmureview.kernel.predicates import HOST, PER_VM, Classifier, classify_path, helpers_for
 from pmureview.kernel.predicates import cond_text as _cond_text
 from pmureview.kernel.sysregtable import Entry, parse_lines, pre_entries, view_entries
 from pmureview.lang.c import call_name, functions, text, walk
+from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import FileContext
@@ -23,6 +25,15 @@ if TYPE_CHECKING:
 _VISIBLE = {"0", "REG_RAZ", "(REG_RAZ)"}
 _WRAPPERS = {"__el2_visibility"}
 # access handlers that do not emulate the register for the guest (it UNDEFs, or reads as zero for all)
+# (c) what makes a trapped register UNDEF for the guest
+_UNDEF = {"undef_access", "kvm_inject_undefined", "trap_undef"}
+# the series names a field of the VM's own ID registers: kvm_has_feat(kvm, REG, FIELD, ...), an
+# ID_<REG>_EL1_<FIELD>[_SHIFT|_MASK|...] macro, or a Field/Enum line of arch/arm64/tools/sysreg
+_FEAT_ARG = lazy_re(r"\bkvm_has_feat\w*\s*\([^,()]+(?:\([^()]*\))?[^,()]*,\s*\w+\s*,\s*(\w+)")
+_ID_MACRO = lazy_re(r"\bID_[A-Z0-9]+_EL1_([A-Za-z0-9]+?)(?:_(?:SHIFT|MASK|WIDTH|IMP|NI|MAX))?\b")
+_SYSREG_FIELD = lazy_re(r"^\s*(?:Field|UnsignedEnum|SignedEnum|Enum)\s+\S+\s+(\w+)")
+_CAP_NOISE = {"ARM64", "HAS", "HAVE", "CAP", "CAPS", "CPUS", "FINAL", "SYSTEM", "SUPPORTS", "FEAT", "KVM",
+              "THIS", "CPU", "WORKAROUND", "HOST", "ALTERNATIVE", "STATIC", "BRANCH", "LIKELY", "UNLIKELY"}
 _NOT_EMULATED = {"", "NULL", "undef_access", "trap_undef", "bad_trap", "trap_raz_wi", "access_raz_wi"}
 
 
@@ -43,7 +54,12 @@ class SysregVisibilityNotPerVm(Rule):
                  "referenced by an added entry, whose path returning 0 (visible) or REG_RAZ is "
                  "guarded only by host-only predicates (cpus_have_final_cap(), system_supports_*(), "
                  "...), never by the VM's feature set. For __el2_visibility() wrappers the inner "
-                 "callback is judged.",
+                 "callback is judged. (c) As a check: a trap handler (a `struct sys_reg_params *` "
+                 "callback) the series adds or changes that makes its register UNDEF on a host "
+                 "capability alone, when an earlier patch of the series (or this one) names the "
+                 "VM's own ID register field of that same feature (kvm_has_feat(), an ID_*_EL1_<F> "
+                 "macro, a Field of arch/arm64/tools/sysreg). More than three registers of one "
+                 "patch missing a visibility are one finding.",
             why="Without a per-VM visibility the register appears in KVM_GET_REG_LIST and "
                 "KVM_GET/SET_ONE_REG for every VM on a capable host, whether or not the VMM "
                 "configured the feature: userspace sees state the guest can never produce, and "
@@ -84,6 +100,7 @@ class SysregVisibilityNotPerVm(Rule):
         if not ctx.series.files_mode:
             yield from self._missing_visibility(view, added)
         yield from self._host_only_callbacks(ctx, view, entries, added)
+        yield from self._host_only_traps(ctx, view, entries, added)
 
     # -- (a) -----------------------------------------------------------------------------------
     def _missing_visibility(self, view: FileView, added: list[Entry]) -> Iterator[Finding]:
@@ -126,6 +143,57 @@ class SysregVisibilityNotPerVm(Rule):
                      "a comment), can it get a visibility callback that tests the VM's feature with "
                      "kvm_has_feat()?",
             )
+
+    # -- (c) -----------------------------------------------------------------------------------
+    def _host_only_traps(self, ctx: FileContext, view: FileView, entries: list[Entry],
+                         added: list[Entry]) -> Iterator[Finding]:
+        """A trap handler the series adds or changes that makes its register UNDEF on the host's
+        capability alone, when the series itself defines the VM's ID register field of that very
+        feature (so kvm_has_feat() could answer per VM)."""
+        if "sys_reg_params" not in view.text:
+            return
+        fields = _series_id_fields(ctx)
+        if not fields:
+            return
+        access: dict[str, list[Entry]] = {}
+        for e in entries:
+            a = e.get("access")
+            if a and a not in _NOT_EMULATED:
+                access.setdefault(a, []).append(e)
+        new_entry = {e.get("access") for e in added}
+        clf: Classifier | None = None
+        for name, fn in functions(view.root):
+            # a trap handler by its signature (hunk-only tables may not parse around the entry)
+            decl = fn.child_by_field_name("declarator")
+            if decl is None or "sys_reg_params" not in text(decl):
+                continue
+            if not (view.touches_added(fn) or name in new_entry):
+                continue
+            if any(e.visibility for e in access.get(name, ())):
+                continue  # a visibility callback decides first (variant b judges it)
+            clf = clf or Classifier(helpers_for(ctx.series, ctx.patch.number))
+            hit = _host_only_undef(clf, fn, fields)
+            if hit is None:
+                continue
+            cond, feats = hit
+            line = next((n for n in (view.node_line(cond),) if n in view.added), None) or view.first_added_line(fn)
+            if line is None:
+                entry = next((e for e in added if e.get("access") == name), None)
+                line = next((n for n in range(entry.start, entry.end + 1) if n in view.added), None) if entry else None
+            if line is None:
+                continue
+            regs = sorted({e.name for e in access.get(name, ()) if e.name})
+            what = ", ".join(regs[:3]) if regs else "its register"
+            feat = ", ".join(sorted(feats))
+            yield self.at_line(
+                view, line,
+                f"{name}() makes {what} UNDEF on the host's capability only ({_cond_text(cond)}), while "
+                f"the series gives VMs their own {feat} ID field: should it test the VM's ID register?",
+                note=f"A VM configured without {feat} still has the register on a capable host, and a VM "
+                     f"that has it would lose it on migration to another host. kvm_has_feat(vcpu->kvm, "
+                     f"...) (or a .visibility callback) decides per VM; the host capability only says "
+                     f"what the VMM may enable.",
+                severity=Severity.CHECK, confidence=Confidence.MEDIUM)
 
     # -- (b) -----------------------------------------------------------------------------------
     def _host_only_callbacks(self, ctx: FileContext, view: FileView, entries: list[Entry],
@@ -175,6 +243,33 @@ class SysregVisibilityNotPerVm(Rule):
             )
 
 
+def _series_id_fields(ctx: FileContext) -> set[str]:
+    """Fields of the VM's ID registers that the series names, up to the patch under review."""
+    def build() -> dict[int, set[str]]:
+        out: dict[int, set[str]] = {}
+        acc: set[str] = set()
+        for p in ctx.series.patches:
+            for f in p.files:
+                sysreg = f.path == "arch/arm64/tools/sysreg"
+                for ln in f.added_lines():
+                    t = ln.text
+                    if sysreg:
+                        acc.update(m.group(1).upper() for m in _SYSREG_FIELD.finditer(t))
+                    elif "ID_" in t or "kvm_has_feat" in t:
+                        acc.update(m.group(1).upper() for m in _FEAT_ARG.finditer(t))
+                        acc.update(m.group(1).upper() for m in _ID_MACRO.finditer(t))
+            out[p.number] = set(acc)
+        return out
+    got = ctx.series.memo(("sysreg-visibility-not-per-vm", "id-fields"), build)
+    return got.get(ctx.patch.number, set())
+
+
+def _cond_features(cond: Node) -> set[str]:
+    """The feature words of a host predicate: ARM64_HAS_S1PIE -> S1PIE, system_supports_qux() -> QUX."""
+    words = {w.upper() for tok in re.findall(r"[A-Za-z_]\w*", text(cond)) for w in tok.split("_")}
+    return {w for w in words if len(w) >= 3 and w not in _CAP_NOISE}
+
+
 def _removed_entries(removed: list[str]) -> Iterator[Entry]:
     """Each removed table entry line parsed on its own, closed when the entry goes on below (its
     fields up to there are what the entry had)."""
@@ -196,6 +291,25 @@ def _inner(fn: Node, defs: dict[str, Node]) -> Node | None:
             last = args.named_children[-1] if args is not None and args.named_children else None
             if last is not None and text(last) in defs:
                 return defs[text(last)]
+    return None
+
+
+def _host_only_undef(clf: Classifier, fn: Node, fields: set[str]) -> tuple[Node, set[str]] | None:
+    """(host-only condition, the series' ID fields it names) guarding an UNDEF in `fn`, when nothing
+    in `fn` tests the VM's configuration (an unknown predicate on the UNDEF's path keeps it silent)."""
+    for iff in walk(fn, {"if_statement"}):
+        if clf.classify(iff.child_by_field_name("condition")) == PER_VM:
+            return None  # it does look at the VM somewhere
+    for call in walk(fn, {"call_expression"}):
+        if call_name(call) not in _UNDEF:
+            continue
+        cls, host = classify_path(clf, call)
+        if cls != HOST or not host:
+            continue
+        for cond in host:
+            feats = _cond_features(cond) & fields
+            if feats:
+                return cond, feats
     return None
 
 

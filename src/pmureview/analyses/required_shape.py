@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..lang.c import function_name, text, walk
+from ..lang.c import function_name, text
 from ..lazyre import lazy_re
-from .symbols import FUNCTION, strip_comments, symbols
+from .symbols import FUNCTION, SeriesSymbols, strip_comments, symbols
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -131,7 +131,7 @@ def _series_reasons(ctx: SeriesContext, name: str) -> Iterator[Reason]:
     for view in ctx.all_views():
         if not view.is_c or name not in view.text:
             continue
-        yield from _view_uses(view, name, word)
+        yield from _view_uses(syms, view, name, word)
 
 
 def _designated(name: str) -> re.Pattern[str]:
@@ -139,31 +139,40 @@ def _designated(name: str) -> re.Pattern[str]:
     return lazy_re(rf"(?:\.\s*\w+|\[[^\]]*\])\s*=\s*(?:\(\s*[\w\s*]+\)\s*)?&?\s*{re.escape(name)}\s*(?:[,}}]|$)")
 
 
-def _view_uses(view: FileView, name: str, word) -> Iterator[Reason]:
+def _view_uses(syms: SeriesSymbols, view: FileView, name: str, word) -> Iterator[Reason]:
     try:
-        code = strip_comments(view.lines, None if view.mode == "full" else view.known)
+        code = syms.code_lines(view)  # comments and strings blanked, cached per view
+        parsed = getattr(view, "parse_text", view.text).split("\n")  # the text the tree was parsed from
     except Exception:
         return
     designated = _designated(name)
-    tree_lines: dict[int, str] = {}
-    try:
-        for ident in walk(view.root, {"identifier"}):
-            if text(ident) != name:
-                continue
-            kind = _classify(ident)
-            if kind is not None:
-                tree_lines.setdefault(view.node_line(ident), kind)
-    except Exception:
-        tree_lines = {}
     for i, ln in enumerate(code, 1):
         if name not in ln or not word.search(ln):
             continue
-        kind = tree_lines.get(i)
+        kind = None
+        try:
+            kind = _kind_on_line(view, parsed[i - 1] if i <= len(parsed) else "", i, name, word)
+        except Exception:  # a fragment the parser split oddly: the line pattern still applies
+            kind = None
         if kind is None and designated.search(ln):
             kind = OPS_TABLE
         if kind is None:
             continue
         yield Reason(kind, view.path, i, view.patch.number, view.line_text(i).strip())
+
+
+def _kind_on_line(view: FileView, line_text: str, line: int, name: str, word) -> str | None:
+    """Classify each occurrence of `name` on one line through the node at its position (a whole
+    kernel file is not walked once per name)."""
+    for m in word.finditer(line_text):
+        col = len(line_text[: m.start()].encode("utf-8", "surrogateescape"))
+        node = view.root.descendant_for_point_range((line - 1, col), (line - 1, col + len(name)))
+        if node is None or node.type != "identifier" or text(node) != name:
+            continue  # a comment, a string, a member of the same spelling
+        kind = _classify(node)
+        if kind is not None:
+            return kind
+    return None
 
 
 def _classify(ident: Node) -> str | None:

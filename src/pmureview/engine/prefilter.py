@@ -17,9 +17,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from ..series.model import Series, path_matches
 from .select import matches
+
+_matches = lru_cache(maxsize=4096)(path_matches)
 
 
 class Prefilter:
@@ -54,7 +57,8 @@ class Prefilter:
         if rule_id and ((self.select and not matches(rule_id, self.select)) or
                         (self.ignore and matches(rule_id, self.ignore))):
             return False
-        if scope == "file" and not any(path_matches(p, files) for p in self.paths):
+        files = tuple(files)
+        if scope == "file" and not any(_matches(p, files) for p in self.paths):
             return False
         evidence = tuple(evidence)
         return not evidence or any(self._has(e) for e in evidence)

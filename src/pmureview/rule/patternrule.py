@@ -9,7 +9,9 @@ list` and tests, on first use in a review).
 
 Engine filters, top level or per case (a case's value wins; `exclude-files` adds up): `severity`,
 `files`, `exclude-files`, `function` / `not-function` (a regex on the enclosing function's name; an
-unknown name fails both), `new-only` (a match whose every added line the patch also removes is moved code).
+unknown name fails both), `new-only` (a match whose every added line the patch also removes is moved code),
+`api` (the kernel API the message recommends, a key of kernel/api_since.py: the finding is dropped when a
+base tree lacks it, and is a check saying "(X exists since vX.Y)" when the series may predate it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -29,7 +32,7 @@ from .yamlrule import YamlRuleError
 
 META_KEYS = {"id", "title", "severity", "confidence", "scope", "files", "status", "docs", "needs_base"}
 CASE_KEYS = {"rule", "constraints", "utils", "transform", "fix", "message", "note", "added", "severity", "files",
-             "exclude-files", "function", "not-function", "new-only"}
+             "exclude-files", "function", "not-function", "new-only", "api"}
 TOP_KEYS = META_KEYS | CASE_KEYS | {"cases"}
 ADDED_MODES = ("cover", "statement", "overlap")
 DEFAULT_FILES = ("*.c", "*.h")
@@ -55,21 +58,23 @@ def collapse(text: str) -> str:
 class PatternCase:
     """One shape of a rule: its compiled ast-grep config, message, note, `added:` mode and filters."""
 
-    __slots__ = ("added", "compiled", "exclude", "files", "function", "message", "new_only", "not_function",
-                 "note", "severity")
+    __slots__ = ("added", "api", "compiled", "exclude", "files", "function", "message", "new_only",
+                 "not_function", "note", "severity")
 
     def __init__(self, compiled: Compiled, message: str, note: str | None, added: str, *,
                  severity: Severity | None = None, files: tuple[str, ...] = DEFAULT_FILES,
                  exclude: tuple[str, ...] = (), function: re.Pattern[str] | None = None,
-                 not_function: re.Pattern[str] | None = None, new_only: bool = False) -> None:
+                 not_function: re.Pattern[str] | None = None, new_only: bool = False,
+                 api: str | None = None) -> None:
         self.compiled, self.message, self.note, self.added = compiled, message, note, added
         self.severity = severity  # None: the rule's own
         self.files, self.exclude = files, exclude
         self.function, self.not_function = function, not_function
         self.new_only = new_only
+        self.api = api  # the API the message recommends (kernel/api_since.py), weighed per series
 
     def runs_on(self, path: str) -> bool:
-        return path_matches(path, self.files) and not path_matches(path, self.exclude)
+        return _matches(path, self.files) and not (self.exclude and _matches(path, self.exclude))
 
     def function_ok(self, view: FileView, line: int) -> bool:
         """`function:` / `not-function:` against the function enclosing `line`; an unknown function
@@ -146,7 +151,11 @@ def _filters(raw: dict[str, Any], where: str, defaults: dict[str, Any]) -> dict[
     new_only = pick("new-only")
     if new_only is not None and not isinstance(new_only, bool):
         raise YamlRuleError(f"{where}: new-only: must be true or false")
+    api = pick("api")
+    if api is not None and (not isinstance(api, str) or not api):
+        raise YamlRuleError(f"{where}: api: must be an API name (a key of kernel/api_since.py)")
     return {"severity": sev, "files": _globs(files, where, "files") if files is not None else DEFAULT_FILES,
+            "api": api,
             "exclude": exclude, "function": _regex(pick("function"), where, "function"),
             "not_function": _regex(pick("not-function"), where, "not-function"), "new_only": bool(new_only)}
 
@@ -276,14 +285,24 @@ class PatternRule(Rule):
                         removed = removed_lines(view)
                     if _all_moved(case.new_lines(view, m), view, removed):
                         continue  # moved, not new
+                message, severity = fill(case.message, m.vars), case.severity
+                if case.api:  # advice naming an API the series' base may not have (docs/knowledge.md)
+                    from ..kernel.api_since import api_worth
+
+                    worth = api_worth(ctx, case.api)
+                    if not worth.give:
+                        continue
+                    if worth.suffix:
+                        message, severity = message + worth.suffix, Severity.CHECK
                 seen.add(line)
                 note = fill(case.note, m.vars) if case.note else None
-                yield self.at_line(view, line, fill(case.message, m.vars), note=note, suggestion=m.fix,
-                                   severity=case.severity,
+                yield self.at_line(view, line, message, note=note, suggestion=m.fix,
+                                   severity=severity,
                                    column=m.start_column if line == m.start_line else None)
 
 
 _UNITS: WeakKeyDictionary[FileView, list[Any]] = WeakKeyDictionary()
+_matches = lru_cache(maxsize=8192)(path_matches)  # every case of every rule asks for every file
 _ADDED: WeakKeyDictionary[FileView, str] = WeakKeyDictionary()
 
 

@@ -1,0 +1,116 @@
+"""kvmarm/no-conditional-compilation: how two definitions of one name under a hypervisor #ifdef
+diverge — a stand-in for what EL2 lacks (silent), a different answer (warning), anything else (check)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parent.parent / "rules" / "kvmarm" / "no-conditional-compilation.py"
+
+
+@pytest.fixture(scope="module")
+def rule():
+    name = "pmureview_rules.kvmarm.no_conditional_compilation"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _verdict(rule, name: str, hyp: str, host: str, *, partial: tuple[bool, bool] = (False, False)) -> str:
+    forms = [[rule.canonical(rule.tokens(hyp))], [rule.canonical(rule.tokens(host))]]
+    return rule.divergence(name, forms, list(partial))
+
+
+_SILENT = [
+    # RCU on the host, nothing at EL2
+    ("s2_walk_enter", "static inline void s2_walk_enter(void) {}",
+     "static inline void s2_walk_enter(void)\n{\n\trcu_read_lock();\n}"),
+    ("s2_walk_locked", "static inline bool s2_walk_locked(void)\n{\n\treturn true;\n}",
+     "static inline bool s2_walk_locked(void)\n{\n\treturn rcu_read_lock_held();\n}"),
+    ("s2_deref", "static inline u64 *s2_deref(s2_ref_t r, bool shared)\n{\n\treturn r;\n}",
+     "static inline u64 *s2_deref(s2_ref_t r, bool shared)\n{\n\treturn rcu_dereference_check(r, shared);\n}"),
+    # tracing, preemption, locking around the same work
+    ("foo_exit", "static inline void foo_exit(struct kvm_vcpu *v)\n{\n\t__foo_exit(v);\n}",
+     "static inline void foo_exit(struct kvm_vcpu *v)\n{\n\ttrace_foo_exit(v);\n\tpreempt_disable();\n"
+     "\t__foo_exit(v);\n\tpreempt_enable();\n}"),
+    ("foo_note", "#define foo_note(x)", "#define foo_note(x) pr_debug(\"%llx\\n\", x)"),
+    # an HVC from the host, a direct call in the hypervisor
+    ("foo_flush", "static inline int foo_flush(u64 a)\n{\n\treturn __foo_flush(a);\n}",
+     "static inline int foo_flush(u64 a)\n{\n\treturn kvm_call_hyp_nvhe(__foo_flush, a);\n}"),
+    ("el2_call", "#define el2_call(f, ...) f(__VA_ARGS__)",
+     "#define el2_call(f, ...) ({ struct arm_smccc_res res; arm_smccc_1_1_hvc(FN(f), ##__VA_ARGS__, &res); "
+     "res.a1; })"),
+    # only the hypervisor object may define it
+    ("DEFINE_COPY", "#define DEFINE_COPY(name) struct ftr_copy name", "#define DEFINE_COPY(name) BUILD_BUG()"),
+]
+
+
+@pytest.mark.parametrize(("name", "hyp", "host"), _SILENT)
+def test_stand_ins_for_what_el2_lacks_are_silent(rule, name: str, hyp: str, host: str) -> None:
+    assert _verdict(rule, name, hyp, host) == rule.SILENT
+
+
+def test_direct_call_against_a_partly_visible_wrapper(rule) -> None:
+    # hunk-only: the host's macro body is cut by an unknown line
+    hyp, host = "#define el2_call(f, ...) f(__VA_ARGS__)", "#define el2_call(f, ...) ({ struct foo res;"
+    assert _verdict(rule, "el2_call", hyp, host, partial=(False, True)) == rule.SILENT
+    # a fully visible other branch that is no call wrapper: not a stand-in
+    assert _verdict(rule, "el2_call", hyp, "#define el2_call(f, ...) run_later(f, __VA_ARGS__)") == rule.OTHER
+
+
+def test_kvm_nvhe_sym_extern_is_the_same_object(rule) -> None:
+    a = "#define DECLARE_COPY(name) extern struct ftr_copy name"
+    b = "#define DECLARE_COPY(name) extern struct ftr_copy kvm_nvhe_sym(name)"
+    assert rule.canonical(rule.tokens(a)) == rule.canonical(rule.tokens(b))
+
+
+_ANSWER = [
+    ("kvm_vcpu_foo_is_on", "static inline bool kvm_vcpu_foo_is_on(struct kvm_vcpu *v)\n{\n\treturn false;\n}",
+     "bool kvm_vcpu_foo_is_on(struct kvm_vcpu *v);"),
+    ("vcpu_has_foo", "#define vcpu_has_foo(v) false", "#define vcpu_has_foo(v) kvm_has_foo((v)->kvm)"),
+    ("foo_supported", "static inline bool foo_supported(void) { return true; }",
+     "static inline bool foo_supported(void) { return false; }"),
+    ("foo_get_limit", "static inline u64 foo_get_limit(void)\n{\n\treturn 4;\n}",
+     "static inline u64 foo_get_limit(void)\n{\n\treturn read_sysreg(foo_el1) & 0xf;\n}"),
+    # a bool function without a predicate name
+    ("foo_trapped_here", "static inline bool foo_trapped_here(void) { return false; }",
+     "bool foo_trapped_here(void);"),
+    # a locking call does not excuse a different answer
+    ("foo_level", "static inline int foo_level(void) { return 0; }",
+     "static inline int foo_level(void) { int l; spin_lock(&foo_lock); l = foo_cur; spin_unlock(&foo_lock); "
+     "return l; }"),
+]
+
+
+@pytest.mark.parametrize(("name", "hyp", "host"), _ANSWER)
+def test_a_different_answer_warns(rule, name: str, hyp: str, host: str) -> None:
+    assert _verdict(rule, name, hyp, host) == rule.ANSWER
+
+
+_OTHER = [
+    ("foo_sync", "static inline void foo_sync(struct kvm_vcpu *v) {}", "void foo_sync(struct kvm_vcpu *v);"),
+    ("foo_reset", "static inline void foo_reset(struct kvm_vcpu *v) {}",
+     "static inline void foo_reset(struct kvm_vcpu *v)\n{\n\tfoo_clear_state(v);\n}"),
+    ("foo_init", "static inline int foo_init(void) { return 0; }", "int foo_init(void);"),
+]
+
+
+@pytest.mark.parametrize(("name", "hyp", "host"), _OTHER)
+def test_anything_else_is_a_check(rule, name: str, hyp: str, host: str) -> None:
+    assert _verdict(rule, name, hyp, host) == rule.OTHER
+
+
+def test_fragments_never_raise(rule) -> None:
+    for a, b in [("#define f(", "#define f(x) x"), ("{ rcu_read_lock(", "{ }"), ("int f(void", "{"),
+                 ("#define f(g, ...) g(", "#define f"), ("{ kvm_call_hyp(", "{ return kvm_call_hyp(x"),
+                 ("{ BUILD_BUG(", "{ rcu_dereference(")]:
+        _verdict(rule, "f", a, b)
+        _verdict(rule, "f", a, b, partial=(True, True))
