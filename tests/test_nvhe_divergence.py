@@ -48,6 +48,15 @@ _SILENT = [
     ("el2_call", "#define el2_call(f, ...) f(__VA_ARGS__)",
      "#define el2_call(f, ...) ({ struct arm_smccc_res res; arm_smccc_1_1_hvc(FN(f), ##__VA_ARGS__, &res); "
      "res.a1; })"),
+    # one register, reached through its VHE (EL12/EL02) or its own encoding
+    ("read_sysreg_foo", "#define read_sysreg_foo(r) read_sysreg_s(r##_EL12)",
+     "#define read_sysreg_foo(r) read_sysreg_s(r##_EL1)"),
+    # the kernel's name for the hypervisor object's symbol
+    ("hyp_sym", "#define hyp_sym(sym) sym", "#define hyp_sym(sym) __kvm_nvhe_##sym"),
+    # the host generates HVC stubs, the hypervisor needs none
+    ("DECLARE_EL2_CALL", "#define DECLARE_EL2_CALL(ret, name)",
+     "#define DECLARE_EL2_CALL(ret, name) static inline ret el2_##name(void) "
+     "{ return (ret)__kvm_call_hyp_nvhe(name); }"),
     # only the hypervisor object may define it
     ("DEFINE_COPY", "#define DEFINE_COPY(name) struct ftr_copy name", "#define DEFINE_COPY(name) BUILD_BUG()"),
 ]
@@ -66,9 +75,12 @@ def test_direct_call_against_a_partly_visible_wrapper(rule) -> None:
     assert _verdict(rule, "el2_call", hyp, "#define el2_call(f, ...) run_later(f, __VA_ARGS__)") == rule.OTHER
 
 
-def test_kvm_nvhe_sym_extern_is_the_same_object(rule) -> None:
-    a = "#define DECLARE_COPY(name) extern struct ftr_copy name"
-    b = "#define DECLARE_COPY(name) extern struct ftr_copy kvm_nvhe_sym(name)"
+@pytest.mark.parametrize(("a", "b"), [
+    ("#define DECLARE_COPY(name) extern struct ftr_copy name",
+     "#define DECLARE_COPY(name) extern struct ftr_copy kvm_nvhe_sym(name)"),
+    ("#define DECLARE_BUF(t, n) DECLARE_PER_CPU(t, n)", "#define DECLARE_BUF(t, n) DECLARE_KVM_NVHE_PER_CPU(t, n)"),
+])
+def test_the_hyp_objects_symbol_is_the_same_object(rule, a: str, b: str) -> None:
     assert rule.canonical(rule.tokens(a)) == rule.canonical(rule.tokens(b))
 
 
@@ -80,6 +92,9 @@ _ANSWER = [
      "static inline bool foo_supported(void) { return false; }"),
     ("foo_get_limit", "static inline u64 foo_get_limit(void)\n{\n\treturn 4;\n}",
      "static inline u64 foo_get_limit(void)\n{\n\treturn read_sysreg(foo_el1) & 0xf;\n}"),
+    # another register is another answer
+    ("foo_get_pfr", "static inline u64 foo_get_pfr(void) { return read_sysreg_s(SYS_ID_PFR0_EL1); }",
+     "static inline u64 foo_get_pfr(void) { return read_sysreg_s(SYS_ID_PFR1_EL1); }"),
     # a bool function without a predicate name
     ("foo_trapped_here", "static inline bool foo_trapped_here(void) { return false; }",
      "bool foo_trapped_here(void);"),
@@ -95,11 +110,19 @@ def test_a_different_answer_warns(rule, name: str, hyp: str, host: str) -> None:
     assert _verdict(rule, name, hyp, host) == rule.ANSWER
 
 
+def test_a_definition_cut_by_the_hunk_is_no_verdict(rule) -> None:
+    hyp, host = "#define vcpu_has_foo(v) false", "#define vcpu_has_foo(v) (kvm_has_foo((v)->kvm) &&"
+    assert _verdict(rule, "vcpu_has_foo", hyp, host, partial=(False, True)) == rule.OTHER
+
+
 _OTHER = [
     ("foo_sync", "static inline void foo_sync(struct kvm_vcpu *v) {}", "void foo_sync(struct kvm_vcpu *v);"),
     ("foo_reset", "static inline void foo_reset(struct kvm_vcpu *v) {}",
      "static inline void foo_reset(struct kvm_vcpu *v)\n{\n\tfoo_clear_state(v);\n}"),
     ("foo_init", "static inline int foo_init(void) { return 0; }", "int foo_init(void);"),
+    # the hypervisor's copy does nothing where the host asks EL2 to do the work
+    ("foo_sync_hw", "static inline void foo_sync_hw(u64 v) {}",
+     "static inline void foo_sync_hw(u64 v) { kvm_call_hyp(__foo_sync_hw, v); }"),
 ]
 
 

@@ -104,7 +104,7 @@ def _ctx(case: Path, mode: str = HUNK_ONLY, tmp: Path | None = None) -> SeriesCo
         opts.tree = git_tree(case / "tree", tmp / "repo")
     series, _ = load_series([str(case / "series.mbox")], opts)
     if mode == FULL:
-        reader, base = _open_tree(opts, series, hook=False)
+        reader, base = _open_tree(opts, series, hook=False)[:2]
     views, _ = build_views(series, reader)
     return SeriesContext(series=series, mode=mode, views=views, base_reader=reader, base=base)
 

@@ -83,9 +83,9 @@ class ErrnoReturnedAsBool(Rule):
             use_instead="\tret = widget_sanitise(kvm, range);\n\tif (WARN_ON(ret))\n\t\treturn false;",
             known_problems="The return type is read from the function's head line (kernel style: at column "
                            "0, the type on the same line) or, when the hunk starts inside the function, from "
-                           "git's hunk heading; a head split oddly or a hunk that does not tell is skipped. Comment lines "
-                           "are never read as a head, and the heading is not trusted for a hunk that starts "
-                           "inside a comment (git may have taken it from that comment). "
+                           "git's hunk heading; a head split oddly or a hunk that does not tell is skipped. "
+                           "Comment lines are never read as a head, and the heading is not trusted for a hunk "
+                           "that starts inside a comment (git may have taken it from that comment). "
                            "`ret` assigned only from literals (a 0/1 status) is not reported, nor an error "
                            "code held in a variable of another type.",
             references=("kvm_set_spte_gfn() review: a negative error code returned from a function "

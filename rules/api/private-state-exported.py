@@ -34,7 +34,7 @@ def _norm(t: str) -> str:
 def _destaticed(removed: str, added: set[str]) -> str | None:
     """The object name when `removed` is a file-scope static object definition and `added` holds
     the same definition without `static`."""
-    if not removed.startswith("static ") or "(" in removed.split("=")[0] and not _DEFINER.match(removed[7:]):
+    if not removed.startswith("static ") or ("(" in removed.split("=")[0] and not _DEFINER.match(removed[7:])):
         return None
     rest = removed[len("static "):].strip()
     if "DEFINE_PER_CPU" in rest or re.search(r"\binline\b", rest):

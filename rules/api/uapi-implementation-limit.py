@@ -15,6 +15,7 @@ from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import FileContext
 
+_UAPI = lazy_re(r"^(?:include/uapi/linux/kvm[\w-]*\.h|arch/[^/]+/include/uapi/asm/kvm[\w-]*\.h)$")
 _DEFINE = lazy_re(r"^\s*#\s*define\s+(KVM_[A-Z0-9_]+)\s+(\S.*)$")
 _ENUMERATOR = lazy_re(r"^\s+(_*KVM_[A-Z0-9_]+)\s*(?:=\s*[^,]+)?,?\s*(?:/\*.*|//.*)?$")
 _BOUND = lazy_re(r"_MAX$|_MAX_|^KVM_MAX_|_LAST$|^KVM_NR_")
@@ -23,7 +24,7 @@ _LAST_VALID = lazy_re(r"(?i)/[*/].*\b(?:last\s+valid|highest\s+valid|max(?:imum)
 
 class UapiImplementationLimit(Rule):
     meta = RuleMeta(
-        evidence=(r"MAX|LAST|KVM_NR_|(?i:last\s+valid|highest\s+valid|maximum)",),  # prefilter
+        evidence=(r"(?i)max|last|highest|KVM_NR_",),  # cannot fire without it (prefilter)
         id="api/uapi-implementation-limit",
         title="Implementation limit frozen into a UAPI header",
         severity=Severity.WARNING,
@@ -49,6 +50,8 @@ class UapiImplementationLimit(Rule):
 
     def check(self, ctx: FileContext) -> Iterator[Finding]:  # type: ignore[override]
         view = ctx.view
+        if not _UAPI.match(view.path):
+            return
         removed = " ".join(t for p in ctx.series.patches for f in p.files for t in f.removed_text)
         text = "\n".join(view.line_text(n) for n in sorted(view.known))
         for line in sorted(view.added):

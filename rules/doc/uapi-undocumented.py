@@ -27,6 +27,10 @@ _IOCTL = lazy_re(r"\b_IO(?:R|W|WR)?\s*\(\s*KVMIO\b")
 _INTERNAL = lazy_re(r"_(?:SHIFT|MASK|WIDTH|SIZE|MAX|MIN|BITS|OFFSET|MAGIC|H|NUM|COUNT)$|^KVM_ARM_TARGET_")
 _DOC = lazy_re(r"^Documentation/virt/kvm/")
 _API_RST = "Documentation/virt/kvm/api.rst"
+def _norm(value: str) -> str:
+    return " ".join(re.sub(r"/\*.*?(?:\*/|$)|//.*$", "", value).split())
+
+
 _WORD = lazy_re(r"\bKVM_[A-Z0-9_]*\*?")
 
 
@@ -69,6 +73,7 @@ class UapiUndocumented(Rule):
         doc_words: set[str] = set()
         removed: set[str] = set()
         blocks: set[str] = set()  # names other added UAPI definitions are built from
+        old_values: set[str] = set()  # values of UAPI definitions the series removes (renames)
         for p in ctx.patches:
             for f in p.files:
                 if _UAPI.match(f.path):
@@ -78,6 +83,9 @@ class UapiUndocumented(Rule):
                             blocks.update(_WORD.findall(m.group(2)))
                 for t in f.removed_text:
                     removed.update(_WORD.findall(t))
+                    m = _DEFINE.match(t)
+                    if m and _UAPI.match(f.path):
+                        old_values.add(_norm(m.group(2)))
                 if _DOC.match(f.path):
                     words = {w for ln in f.added_lines() for w in _WORD.findall(ln.text)}
                     doc_words |= words
@@ -87,12 +95,12 @@ class UapiUndocumented(Rule):
             if not _UAPI.match(view.path):
                 continue
             try:
-                yield from self._view(ctx, view, api_words, doc_words, removed | blocks)
+                yield from self._view(ctx, view, api_words, doc_words, removed | blocks, old_values)
             except Exception:
                 continue
 
     def _view(self, ctx: SeriesContext, view: FileView, api_words: set[str], doc_words: set[str],
-              removed: set[str]) -> Iterator[Finding]:
+              removed: set[str], old_values: set[str]) -> Iterator[Finding]:
         undocumented: list[tuple[int, str, bool]] = []
         for line in sorted(view.added):
             t = view.line_text(line)
@@ -104,7 +112,7 @@ class UapiUndocumented(Rule):
                 if not m or not self._in_enum(view, line):
                     continue
                 name, value = m.group(1), ""
-            if name in removed:
+            if name in removed or (value and _norm(value) in old_values):
                 continue  # moved or renamed (or a building block of other definitions)
             api = bool(_IOCTL.search(value)) or name.startswith("KVM_CAP_")
             if not api and _INTERNAL.search(name):

@@ -66,7 +66,8 @@ class DuplicateTypedef(Rule):
         docs=RuleDocs(
             what="Flags a typedef added to a .c file when a header touched by the series defines the same "
                  "typedef name and the .c file includes that header (an #include naming it, or, when the "
-                 "includes are outside the hunks, the .c file defines a function the header declares).",
+                 "includes are outside the hunks, the .c file defines a function the header declares). An "
+                 "#include inside a block comment does not count.",
             why="The second definition is redundant at best (C11 accepts an identical redefinition, clang "
                 "still warns with -Wtypedef-redefinition) and a conflicting type at worst; the copy also "
                 "drifts when the header's typedef changes. Use the header's typedef.",

@@ -50,7 +50,8 @@ class NewSysregIncompleteWiring(Rule):
                  "fine-grained trap field (so an L1 hypervisor's trap is honoured), that field in the "
                  "FGU computation (so a VM without the feature gets an UNDEF), and VNCR(R) instead of a "
                  "plain entry when the architecture puts R in the VNCR page. Each check runs only when "
-                 "the base has the mechanism. One finding per register, listing what is missing.",
+                 "the base has the mechanism. One finding per register, listing what is missing. A name "
+                 "written inside a block comment of the enum is no entry.",
             why="A new register is wired into several independent tables; each one forgotten is a "
                 "silent hole: without SR_FGT() a nested guest's FGT trap is never forwarded, without "
                 "FGU a VM configured without the feature can still access the register, and a VNCR "

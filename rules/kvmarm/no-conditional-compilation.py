@@ -30,7 +30,9 @@ _PERCPU_SYM = {"this_cpu_ptr_hyp_sym": "this_cpu_ptr", "this_cpu_ptr_nvhe_sym": 
 # one spelling per translation: the hyp object's own helpers and the kernel's do the same job
 _SAME_JOB = {"__hyp_pa": "__pa", "hyp_virt_to_phys": "__pa", "virt_to_phys": "__pa", "__pa_symbol": "__pa",
              "__hyp_va": "__va", "hyp_phys_to_virt": "__va", "phys_to_virt": "__va",
-             "hyp_virt_to_page": "virt_to_page", "hyp_virt_to_pfn": "virt_to_pfn"}
+             "hyp_virt_to_page": "virt_to_page", "hyp_virt_to_pfn": "virt_to_pfn",
+             # the kernel declaring the hyp object's per-CPU variable: the same variable
+             "DECLARE_KVM_NVHE_PER_CPU": "DECLARE_PER_CPU", "DECLARE_KVM_HYP_PER_CPU": "DECLARE_PER_CPU"}
 # `DECLARE_KVM_NVHE_SYM(x)` declares, from the kernel, the hyp object's copy of `x`: the same
 # object an `extern T x;` declares inside the hyp object
 _DECLARE_SYM = frozenset({"DECLARE_KVM_NVHE_SYM", "DECLARE_KVM_HYP_SYM", "DECLARE_KVM_VHE_SYM"})
@@ -285,18 +287,30 @@ def _strip(body: list[str]) -> list[str]:
                 out.append("<F>")
             i = j + 1
             continue
+        if _SYM_PREFIX.match(t) and body[i + 1:i + 2] == ["##"]:
+            i += 2  # the same symbol, named from the other image
+            continue
         out.append(t)
         i += 1
     return _drop_groups(out)
 
 
 def _same_but_facilities(a: list[str], b: list[str]) -> bool:
+    """Equal up to `<F>` against a single name or literal, and up to a register's exception-level
+    suffix (`SCTLR_EL12` from VHE for what nVHE reads as `SCTLR_EL1`: one register, two encodings)."""
     if len(a) != len(b):
         return False
     for x, y in zip(a, b, strict=True):
-        if x != y and not ((x == "<F>" and _WORD.match(y)) or (y == "<F>" and _WORD.match(x))):
+        if x == y or (x == "<F>" and _WORD.match(y)) or (y == "<F>" and _WORD.match(x)):
+            continue
+        mx, my = _EL_SUFFIX.match(x), _EL_SUFFIX.match(y)
+        if not (mx and my and mx.group(1) == my.group(1)):
             return False
     return True
+
+
+_EL_SUFFIX = lazy_re(r"^(\w*?)EL[0-3]{1,2}$")
+_SYM_PREFIX = lazy_re(r"^__kvm_\w*_$")  # `__kvm_nvhe_##sym`: the kernel's name for the hyp object's sym
 
 
 def _unbuildable(body: list[str] | None) -> bool:
@@ -309,6 +323,11 @@ def _unbuildable(body: list[str] | None) -> bool:
         if t == "BUILD_BUG_ON" and body[i + 1:i + 4] in (["(", "1", ")"], ["(", "true", ")"]):
             return True
     return False
+
+
+def _empty(body: list[str] | None) -> bool:
+    """An empty macro, `{}`, or `do { } while (0)`."""
+    return body is not None and body in ([], ["{", "}"], ["do", "{", "}", "while", "(", "0", ")"])
 
 
 def _direct_call(params: list[str], body: list[str] | None) -> bool:
@@ -326,16 +345,20 @@ def divergence(name: str, forms: list[list[tuple[str, ...]]], partial: list[bool
     if any(_unbuildable(body) for arm in split for _, _, _, body in arm):
         return SILENT
     for k, arm in enumerate(split):
-        if any(kind == "macro" and _direct_call(params, body) for kind, params, _, body in arm):
+        if any(kind == "macro" and (_direct_call(params, body) or _empty(body)) for kind, params, _, body in arm):
             others = [i for i in range(len(split)) if i != k]
             if all(partial[i] or any(_HVC_WORD.search(t) for f in forms[i] for t in f) for i in others):
-                return SILENT  # the hypervisor calls directly what the host reaches through an HVC
+                # the hypervisor calls directly what the host reaches through an HVC, or needs
+                # nothing where the host builds its HVC stubs
+                return SILENT
     stripped = [[(kind, head, _strip(body) if body is not None else None) for kind, _, head, body in arm]
                 for arm in split]
     first = stripped[0]
     if all(any(a[0] == b[0] and a[1] == b[1] and a[2] is not None and b[2] is not None
                and _same_but_facilities(a[2], b[2]) for a in first for b in arm) for arm in stripped[1:]):
         return SILENT
+    if any(partial):
+        return OTHER  # a definition cut by the hunk's edge: what it answers is not visible
     if _PREDICATE.search(name) or _GETTER.search(name):
         return ANSWER
     for arm in split:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pmureview.lang.c import enclosing_function, function_name, text, walk
+from pmureview.analyses.enclosing import enclosing_function_name
+from pmureview.lang.c import text, walk
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import FileContext, SeriesContext
@@ -111,9 +112,8 @@ class MissingWriteOnce(Rule):
             key = _key(access)
             if key is None or re.fullmatch(r"[A-Za-z_]\w*\s*\.\s*\w+", access):
                 continue  # `s.f = v`: a struct object of its own, a local copy or a static
-            fn = enclosing_function(node)
-            name = function_name(fn) if fn is not None else None
-            if name is None or _INIT_FN.search(name):
+            name = enclosing_function_name(view, view.node_line(node))
+            if name is not None and _INIT_FN.search(name):
                 continue
             if seen is None:
                 seen = _series_accesses(ctx.series)

@@ -194,9 +194,12 @@ class NewUapiRegWithoutGetRegList(Rule):
                     continue
                 if _listed(_entry(view, line).split(")", 1)[1]) is not True:
                     continue
-                before = [r for r in removed if re.search(rf"SYS_DESC\(\s*{re.escape(reg)}\s*\)", r)]
-                if any(not _surely_unlisted(r.split(")", 1)[1]) for r in before):
-                    continue  # listed before (here or in another table, e.g. invariant_sys_regs[])
+                # every removed line naming the register (SYS_DESC() or a table macro such as
+                # ID_SANITISED()) must be an entry userspace could not see
+                word = re.compile(rf"\b(?:SYS_)?{re.escape(reg.removeprefix('SYS_'))}\b")
+                before = [r for r in removed if word.search(r)]
+                if any(not _SYS_DESC.match(r) or not _surely_unlisted(r.split(")", 1)[1]) for r in before):
+                    continue  # listed before (here, by a macro, or in invariant_sys_regs[])
                 return line, reg.removeprefix("SYS_")
             m = _REG_ID.match(t)
             if m and _u64_table(view, line):
