@@ -14,7 +14,8 @@ from pmureview.views.context import FileContext, FileView, SeriesContext
 
 _REG = r"[A-Z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*?_EL(?:[0-3]|12|02)"
 # `#define REG_FIELD_SHIFT 55`
-_SHIFT = re.compile(rf"^\s*#\s*define\s+(?P<reg>{_REG})_(?P<field>\w+?)_SHIFT\s+\(?\s*(?P<lsb>\d+)U?L*\s*\)?\s*(?:/[*/].*)?$")
+_SHIFT = re.compile(rf"^\s*#\s*define\s+(?P<reg>{_REG})_(?P<field>\w+?)_SHIFT\s+"
+                    r"\(?\s*(?P<lsb>\d+)U?L*\s*\)?\s*(?:/[*/].*)?$")
 # `#define REG_FIELD[_MASK] BIT(55) | GENMASK(h, l) | (1UL << 55)`
 _BITS = re.compile(
     rf"^\s*#\s*define\s+(?P<reg>{_REG})_(?P<field>\w+?)(?:_MASK)?\s+\(?\s*(?:"
@@ -184,8 +185,11 @@ class SysregFieldNameClash(Rule):
             if hit is None:
                 continue
             done.add((d.reg, d.field))
-            other_name, other_where, src = hit
-            twin = other_name != d.field
+            other_name, other_field, other_where, src = hit
+            # a twin (nFOO for FOO) may be a distinct field newer than the knowledge: a check
+            twin = other_field != d.field
+            if twin:
+                severity = Severity.CHECK
             yield self.at_line(
                 view, d.line,
                 f"{d.reg}_{d.field} at {d.where()} clashes with {other_name} at {other_where} of the same "
@@ -198,7 +202,7 @@ class SysregFieldNameClash(Rule):
                        "the name against the Arm ARM.")
 
     @staticmethod
-    def _clash_kb(kb, d: Def) -> tuple[str, str, str] | None:
+    def _clash_kb(kb, d: Def) -> tuple[str, str, str, str] | None:
         for name in _registers(d.reg):
             reg = kb.register(name)
             if reg is None:
@@ -213,11 +217,12 @@ class SysregFieldNameClash(Rule):
                 if f.name != d.field and d.field in names:
                     continue  # nFOO and FOO are both real fields of this register
                 where = f"bit {f.lsb}" if f.msb == f.lsb else f"bits {f.msb}:{f.lsb}"
-                return f.name, where, f"{name} in {'the tree' if kb.source == 'tree' else 'the sysreg knowledge'}"
+                src = "the tree" if kb.source == "tree" else "the sysreg knowledge"
+                return f.name, f.name, where, f"{name} in {src}"
         return None
 
     @staticmethod
-    def _clash_series(series: SeriesContext, d: Def, upto: int) -> tuple[str, str, str] | None:
+    def _clash_series(series: SeriesContext, d: Def, upto: int) -> tuple[str, str, str, str] | None:
         regs = set(_registers(d.reg)) | {d.reg}
         for o in _known_defs(series, upto):
             if (o.path, o.line) == (d.path, d.line) or _base(o.field) != _base(d.field):
@@ -226,5 +231,5 @@ class SysregFieldNameClash(Rule):
                 continue
             if o.field == d.field and o.path == d.path:
                 continue  # the same macro twice in one file: the compiler says so
-            return f"{o.reg}_{o.field}", o.where(), f"{o.path}:{o.line}"
+            return f"{o.reg}_{o.field}", o.field, o.where(), f"{o.path}:{o.line}"
         return None

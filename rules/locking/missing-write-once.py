@@ -17,6 +17,8 @@ _ONCE = re.compile(r"\b(READ_ONCE|WRITE_ONCE)\s*\(\s*&?\s*([A-Za-z_][\w.\->\s]*?
 _BASE_DIRS = ("arch/arm64/kvm/", "arch/arm64/include/asm/kvm", "include/kvm/", "virt/kvm/", "include/linux/kvm")
 _MAX_BASE_FILES = 60
 # objects being built before anybody else can see them
+# user-space code (selftests, tools) shares names, not objects, with the kernel
+_OTHER_WORLD = ("tools/", "Documentation/", "scripts/")
 _INIT_FN = re.compile(r"(^|_)(init|create|alloc|setup|probe|new)(_|$)")
 
 
@@ -40,7 +42,7 @@ def _series_accesses(series: SeriesContext) -> dict[str, tuple[str, str]]:
     def build() -> dict[str, tuple[str, str]]:
         out: dict[str, tuple[str, str]] = {}
         for view in series.all_views():
-            if view.is_c:
+            if view.is_c and not view.path.startswith(_OTHER_WORLD):
                 _scan("\n".join(view.line_text(n) for n in sorted(view.known)), view.path, out)
         return out
     return series.memo(("missing-write-once", "series"), build)
@@ -88,8 +90,9 @@ class MissingWriteOnce(Rule):
                            "series shows are searched, so the READ_ONCE()/WRITE_ONCE() side is often "
                            "not seen. Stores in functions named *init*/*create*/*alloc*/*setup*/"
                            "*probe*/*new* (the object is not published yet) and to a local struct "
-                           "(`s.f = v`) are not reported; a store under a lock that every reader also "
-                           "takes is.",
+                           "(`s.f = v`) are not reported, nor anything under tools/ (selftests share "
+                           "names, not objects, with the kernel); a store under a lock that every "
+                           "reader also takes is.",
             references=("<87sfz7rrrv.wl-maz@kernel.org> (reset_state.reset cleared with a plain store; "
                         "WRITE_ONCE() to match the PSCI side)",
                         "Documentation/memory-barriers.txt, 'COMPILER BARRIER'"),
@@ -98,7 +101,7 @@ class MissingWriteOnce(Rule):
 
     def check(self, ctx: FileContext) -> Iterator[Finding]:  # type: ignore[override]
         view = ctx.view
-        if not view.is_c or not view.added:
+        if not view.is_c or not view.added or view.path.startswith(_OTHER_WORLD):
             return
         seen: dict[str, tuple[str, str]] | None = None
         for node in walk(view.root, {"assignment_expression"}):
