@@ -57,8 +57,8 @@ class UapiUndocumented(Rule):
             use_instead="Add a section for KVM_ARM_WIDGET_CTRL (capability, architectures, type, "
                         "parameters, returns, description) to Documentation/virt/kvm/api.rst in the "
                         "same series.",
-            known_problems="Silent when patches of the series are missing (the documentation may be "
-                           "in one of them). Layout helpers (_SHIFT, _MASK, _SIZE, _MAX, _COUNT ...) "
+            known_problems="Only a check when patches of the series are missing (the documentation "
+                           "may be in one of them). Layout helpers (_SHIFT, _MASK, _SIZE, _MAX, _COUNT ...) "
                            "and constants the series removes elsewhere (moves, renames) are skipped. "
                            "A constant is documented when its name appears anywhere in the added "
                            "documentation, whatever the text says about it.",
@@ -67,7 +67,7 @@ class UapiUndocumented(Rule):
     )
 
     def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
-        if ctx.files_mode or ctx.series.missing:
+        if ctx.files_mode:
             return
         api_words: set[str] = set()
         doc_words: set[str] = set()
@@ -77,10 +77,15 @@ class UapiUndocumented(Rule):
         for p in ctx.patches:
             for f in p.files:
                 if _UAPI.match(f.path):
+                    continued = False  # the previous added line ended in a backslash
                     for ln in f.added_lines():
+                        code = _norm(ln.text)
                         m = _DEFINE.match(ln.text) or _FUNC_DEFINE.match(ln.text)
                         if m:
-                            blocks.update(_WORD.findall(m.group(2)))
+                            blocks.update(_WORD.findall(_norm(m.group(2))))
+                        elif continued:
+                            blocks.update(_WORD.findall(code))
+                        continued = ln.text.rstrip().endswith("\\")
                 for t in f.removed_text:
                     removed.update(_WORD.findall(t))
                     m = _DEFINE.match(t)
@@ -130,6 +135,15 @@ class UapiUndocumented(Rule):
         others = [n for _, n, _ in undocumented[1:]]
         more = f" (and {len(others)} more: {', '.join(others[:4])}{', ...' if len(others) > 4 else ''})" \
             if others else ""
+        if ctx.series.missing:
+            # the documentation may be one of the patches not at hand: ask, do not claim
+            yield self.at_line(
+                view, line,
+                f"new UAPI {name}{more}: documented in {where} by a patch that is not here?",
+                note="No patch at hand documents it; if none of the missing patches of the series "
+                     "does either, please add it to the KVM documentation.",
+                severity=Severity.CHECK, confidence=Confidence.LOW)
+            return
         yield self.at_line(
             view, line,
             f"new UAPI {name}{more} is not documented in {where}",

@@ -217,7 +217,7 @@ class SysregFieldNameClash(Rule):
                 if f.name != d.field and d.field in names:
                     continue  # nFOO and FOO are both real fields of this register
                 where = f"bit {f.lsb}" if f.msb == f.lsb else f"bits {f.msb}:{f.lsb}"
-                src = "the tree" if kb.source == "tree" else "the sysreg knowledge"
+                src = "the tree" if getattr(kb, "source", "") == "tree" else "the sysreg knowledge"
                 return f.name, f.name, where, f"{name} in {src}"
         return None
 

@@ -144,8 +144,8 @@ class NewUapiRegWithoutGetRegList(Rule):
             use_instead="Add ARM64_SYS_REG(3, 0, 1, 2, 3),	/* FOO_EL1 */ to the blessed list of "
                         "get-reg-list.c in a patch of the same series.",
             known_problems="Silent when patches of the series are missing (the selftest update may "
-                           "be one of them) and when the cover letter mentions get-reg-list (an "
-                           "update posted separately). Entries with a .visibility callback, tables "
+                           "be one of them) and when the cover letter or a commit message mentions "
+                           "get-reg-list (an update posted separately). Entries with a .visibility callback, tables "
                            "built by macros (ID_SANITISED(), PMU_SYS_REG()) and registers the same "
                            "patch already listed are skipped; only sys_reg_descs[] is read.",
             references=("arch/arm64/kvm/sys_regs.c: walk_one_sys_reg()",
@@ -162,7 +162,7 @@ class NewUapiRegWithoutGetRegList(Rule):
         cover = ctx.series.cover
         if cover is not None and _MENTION.search(cover.body):
             return
-        if any(_MENTION.search(p.notes or "") for p in ctx.patches):
+        if any(_MENTION.search(p.notes or "") or _MENTION.search(p.message) for p in ctx.patches):
             return
         for view in ctx.all_views():
             if not _KVM_C.match(view.path):
