@@ -28,6 +28,7 @@ def _head(struct: Structure, arm) -> str:
 
 class DuplicateOrMismatchedStub(Rule):
     meta = RuleMeta(
+        evidence=(r"(?#hunk-only)inline",),  # a stub is `static inline`; full mode reads base lines
         id="header/duplicate-or-mismatched-stub",
         title="The same static inline stub defined in two preprocessor branches, or a stub that "
               "disagrees with its prototype",

@@ -122,8 +122,9 @@ def _known_defs(series: SeriesContext, upto: int) -> list[Def]:
         out: list[Def] = []
         for n in sorted(series.views):
             if n <= upto:
-                for view in series.views[n]:
-                    out += _defs_in(view, sorted(view.known))
+                for i, view in enumerate(series.views[n]):
+                    out += series.memo(("sysreg-field-name-clash", "view", n, i),
+                                       lambda v=view: _defs_in(v, sorted(v.known)))
         return out
     return series.memo(("sysreg-field-name-clash", "known", upto), build)
 

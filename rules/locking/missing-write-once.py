@@ -15,7 +15,7 @@ from pmureview.views.context import FileContext, SeriesContext
 _ONCE = re.compile(r"\b(READ_ONCE|WRITE_ONCE)\s*\(\s*&?\s*([A-Za-z_][\w.\->\s]*?)\s*[,)]")
 # where the base is searched in full mode: KVM code and its headers, besides the series' own files
 _BASE_DIRS = ("arch/arm64/kvm/", "arch/arm64/include/asm/kvm", "include/kvm/", "virt/kvm/", "include/linux/kvm")
-_MAX_BASE_FILES = 60
+_MAX_BASE_FILES = 200
 # objects being built before anybody else can see them
 # user-space code (selftests, tools) shares names, not objects, with the kernel
 _OTHER_WORLD = ("tools/", "Documentation/", "scripts/")
@@ -48,19 +48,21 @@ def _series_accesses(series: SeriesContext) -> dict[str, tuple[str, str]]:
     return series.memo(("missing-write-once", "series"), build)
 
 
-def _base_accesses(series: SeriesContext, field: str, near: str) -> dict[str, tuple[str, str]]:
-    """Full mode: the same, in base files of KVM (and the patched folder) that use `field`."""
+def _base_accesses(series: SeriesContext) -> dict[str, tuple[str, str]]:
+    """Full mode: the same, in the base's KVM files and the folders the series touches (one search
+    per series, not one per field)."""
     def build() -> dict[str, tuple[str, str]]:
         out: dict[str, tuple[str, str]] = {}
-        files = series.base_files_using(field) or []
-        folder = near.rsplit("/", 1)[0] + "/"
-        picked = [f for f in files if f.startswith(_BASE_DIRS) or f.startswith(folder)][:_MAX_BASE_FILES]
-        for path in picked:
+        files = set(series.base_files_using("READ_ONCE") or ()) | set(series.base_files_using("WRITE_ONCE") or ())
+        folders = tuple({v.path.rsplit("/", 1)[0] + "/" for v in series.all_views()
+                         if v.is_c and not v.path.startswith(_OTHER_WORLD)})
+        picked = sorted(f for f in files if f.startswith(_BASE_DIRS) or (folders and f.startswith(folders)))
+        for path in picked[:_MAX_BASE_FILES]:
             body = series.base_text(path)
-            if body and "_ONCE" in body:
+            if body:
                 _scan(body, path, out)
         return out
-    return series.memo(("missing-write-once", "base", field, near), build)
+    return series.memo(("missing-write-once", "base"), build)
 
 
 class MissingWriteOnce(Rule):
@@ -122,7 +124,7 @@ class MissingWriteOnce(Rule):
                 seen = _series_accesses(ctx.series)
             hit = seen.get(key)
             if hit is None and ctx.series.full:
-                hit = _base_accesses(ctx.series, key.split(".")[1], view.path).get(key)
+                hit = _base_accesses(ctx.series).get(key)
             if hit is None:
                 continue
             macro, where = hit
