@@ -56,7 +56,11 @@ class RedundantCapabilityCheck(Rule):
                            "on it is only a check ending \"(as of v6.18)\"; with a base tree only the "
                            "tree's guards count. A predicate that is also needed "
                            "elsewhere (MDCR_EL2 programming) is not wrong in itself: the finding "
-                           "asks for the narrower predicate at this call site.",
+                           "asks for the narrower predicate at this call site. A predicate that tests the "
+                           "capability and a state of its own (`return system_supports_sme() && "
+                           "(t->svcr & SVCR_SM_MASK)`) with no narrower predicate to name is the "
+                           "accessor for that state: calling it under the capability test is the "
+                           "normal idiom and is not reported.",
             references=(
                 "<aTiPvS49uMOJEBrf@kernel.org> (Oliver Upton on v5 10/24: condition on "
                 "kvm_vcpu_pmu_is_partitioned(); kvm_vcpu_load_fgt() already checks FEAT_FGT)",
@@ -83,8 +87,10 @@ class RedundantCapabilityCheck(Rule):
                 redundant = sorted(c for c in caps if c in held)
                 if not redundant:
                     continue
-                seen.add(line)
                 cap = redundant[0]
+                if _answers_more(callee, cap, preds, defs):
+                    continue
+                seen.add(line)
                 why = held[cap]
                 fn = _function_of(call)
                 # a guard known only from the bundled table, for a series not dated after the
@@ -116,7 +122,7 @@ def _message(callee: str, cap: str, why: Why, fn: str | None, call, preds, defs)
     if not why.guard:
         head = f"{label} was already tested on line {why.line}"
     elif why.guard == fn:
-        head = f"{fn}() already returned early without {label}"
+        head = f"{fn}() only gets here with {label}"
     else:
         head = f"{why.guard}() already checks {label} before calling {why.via or fn}()"
     if callee in preds and callee not in CAP_CALLS and callee not in FEAT_CALLS:
@@ -126,6 +132,24 @@ def _message(callee: str, cap: str, why: Why, fn: str | None, call, preds, defs)
                     f"{feat.removeprefix('FEAT_')} check in {callee}()")
         return f"{head}; {callee}() tests it again here"
     return f"{head}; this {callee}({cap}) test can never fail"
+
+
+def _answers_more(callee: str, cap: str, preds, defs) -> bool:
+    """A predicate of the series that tests `cap` AND state of its own, with no narrower predicate
+    to name instead (`thread_sm_enabled()`: the capability and a bit of the thread's SVCR): it is
+    the accessor for that state, and calling it under a capability test is the normal idiom."""
+    if callee not in defs or callee in CAP_CALLS or callee in FEAT_CALLS:
+        return False
+    if _narrower(callee, cap, preds, defs):
+        return False
+    for _view, fn in defs[callee]:
+        for ret in walk(fn, {"return_statement"}):
+            expr = next((c for c in ret.named_children if c.type != "comment"), None)
+            while expr is not None and expr.type == "parenthesized_expression":
+                expr = expr.named_children[0] if expr.named_children else None
+            if expr is not None and expr.type == "binary_expression":
+                return True
+    return False
 
 
 def _narrower(callee: str, cap: str, preds, defs) -> str | None:
@@ -146,7 +170,7 @@ def _note(callee: str, cap: str, why: Why, fn: str | None, preds, defs) -> str:
     if not why.guard:
         where = f"{feat} was already tested on line {why.line} on the way here"
     elif why.guard == fn:
-        where = f"{fn}() has already returned if the CPU lacks {feat}"
+        where = f"{fn}() only reaches this line when the CPU has {feat}"
     else:
         where = (f"{why.guard}() returns early without {feat}, and {why.via or fn}() is only "
                  f"called after that")
