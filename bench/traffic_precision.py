@@ -7,10 +7,12 @@ run from a scratch folder that is not a kernel tree, so hunk-only), tallies find
 severity, and helps a human judge the warnings and errors:
 
     python bench/traffic_precision.py --mbox-dir DIR [--out findings.jsonl]
-           [--sample N --seed S] [--verdicts verdicts.tsv]
+           [--sample N --seed S] [--distinct] [--verdicts verdicts.tsv]
 
 - `--sample N` prints N warning/error findings chosen at random (fixed seed: the same sample
   again), each with its series, patch, file, line, the added line and the message, for judging.
+- `--distinct` counts a point once when several mboxes repeat it (copies or versions of one
+  posting: same rule, file, added line and message), for the sample and the verdicts.
 - `--verdicts FILE` reads the human's verdicts, one per line: `<fingerprint> <right|wrong|doubtful>
   [free text]` (`#` starts a comment), and prints them per rule: right / wrong / doubtful, and
   the warning/error findings still unjudged. Fingerprints are stable across runs of one build, so a
@@ -68,6 +70,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--sample", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--distinct", action="store_true")
     ap.add_argument("--verdicts", type=Path)
     args = ap.parse_args()
 
@@ -87,6 +90,12 @@ def main() -> int:
         print(f"  {n:5d}  {sev:8s} {rule}")
     loud = [r for r in rows if r["severity"] in LOUD]
     print(f"warnings and errors: {len(loud)} on {len({r['series'] for r in loud})} series")
+    if args.distinct:
+        first: dict[tuple, dict] = {}
+        for r in loud:
+            first.setdefault((r["rule"], r["path"], (r["snippet"] or "").strip(), r["message"]), r)
+        loud = list(first.values())
+        print(f"distinct warnings and errors: {len(loud)}")
 
     if args.sample:
         rnd = random.Random(args.seed)
