@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from lore_server import LoreServer, sample_series
+
+import pmureview
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +47,47 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.register_profile("pmureview-ci", max_examples=2_000, **common)
     settings.register_profile("pmureview-slow", max_examples=50_000, **common)
     settings.load_profile("pmureview-slow" if config.getoption("--slow") else "pmureview-ci")
+
+
+def load_rule(rel: str):
+    """A shipped rule's module (`rules/<pack>/<name>.py`), imported once under a stable name, for
+    tests of its helper functions."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "pmureview_rules." + rel.removesuffix(".py").replace("/", ".").replace("-", "_")
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parent.parent / "rules" / rel
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_SRC = str(Path(pmureview.__file__).resolve().parents[1])
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A private HOME/XDG, a fixed identity, and pmureview importable by child processes."""
+    home = tmp_path / "home"
+    home.mkdir()
+    values = {
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Ann Author",
+        "GIT_AUTHOR_EMAIL": "ann@example.org",
+        "GIT_COMMITTER_NAME": "Ann Author",
+        "GIT_COMMITTER_EMAIL": "ann@example.org",
+        "PYTHONPATH": os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p),
+    }
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("PMUREVIEW_SKIP", raising=False)
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    return {**os.environ, **values}

@@ -8,17 +8,14 @@ guest, which `kvmarm/fgt-trap-polarity` reports as an error: the hook's default 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from test_hooks import needs_send_email, send_email
 
-import pmureview
 from pmureview.hooks.sendemail import install
 
-SRC = str(Path(pmureview.__file__).resolve().parents[1])
-FROM = "Ann Author <ann@example.org>"
 PATH = "arch/arm64/kvm/pmu-part.c"
 BASE = (
     "// SPDX-License-Identifier: GPL-2.0-only\n"
@@ -37,40 +34,7 @@ BAD = BASE.replace(ANCHOR, ANCHOR + "\t*vcpu_fgt(vcpu, HDFGRTR2_EL2) |= HDFGRTR2
 GOOD = BASE.replace(ANCHOR, ANCHOR + "\t*vcpu_fgt(vcpu, HDFGRTR2_EL2) &= ~HDFGRTR2_EL2_nPMICNTR_EL0;\n")
 
 
-def _send_email_available() -> bool:
-    r = subprocess.run(["git", "send-email", "--help"], capture_output=True)
-    return (
-        r.returncode == 0
-        and subprocess.run(["perl", "-MMail::Address", "-e1"], capture_output=True).returncode == 0
-    )
-
-
-pytestmark = pytest.mark.skipif(
-    not _send_email_available(), reason="git send-email (git-email + libmailtools-perl) not installed"
-)
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    values = {
-        "HOME": str(home),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_DATA_HOME": str(home / ".local/share"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "Ann Author",
-        "GIT_AUTHOR_EMAIL": "ann@example.org",
-        "GIT_COMMITTER_NAME": "Ann Author",
-        "GIT_COMMITTER_EMAIL": "ann@example.org",
-        "PYTHONPATH": os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p),
-    }
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("PMUREVIEW_SKIP", raising=False)
-    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
-    return {**os.environ, **values}
+pytestmark = needs_send_email
 
 
 def git(repo: Path, *args: str) -> None:
@@ -93,13 +57,6 @@ def commit(repo: Path, text: str, *, amend: bool = False) -> None:
     (repo / PATH).write_text(text)
     git(repo, "commit", "-q", "-a", "-m", "KVM: arm64: Trap PMICNTR_EL0 for a partitioned PMU",
         *(["--amend"] if amend else []))
-
-
-def send_email(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["git", "send-email", "--dry-run", "--to=x@example.org", f"--from={FROM}", "--confirm=never", "-1"],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )
 
 
 def test_scratch_repo_is_not_a_kernel_tree(repo: Path) -> None:

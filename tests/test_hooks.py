@@ -22,34 +22,9 @@ from pmureview.hooks import is_cover_or_not_patch
 from pmureview.hooks.b4check import main as b4check_main
 from pmureview.hooks.sendemail import MARKER, install, uninstall, validate_main
 
-SRC = str(Path(pmureview.__file__).resolve().parents[1])
 BAD = "int f(int a)\n{\n\tif (0)\n\t\treturn 1;\n\treturn a && false;\n}\n"
 GOOD = "int f(int a)\n{\n\treturn a;\n}\n"
 FROM = "Ann Author <ann@example.org>"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A private HOME/XDG, a fixed identity, and pmureview importable by child processes."""
-    home = tmp_path / "home"
-    home.mkdir()
-    values = {
-        "HOME": str(home),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_DATA_HOME": str(home / ".local/share"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "Ann Author",
-        "GIT_AUTHOR_EMAIL": "ann@example.org",
-        "GIT_COMMITTER_NAME": "Ann Author",
-        "GIT_COMMITTER_EMAIL": "ann@example.org",
-        "PYTHONPATH": os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p),
-    }
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("PMUREVIEW_SKIP", raising=False)
-    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
-    return {**os.environ, **values}
 
 
 def git(repo: Path, *args: str, **kw) -> subprocess.CompletedProcess:

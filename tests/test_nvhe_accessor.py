@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-_PATH = Path(__file__).resolve().parent.parent / "rules" / "kvmarm" / "no-conditional-compilation.py"
+from conftest import load_rule
 
 
 @pytest.fixture(scope="module")
 def rule():
-    name = "pmureview_rules.kvmarm.no_conditional_compilation"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_rule("kvmarm/no-conditional-compilation.py")
 
 
 def _same(rule, a: str, b: str) -> bool:
