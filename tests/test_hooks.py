@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import pmureview
 from pmureview.errors import UsageError
 from pmureview.hooks import is_cover_or_not_patch
 from pmureview.hooks.b4check import main as b4check_main
