@@ -85,6 +85,22 @@ def _local_types(node, name: str) -> set[str | None]:
             if (got := _pointee(d)) and got[0] == name}
 
 
+def _member_decls(ctx: SeriesContext) -> dict[str, set[str | None]]:
+    """name -> pointee types of every pointer field/variable the series' post-images declare."""
+    decls: dict[str, set[str | None]] = {}
+    for view in ctx.all_views():
+        if not view.is_c:
+            continue
+        for d in walk(view.root, {"field_declaration", "declaration"}):
+            got = _pointee(d)
+            if got:
+                decls.setdefault(got[0], set()).add(_norm(got[1]))
+    return decls
+
+
+_CALL = frozenset({"call_expression"})
+
+
 class AllocSizeofTypeMismatch(Rule):
     meta = RuleMeta(
         evidence=(r"alloc",),  # cannot fire without it (prefilter)
@@ -115,19 +131,12 @@ class AllocSizeofTypeMismatch(Rule):
     )
 
     def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
-        decls: dict[str, set[str | None]] = {}
-        for view in ctx.all_views():
-            if not view.is_c:
-                continue
-            for d in walk(view.root, {"field_declaration", "declaration"}):
-                got = _pointee(d)
-                if got:
-                    decls.setdefault(got[0], set()).add(_norm(got[1]))
+        decls: dict[str, set[str | None]] | None = None  # built on the first member target only
         for view in ctx.all_views():
             if not view.is_c or not view.added:
                 continue
-            for call in walk(view.root, {"call_expression"}):
-                if call_name(call) not in _ALLOC or view.node_line(call) not in view.added:
+            for call in view.added_nodes(_CALL):
+                if call_name(call) not in _ALLOC:
                     continue
                 parent = call.parent
                 if parent is not None and parent.type == "cast_expression":
@@ -142,6 +151,8 @@ class AllocSizeofTypeMismatch(Rule):
                     if lhs is not None and lhs.type == "identifier":
                         types = _local_types(call, target or "")  # a local: its own function's declaration
                     else:
+                        if decls is None:
+                            decls = _member_decls(ctx)
                         types = decls.get(target or "", set())
                 elif parent.type == "init_declarator" and parent.parent is not None:
                     got = _pointee(parent.parent)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pmureview.lang.c import text, walk
+from pmureview.lang.c import text
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -63,6 +63,9 @@ def _int_from_call(view: FileView, head_line: int | None, line: int, name: str) 
             re.search(rf"\b{v}\s*=\s*[A-Za-z_][\w.>-]*\s*\(", lines) is not None)
 
 
+_RETURNS = frozenset({"return_statement"})
+
+
 class ErrnoReturnedAsBool(Rule):
     meta = RuleMeta(
         evidence=(r"\breturn\b",),  # cannot fire without it (prefilter)
@@ -97,7 +100,7 @@ class ErrnoReturnedAsBool(Rule):
         for view in ctx.all_views():
             if not view.added or not view.is_c or "bool" not in view.text:
                 continue
-            for ret in walk(view.root, {"return_statement"}):
+            for ret in view.added_nodes(_RETURNS):  # on added lines, not the whole file's returns
                 line = view.node_line(ret)
                 if line not in view.added:
                     continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pmureview.analyses.symbols import MEMBER_NS, ORDINARY, symbols
-from pmureview.lang.c import text, walk
+from pmureview.lang.c import text
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -51,10 +51,10 @@ class CmoFlushNaming(Rule):
         for view in ctx.all_views():
             if not view.added or not view.is_c or not _KVM.match(view.path) or "flush" not in view.text.lower():
                 continue
-            for ident in walk(view.root, {"identifier", "field_identifier"}):
+            for ident in view.added_nodes(_IDENTS):
                 name = text(ident)
                 line = view.node_line(ident)
-                if line not in view.added or name in seen or not _CMO_FLUSH.search(name) or _NOT_CMO.search(name):
+                if name in seen or not _CMO_FLUSH.search(name) or _NOT_CMO.search(name):
                     continue
                 if not _declared(ident) or symbols(ctx).existed(name, (ORDINARY, MEMBER_NS)):
                     continue
@@ -66,6 +66,7 @@ class CmoFlushNaming(Rule):
                          "(dcache_clean_inval_poc(), icache_inval_pou()); 'flush' is ambiguous.")
 
 
+_IDENTS = frozenset({"identifier", "field_identifier"})
 _DECLARATOR = frozenset({"function_declarator", "pointer_declarator", "parenthesized_declarator", "init_declarator",
                          "array_declarator", "field_declaration", "declaration", "preproc_def",
                          "preproc_function_def"})

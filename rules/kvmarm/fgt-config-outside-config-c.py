@@ -17,6 +17,8 @@ _EXEMPT = ("arch/arm64/kvm/emulate-nested.c", "arch/arm64/kvm/hyp/", "arch/arm64
 _SCOPE = ("arch/arm64/kvm/", "arch/arm64/include/")
 _MASK_OPS = {"|", "&", "^"}
 
+_ASSIGNMENTS = frozenset({"assignment_expression"})
+
 
 class FgtConfigOutsideConfigC(Rule):
     meta = RuleMeta(
@@ -90,7 +92,7 @@ class FgtConfigOutsideConfigC(Rule):
     # -- config.c applying a mask from another file ---------------------------------------------
     def _applied_in_config(self, view: FileView, defs: dict[str, list[tuple[FileView, Any]]],
                            ) -> Iterator[tuple[Finding, list[tuple[str, FileView, int]]]]:
-        for asg in walk(view.root, {"assignment_expression"}):
+        for asg in view.added_nodes(_ASSIGNMENTS, touching=True):  # not every assignment of the file
             line = view.first_added_line(asg)
             if line is None:
                 continue
@@ -115,7 +117,7 @@ class FgtConfigOutsideConfigC(Rule):
     # -- FGT values built elsewhere ---------------------------------------------------------------
     def _outside(self, ctx: SeriesContext, view: FileView, applied: set[str]) -> Iterator[Finding]:
         kb = ctx.kb
-        for asg in walk(view.root, {"assignment_expression"}):
+        for asg in view.added_nodes(_ASSIGNMENTS, touching=True):  # not every assignment of the file
             line = view.first_added_line(asg)
             if line is None:
                 continue

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
 from functools import cache
 
 from pmureview.analyses.enclosing import enclosing_function_name
 from pmureview.kernel.wiring import load_facts
-from pmureview.lang.c import call_name, enclosing_function, function_name, functions, nodes_of, parse, text, walk
+from pmureview.lang.c import (
+    call_name,
+    enclosing_function,
+    function_name,
+    functions,
+    language,
+    nodes_of,
+    parse,
+    text,
+    walk,
+)
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -31,27 +42,58 @@ _HOST_FAILURE = lazy_re(r"alloc|ENOMEM|(?-i:\bIS_ERR|KVM_BUG\w*|\bWARN\w*|\bBUG\
                            r"failed\s+to\s+(?:allocate|map|create|init)", re.I)
 
 
-@cache
-def _graph(digest: str, src: str) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
-    """(function -> callees, sys_reg `.access` callbacks) of one file's text; cached by content."""
-    root = parse(src.encode("utf-8", "surrogateescape")).root_node
+_GRAPHS: dict[str, tuple[dict[str, frozenset[str]], frozenset[str]]] = {}
+
+
+def _graph(digest: str, src: str, root=None) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    """(function -> callees, sys_reg `.access` callbacks) of one file's text; cached by content.
+    root: the parse of exactly `src` (or a function giving it) when the run already has it, else
+    `src` is parsed here."""
+    got = _GRAPHS.get(digest)
+    if got is None:
+        got = _GRAPHS[digest] = _build_graph(src, root)
+    return got
+
+
+def _build_graph(src: str, root) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    from tree_sitter import QueryCursor
+
+    if callable(root):
+        root = root()
+    if root is None:
+        root = parse(src.encode("utf-8", "surrogateescape")).root_node
+    # one query over the file (calls, and identifiers passed as arguments: function pointers handed on
+    # to helpers count as calls), then each function takes the nodes inside its byte range
+    caps = QueryCursor(_edge_query()).captures(root)
+    found = [sorted(caps.get(k, ()), key=lambda n: n.start_byte) for k in ("c", "a")]
+    starts = [[n.start_byte for n in nodes] for nodes in found]
     edges: dict[str, set[str]] = {}
     for name, fn in functions(root):
         callees = edges.setdefault(name, set())
-        for c in walk(fn, {"call_expression"}):
-            n = call_name(c)
-            if n:
-                callees.add(n)
-        # function pointers passed on (handlers handed to helpers) count as calls
-        for ident in walk(fn, {"identifier"}):
-            if ident.parent is not None and ident.parent.type == "argument_list":
-                callees.add(text(ident))
+        for k, (nodes, at) in enumerate(zip(found, starts, strict=True)):
+            i = bisect_left(at, fn.start_byte)
+            while i < len(nodes) and at[i] <= fn.end_byte:
+                n = nodes[i]
+                i += 1
+                if n.end_byte > fn.end_byte:
+                    continue  # starts where the function ends: not inside it
+                if k:
+                    callees.add(text(n))
+                elif callee := call_name(n):
+                    callees.add(callee)
     access = {m.group(1) or m.group(2) for m in _ACCESS.finditer(src)} - {"NULL"}
     return {k: frozenset(v) for k, v in edges.items()}, frozenset(access)
 
 
-def _file_graph(src: str) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
-    return _graph(hashlib.sha1(src.encode("utf-8", "surrogateescape")).hexdigest(), src)
+@cache
+def _edge_query():
+    from tree_sitter import Query
+
+    return Query(language(), "(call_expression) @c (argument_list (identifier) @a)")
+
+
+def _file_graph(src: str, root=None) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    return _graph(hashlib.sha1(src.encode("utf-8", "surrogateescape")).hexdigest(), src, root)
 
 
 _CALL = frozenset({"call_expression"})
@@ -152,7 +194,10 @@ class GuestTriggerableLog(Rule):
         edges: dict[str, set[str]] = {}
         access: set[str] = set()
         finals = ctx.final_views()
-        texts = [v.text for p, v in finals.items() if p.endswith((".c", ".h"))]
+        # a full-mode view was parsed from its text as it is: its tree is reused (hunk-only views
+        # are parsed from a comment-closed copy, so their text is parsed here)
+        texts: list[tuple[str, object]] = [(v.text, (lambda v=v: v.root) if v.parse_text is v.text else None)
+                                           for p, v in finals.items() if p.endswith((".c", ".h"))]
         for p in GRAPH_PATHS:
             if p not in finals:
                 try:
@@ -160,9 +205,9 @@ class GuestTriggerableLog(Rule):
                 except Exception:  # an unreadable base file only shrinks the graph
                     t = None
                 if t:
-                    texts.append(t)
-        for t in texts:
-            e, a = _file_graph(t)
+                    texts.append((t, lambda t=t: ctx.parsed(t).root_node))  # parsed once per run
+        for t, root in texts:
+            e, a = _file_graph(t, root)
             for k, v in e.items():
                 edges.setdefault(k, set()).update(v)
             access |= a

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 
-from pmureview.lang.c import call_name, functions, text, walk
+from pmureview.lang.c import call_name, functions, nodes_of, text, walk
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -19,14 +20,27 @@ _GUEST_STATE = frozenset({"__vcpu_sys_reg", "vcpu_read_sys_reg", "ctxt_sys_reg",
                           "__vcpu_read_sys_reg"})
 
 
+_CALL = frozenset({"call_expression"})
+
+
 def _readers(ctx: SeriesContext) -> dict[str, str]:
     """Functions the series defines (in any patch) that read guest state directly: name -> accessor."""
     out: dict[str, str] = {}
     for view in ctx.all_views():
         if not view.is_c or not _KVM.match(view.path) or not any(a in view.text for a in _GUEST_STATE):
             continue
+        # the file's calls once (in document order), each function taking those inside its bytes
+        calls = nodes_of(view.root, _CALL)
+        if calls is None:
+            calls = list(walk(view.root, _CALL))
+        starts = [c.start_byte for c in calls]
         for name, fn in functions(view.root):
-            acc = next((call_name(c) for c in walk(fn, {"call_expression"}) if call_name(c) in _GUEST_STATE), None)
+            i, acc = bisect_left(starts, fn.start_byte), None
+            while acc is None and i < len(calls) and starts[i] <= fn.end_byte:
+                c = calls[i]
+                i += 1
+                if c.end_byte <= fn.end_byte and call_name(c) in _GUEST_STATE:  # inside the function
+                    acc = call_name(c)
             if acc:
                 out.setdefault(name, acc)
     return out
@@ -70,8 +84,8 @@ class GuestTriggerableWarn(Rule):
                 continue
             if not any(w in view.text for w in ("WARN", "BUG_ON")):
                 continue
-            for call in walk(view.root, {"call_expression"}):
-                if call_name(call) not in _WARNS or view.node_line(call) not in view.added:
+            for call in view.added_nodes(_CALL):  # on added lines: not the whole file's calls
+                if call_name(call) not in _WARNS:
                     continue
                 args = call.child_by_field_name("arguments")
                 cond = args.named_children[0] if args is not None and args.named_child_count else None

@@ -10,7 +10,7 @@ from pmureview.analyses.series_facts import as_of_suffix, bundled_worth
 from pmureview.kernel.dating import GATING
 from pmureview.kernel.idregs import facts, is_id_register
 from pmureview.kernel.predicates import helpers_for
-from pmureview.lang.c import call_name, function_name, text, walk
+from pmureview.lang.c import call_name, function_name, text
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -119,12 +119,15 @@ class IdregFieldNotWritable(Rule):
                 )
 
 
+_CALLS = frozenset({"call_expression"})
+
+
 def _gates(view: FileView, bodies: dict[str, list[str]]) -> Iterator[tuple[int, str, str]]:
     """(line, register, field) for each added positive per-VM gate that gives the guest something."""
-    for call in walk(view.root, {"call_expression"}):
+    for call in view.added_nodes(_CALLS, touching=True):  # the calls holding an added line
         name = call_name(call)
         if name is None or not (name in _FEAT_CALLS or (_HELPER.match(name) and name in bodies)):
-            continue  # cheap name test before the added-line scan (every call of the file)
+            continue
         line = view.first_added_line(call)
         if line is None:
             continue

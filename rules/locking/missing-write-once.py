@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 from pmureview.analyses.enclosing import enclosing_function_name
-from pmureview.lang.c import text, walk
+from pmureview.lang.c import text
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import FileContext, SeriesContext
@@ -65,6 +65,9 @@ def _base_accesses(series: SeriesContext) -> dict[str, tuple[str, str]]:
     return series.memo(("missing-write-once", "base"), build)
 
 
+_ASSIGNMENTS = frozenset({"assignment_expression"})
+
+
 class MissingWriteOnce(Rule):
     meta = RuleMeta(
         # a plain store to a member: `x->f = ...` / `x.f = ...` (the '=' may open the next line)
@@ -106,7 +109,7 @@ class MissingWriteOnce(Rule):
         if not view.is_c or not view.added or view.path.startswith(_OTHER_WORLD):
             return
         seen: dict[str, tuple[str, str]] | None = None
-        for node in walk(view.root, {"assignment_expression"}):
+        for node in view.added_nodes(_ASSIGNMENTS):  # on added lines, not the whole file's
             op = node.child_by_field_name("operator")
             left = node.child_by_field_name("left")
             if op is None or text(op) != "=" or left is None or left.type != "field_expression":

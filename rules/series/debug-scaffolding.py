@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from pmureview.analyses.required_shape import definition_shape, program_name, required_shape
 from pmureview.analyses.symbols import DECLARATIONS, ORDINARY, symbols
-from pmureview.lang.c import enclosing_function, function_name, text, walk
+from pmureview.lang.c import enclosing_function, function_name, text
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -27,6 +27,9 @@ _WEAK_WITH = lazy_re(r"\b(?:this (?:patch|commit|change)|force[sd]?|hard-?(?:wir
 _IF0 = lazy_re(r"^\s*#\s*if\s+0\s*(?:/[*/].*)?$")
 # hunk fragments can parse into ERROR nodes; the line itself still says it
 _IF_CONST = lazy_re(r"^\s*(?:}\s*else\s+)?if\s*\(\s*(0|false)\s*\)")
+
+
+_NODES = frozenset({"binary_expression", "if_statement", "function_definition"})
 
 
 class DebugScaffolding(Rule):
@@ -91,7 +94,8 @@ class DebugScaffolding(Rule):
     def _code(self, view: FileView, series: SeriesContext) -> Iterator[tuple[int, str, str, Confidence]]:
         seen: set[int] = set()
         if view.is_c:
-            for node in walk(view.root, {"binary_expression", "if_statement", "function_definition"}):
+            # every hit lies on an added line: only nodes holding one are looked at, not the whole file
+            for node in view.added_nodes(_NODES, touching=True):
                 hit = self._node(view, node, series)
                 if hit and hit[0] not in seen:
                     seen.add(hit[0])

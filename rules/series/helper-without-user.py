@@ -15,6 +15,9 @@ rebuilt from partial trees do), so having no user at all proves nothing there.
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import re
 import weakref
 from collections.abc import Iterator
@@ -290,6 +293,13 @@ def _created(ctx: SeriesContext, path: str, number: int) -> bool:
                for p in ctx.patches if p.number <= number for f in p.files)
 
 
+@functools.lru_cache(maxsize=1024)
+def _affixes(name: str) -> frozenset[str]:
+    """Every `a` (other than name) such that name starts with `a_` or ends with `_a`."""
+    cut = [i for i, c in enumerate(name) if c == "_"]
+    return frozenset({name[:i] for i in cut} | {name[i + 1:] for i in cut}) - {name}
+
+
 def _removed_by(patch, name: str) -> bool:
     word = lazy_re(rf"\b{re.escape(name)}\b")
     return any(word.search(t) for f in patch.files for t in f.removed_text)
@@ -307,6 +317,12 @@ class _UseIndex:
         self._exports: dict[int, set[str]] = {}
         self._args: dict[int, set[str]] = {}
         self._added: dict[str, set[str]] | None = None
+        self._old_words: set[str] | None = None
+        self._cores: dict[str, list[str]] = {}
+        self._arg_index: dict[str, set[int]] | None = None
+        # every view, the distinct \w+ words of all their texts joined by newlines, where each word
+        # starts in that blob, and which views hold it
+        self._words: tuple[list[FileView], str, list[int], list[list[int]]] | None = None
         self._unknown = ctx.full and any(v.mode != "full" for v in ctx.all_views())
 
     def _scan(self, view: FileView) -> dict[str, int]:
@@ -356,16 +372,54 @@ class _UseIndex:
         view of patch n shows its file as patch n leaves it, so the first number is the first use."""
         if self._unknown:
             return None
-        out: set[int] = set()
-        for v in self.ctx.all_views():
-            n = v.patch.number
-            if n in out:
-                continue
-            if self._count(v, name) or self._pasted(name, v) or self._macro_arg(name, v):
-                out.add(n)
+        # the union of the three tests, each answered from an index built once per run rather than
+        # by asking every view for every helper (quadratic in the series' length)
+        out = self._counted(name)
+        cores = self._cores.get(name)
+        if cores is None:
+            cores = self._cores[name] = self._paste_cores(name)
+        for core in cores:
+            out |= self._counted(core)
+        if self._arg_index is None:
+            self._arg_index = {}
+            for v in self.ctx.all_views():
+                for a in self._view_args(v):
+                    self._arg_index.setdefault(a, set()).add(v.patch.number)
+        for a in _affixes(name):
+            out |= self._arg_index.get(a, set())
         return sorted(out)
 
-    def _pasted(self, name: str, view: FileView) -> bool:
+    def _counted(self, name: str) -> set[int]:
+        """Patch numbers with a view where _count(view, name) > 0."""
+        if not (name.isascii() and _WORD.fullmatch(name)):
+            return {v.patch.number for v in self.ctx.all_views() if self._count(v, name)}
+        views = self._holding(name)
+        return {v.patch.number for v in views if self._count(v, name)}
+
+    def _holding(self, name: str) -> list[FileView]:
+        """The views whose text contains the ASCII \\w+ `name`, in all_views() order."""
+        # a \w+ name inside a text lies inside one of its maximal \w+ runs: the views holding a
+        # word that contains it are exactly those whose text contains it
+        if self._words is None:
+            views = list(self.ctx.all_views())
+            where: dict[str, list[int]] = {}
+            for i, v in enumerate(views):
+                for w in set(_WORD.findall(v.text)):
+                    where.setdefault(w, []).append(i)
+            words = list(where)
+            self._words = (views, "\n".join(words), [0, *itertools.accumulate(len(w) + 1 for w in words)],
+                           [where[w] for w in words])
+        views, blob, starts, holders = self._words
+        hit: set[int] = set()
+        at = blob.find(name)
+        while at >= 0:
+            k = bisect.bisect_right(starts, at) - 1
+            hit.update(holders[k])
+            at = blob.find(name, starts[k + 1]) if k + 1 < len(starts) else -1
+        return [views[i] for i in sorted(hit)]
+
+    def _paste_cores(self, name: str) -> list[str]:
+        """The `core` of every `pre ## core ## suf` of the series that can build `name`."""
         if self._pastes is None:
             self._pastes = set()
             for v in self.ctx.all_views():
@@ -374,28 +428,27 @@ class _UseIndex:
                         if "##" in ln:
                             for m in _PASTE.finditer(ln):
                                 self._pastes.add((m.group(1) or "", m.group(2) or ""))
+        cores = []
         for pre, suf in self._pastes:
             if (pre or suf) and name.startswith(pre) and name.endswith(suf) and len(name) > len(pre) + len(suf):
-                core = name[len(pre): len(name) - len(suf) if suf else None]
-                if self._count(view, core):
-                    return True
-        return False
+                cores.append(name[len(pre): len(name) - len(suf) if suf else None])
+        return cores
 
-    def _macro_arg(self, name: str, view: FileView) -> bool:
+    def _view_args(self, view: FileView) -> set[str]:
         """`DEVICE_ATTR_RO(foo)` for foo_show(), `HANDLE_FUNC(x)` for handle_x(): the pasting macro
         may be defined in a base header we do not read, so a name built from an upper-case macro's
-        argument counts as used."""
+        argument counts as used (uses(): name starts with `a_` or ends with `_a`, `a` an argument)."""
         args = self._args.get(id(view))
         if args is None:
             args = self._args[id(view)] = {a for m in _MACRO_CALL.finditer(view.text)
                                            for a in re.findall(r"\b[A-Za-z_]\w*\b", m.group(1))}
-        return any(a != name and (name.startswith(a + "_") or name.endswith("_" + a)) for a in args)
+        return args
 
     def exported(self, name: str) -> bool:
         # only views whose text holds an ASCII name can export it: run the regexes on those alone,
         # once per view
         check_all = not name.isascii()
-        for v in self.ctx.all_views():
+        for v in self._holding(name) if name.isascii() and _WORD.fullmatch(name) else self.ctx.all_views():
             if not check_all and name not in v.text:
                 continue
             got = self._exports.get(id(v))
@@ -422,6 +475,19 @@ class _UseIndex:
                     if base and word.search(base):
                         return False
             return True
+        if _WORD.fullmatch(name):
+            # as above: one word set of the old lines of every view per run, not a regex over
+            # every view per helper (quadratic in the series' length)
+            if self._old_words is None:
+                self._old_words = set()
+                for t in self._old_lines():
+                    self._old_words.update(_WORD.findall(t))
+            return name not in self._old_words
+        return not any(word.search(t) for t in self._old_lines())
+
+    def _old_lines(self) -> Iterator[str]:
+        """Hunk-only: the context and removed lines of every view that no patch of the series adds
+        to that file (text that predates the series)."""
         if self._added is None:  # same for every helper: build once
             self._added = {}
             for p in self.ctx.patches:
@@ -433,12 +499,11 @@ class _UseIndex:
             here = added.get(view.path, set())
             for line in view.known - view.added:
                 t = view.line_text(line)
-                if word.search(t) and " ".join(t.split()) not in here:
-                    return False
+                if " ".join(t.split()) not in here:
+                    yield t
             for t in view.change.removed_text:
-                if word.search(t) and " ".join(t.split()) not in here:
-                    return False
-        return True
+                if " ".join(t.split()) not in here:
+                    yield t
 
     def _base_words(self) -> set[str]:
         words: set[str] = set()

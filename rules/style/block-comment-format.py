@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pmureview.lang.c import walk
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -13,6 +12,9 @@ from pmureview.views.context import FileContext
 # networking code wants exactly this style (checkpatch NETWORKING_BLOCK_COMMENT_STYLE)
 _NET = lazy_re(r"^(?:net/|drivers/net/|include/net/)")
 _OPENING_TEXT = lazy_re(r"^/\*(?![*!])[ \t]*(?P<text>\S.*)$")
+
+
+_COMMENTS = frozenset({"comment"})
 
 
 class BlockCommentFormat(Rule):
@@ -47,7 +49,7 @@ class BlockCommentFormat(Rule):
         if not view.is_c or not view.added or _NET.match(view.path):
             return
         removed = {" ".join(t.split()) for f in ctx.patch.files for t in f.removed_text}
-        for node in walk(view.root, {"comment"}):
+        for node in view.added_nodes(_COMMENTS):  # a comment all added starts on an added line
             start, end = node.start_point[0] + 1, node.end_point[0] + 1
             if end == start or not all(n in view.added for n in range(start, end + 1)):
                 continue

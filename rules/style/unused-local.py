@@ -50,6 +50,8 @@ class UnusedLocal(Rule):
             return
         for _, fn in view.functions():
             lines = view.node_lines(fn)
+            if view.added.isdisjoint(lines):
+                continue  # no added declaration in it (full mode: most functions of the file)
             body = fn.child_by_field_name("body")
             if body is None or not all(n in view.known for n in lines[:-1]) or fn.has_error:
                 continue

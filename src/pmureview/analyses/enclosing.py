@@ -11,11 +11,11 @@ top-level declaration, and only indented lines count as inside; the depth of a s
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..lang.c import function_name, text
+from ..lazyre import lazy_re
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     from ..series.model import Hunk
     from ..views.context import FileView
 
-_OPENER = re.compile(r"(struct|union)\s+([A-Za-z_]\w*)\s*\{")
-_SECTION = re.compile(r"(struct|union)\s+([A-Za-z_]\w*)\s*\{?\s*$")
-_NOISE = re.compile(r'/\*.*?(?:\*/|$)|//.*$|"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
+_OPENER = lazy_re(r"(struct|union)\s+([A-Za-z_]\w*)\s*\{")
+_SECTION = lazy_re(r"(struct|union)\s+([A-Za-z_]\w*)\s*\{?\s*$")
+_NOISE = lazy_re(r'/\*.*?(?:\*/|$)|//.*$|"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
 _AGGREGATE = {"struct_specifier", "union_specifier"}
-_LABEL = re.compile(r"[A-Za-z_]\w*:\s*(?:$|/[/*])")
+_LABEL = lazy_re(r"[A-Za-z_]\w*:\s*(?:$|/[/*])")
 # a function signature: `[qualifiers and type] name(`
-_FUNC = re.compile(r"^[A-Za-z_][\w\s*]*?\b([A-Za-z_]\w*)\s*\(")
+_FUNC = lazy_re(r"^[A-Za-z_][\w\s*]*?\b([A-Za-z_]\w*)\s*\(")
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from ..lang.c import balanced_parens, call_name, function_name, functions, parse, text, walk
+from ..lazyre import lazy_re
 from .pairs_table import PAIRS
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ class Held:
 
 State = tuple[frozenset[Held], frozenset[tuple[str, bool]]]  # held resources, known conditions
 _MAX_STATES = 96
-_ANNOTATED = re.compile(r"\b__(?:acquires|releases|must_hold|cond_acquires|cond_releases)\s*\(")
+_ANNOTATED = lazy_re(r"\b__(?:acquires|releases|must_hold|cond_acquires|cond_releases)\s*\(")
 _HOLDER_SEGS = frozenset({"lock", "locked", "trylock", "acquire", "acquires", "begin", "grab", "hold",
                           "unlock", "release", "end"})
 # a call whose name has one of these words may release resources of these kinds (unknown helpers)
@@ -239,7 +240,7 @@ _BENIGN = frozenset({
 })
 _FAIL_FN = frozenset({"IS_ERR", "IS_ERR_OR_NULL", "is_error_pfn", "is_error_noslot_pfn", "is_noslot_pfn"})
 _UNWRAP = frozenset({"likely", "unlikely", "WARN_ON", "WARN_ON_ONCE"})
-_IDENT = re.compile(r"[A-Za-z_]\w*")
+_IDENT = lazy_re(r"[A-Za-z_]\w*")
 
 
 def _norm(t: str) -> str:
@@ -1018,8 +1019,8 @@ def _matching_acquire(scope: Node, release: Node, rel: str, *, before: int) -> N
     return found
 
 
-_RETURN = re.compile(r"^(\s*)return\b")
-_CALL_LINE = re.compile(r"^(\s*)([A-Za-z_]\w*)\s*\((.*)\)\s*;\s*(?:/[/*].*)?$")
+_RETURN = lazy_re(r"^(\s*)return\b")
+_CALL_LINE = lazy_re(r"^(\s*)([A-Za-z_]\w*)\s*\((.*)\)\s*;\s*(?:/[/*].*)?$")
 
 
 def _unreachable_lines(view: FileView) -> Iterator[Leak]:

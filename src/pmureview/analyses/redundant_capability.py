@@ -21,6 +21,7 @@ describes its facts carry `Why.as_of` ("as of v6.18"): they support at most a ch
 
 from __future__ import annotations
 
+import bisect
 import re
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -70,14 +71,29 @@ class Why:
 
 # -- predicates ---------------------------------------------------------------------------------
 
+def _path_index(series: SeriesContext) -> list[tuple[str, list[int], list[FileView | None]]]:
+    """Per touched path (sorted): the patch numbers that touch it, ascending, and for each the view
+    it leaves (None unless a non-empty C file). Built once per run: the per-patch tables below are
+    asked for every patch, and re-deriving the paths and re-stripping every text each time made the
+    run quadratic in the series' length."""
+    def build() -> list[tuple[str, list[int], list[FileView | None]]]:
+        by_path: dict[str, list[tuple[int, FileView]]] = {}
+        for n in sorted(series.views):
+            for v in series.views[n]:
+                by_path.setdefault(v.path, []).append((n, v))
+        return [(path, [n for n, _ in got], [v if v.is_c and v.text.strip() else None for _, v in got])
+                for path, got in sorted(by_path.items())]
+
+    return series.memo(("redundant-capability", "path-index"), build)
+
+
 def series_views(series: SeriesContext, upto: int) -> list[FileView]:
     """Every C file the series touches up to patch `upto`, as that patch leaves it."""
     out = []
-    paths = {v.path for n in series.views if n <= upto for v in series.views[n]}
-    for path in sorted(paths):
-        view = series.view_at(path, upto)
-        if view is not None and view.is_c and view.text.strip():
-            out.append(view)
+    for _path, numbers, views in _path_index(series):
+        i = bisect.bisect_right(numbers, upto)  # the latest view at or before `upto` (view_at())
+        if i and views[i - 1] is not None:
+            out.append(views[i - 1])
     return out
 
 
@@ -138,7 +154,11 @@ def _summary(series: SeriesContext, view: FileView, fn: Node) -> tuple[frozenset
             callees += [m.group(1) for m in _guards._CALL.finditer(body)]
         return direct, tuple(dict.fromkeys(callees))
 
-    return series.memo(("predicate-summary", fn.text), build)
+    # by node first (the same function is summarised for every later patch: fn.text copies and
+    # hashes its whole text), then by text (a function a later patch leaves unchanged); the entry
+    # holds the view (and so its tree), so neither id can be reused while it is cached
+    return series.memo(("predicate-summary-node", id(view), fn.id),
+                       lambda: (view, series.memo(("predicate-summary", fn.text), build)))[1]
 
 
 def caps_tested(node: Node, preds: Mapping[str, Iterable[str]]) -> set[str]:

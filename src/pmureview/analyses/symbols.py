@@ -334,7 +334,10 @@ class SeriesSymbols:
             src = self.ctx.base_text(path)
             if src is None:
                 continue
-            out[path] = _base_ref(path, src, name, namespaces)
+            # each base file is parsed once per run (ctx.parsed), and only the nodes naming `name` are read
+            sites = list(_sites_in_text(path, src, name, self.ctx.parsed(src))) \
+                if path.endswith((".c", ".h")) and name in src else ()
+            out[path] = _base_ref(path, src, name, namespaces, sites)
         self._base[key] = out
         return out
 
@@ -584,16 +587,18 @@ _LOCAL_SCOPES = frozenset({"function_definition", "compound_statement", "field_d
                            "parameter_list"})
 
 
-def _view_sites(view: FileView) -> Iterator[Symbol]:
+def _view_sites(view: FileView, only: str | None = None) -> Iterator[Symbol]:
+    """only: just the sites that can be named `only` (every other one is skipped before it is built;
+    a site's name is text of its node or line)."""
     if view.is_c:
-        yield from _tree_sites(view)
-    yield from _line_sites(view)
+        yield from _tree_sites(view, only)
+    yield from _line_sites(view, only)
 
 
-def _line_sites(view: FileView) -> Iterator[Symbol]:
+def _line_sites(view: FileView, only: str | None = None) -> Iterator[Symbol]:
     asm_offsets = view.path.endswith("asm-offsets.c")
     for i, ln in enumerate(view.lines, 1):
-        if not ln or (i not in view.known and view.mode != "full"):
+        if not ln or (i not in view.known and view.mode != "full") or (only is not None and only not in ln):
             continue
         added = i in view.added
         if "PER_CPU" in ln:
@@ -615,10 +620,13 @@ def _line_sites(view: FileView) -> Iterator[Symbol]:
                 yield Symbol(m.group(1), EXPORT, view, i, added)
 
 
-def _tree_sites(view: FileView) -> Iterator[Symbol]:
+def _tree_sites(view: FileView, only: str | None = None) -> Iterator[Symbol]:
     # the bytes the tree was parsed from (hunk-only views close comments left open in the gaps)
     src = getattr(view, "parse_text", view.text).encode("utf-8", "surrogateescape")
+    word = only.encode("utf-8", "surrogateescape") if only is not None else None
     for node in walk(view.root, _SITE_NODES):
+        if word is not None and src.find(word, node.start_byte, node.end_byte) < 0:
+            continue  # a site's name is text inside its node
         t = node.type
         if t == "field_declaration":
             yield from _members(view, node)
@@ -750,13 +758,15 @@ def _conditional(node: Node) -> bool:
 
 # -- the base (full mode) -------------------------------------------------------------------------------
 
-def _base_ref(path: str, src: str, name: str, namespaces: tuple[str, ...]) -> BaseRef:
+def _base_ref(path: str, src: str, name: str, namespaces: tuple[str, ...],
+              sites: Iterable[tuple[str, int]] | None = None) -> BaseRef:
+    """sites: the (kind, line) of `name`'s sites in `src` when already known (`_sites_in_text`)."""
     ref = BaseRef()
     lines = src.split("\n")
     code = strip_comments(lines, None)
     site_lines: dict[int, str] = {}
     if path.endswith((".c", ".h")) and name in src:
-        for kind, line in _sites_in_text(path, src, name):
+        for kind, line in sites if sites is not None else _sites_in_text(path, src, name):
             site_lines[line] = kind
     for i, ln in enumerate(code, 1):
         if name not in ln:
@@ -778,12 +788,13 @@ def _base_ref(path: str, src: str, name: str, namespaces: tuple[str, ...]) -> Ba
     return ref
 
 
-def _sites_in_text(path: str, src: str, name: str) -> Iterator[tuple[str, int]]:
-    """(kind, line) of the sites of `name` in a base file (parsed on its own, not a view)."""
-    tree = parse(src.encode("utf-8", "surrogateescape"))
+def _sites_in_text(path: str, src: str, name: str, tree=None) -> Iterator[tuple[str, int]]:
+    """(kind, line) of the sites of `name` in a base file (not a view; tree: its parse, if known)."""
+    if tree is None:
+        tree = parse(src.encode("utf-8", "surrogateescape"))
     lines = src.split("\n")
     stub = _TextView(path, src, lines, tree)
-    for s in _view_sites(stub):  # type: ignore[arg-type]
+    for s in _view_sites(stub, name):  # type: ignore[arg-type]
         if s.name == name:
             yield s.kind, s.line
 

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..lazyre import lazy_re
 from ..series.model import FileChange, Hunk, Message, Patch, Series
 
 # -- the result ----------------------------------------------------------------------------------
@@ -77,13 +78,13 @@ class CommentStatus:
 
 # -- reading mails -------------------------------------------------------------------------------
 
-_CUT = re.compile(r"^\s*(\[\s*(\.\.\.|…|snip(ped)?|\.\.\.\s*snip\s*\.\.\.|trimmed|cut)\s*\]|\.\.\.|…|<snip>)\s*$", re.I)
-_FOOTER = re.compile(r"^_{20,}\s*$")
-_ATTRIBUTION = re.compile(r"(wrote|writes|said|a écrit|schrieb)\s*:\s*$", re.I)
-_TRAILER = re.compile(r"^\s*[A-Z][A-Za-z-]*-by:\s*\S", re.I)
-_GREETING = re.compile(r"^\s*(thanks|thank you|thx|cheers|regards|best|br|kind regards|best regards|"
+_CUT = lazy_re(r"^\s*(\[\s*(\.\.\.|…|snip(ped)?|\.\.\.\s*snip\s*\.\.\.|trimmed|cut)\s*\]|\.\.\.|…|<snip>)\s*$", re.I)
+_FOOTER = lazy_re(r"^_{20,}\s*$")
+_ATTRIBUTION = lazy_re(r"(wrote|writes|said|a écrit|schrieb)\s*:\s*$", re.I)
+_TRAILER = lazy_re(r"^\s*[A-Z][A-Za-z-]*-by:\s*\S", re.I)
+_GREETING = lazy_re(r"^\s*(thanks|thank you|thx|cheers|regards|best|br|kind regards|best regards|"
                        r"ta|--)\b", re.I)
-_APPROVAL = re.compile(r"^\s*(otherwise[,:]?\s*)?((this|the rest|it|the patch|patch|rest)\s+)?"
+_APPROVAL = lazy_re(r"^\s*(otherwise[,:]?\s*)?((this|the rest|it|the patch|patch|rest)\s+)?"
                        r"(looks|seems|is)\s+(good|fine|ok|okay|sane|reasonable|correct|great)\b"
                        r"|^\s*lgtm\b|^\s*(nice|neat|great|excellent|good)( (cleanup|clean-up|catch|change|work|"
                        r"one|improvement|simplification|find|idea))?[.!]*\s*$"
@@ -91,7 +92,7 @@ _APPROVAL = re.compile(r"^\s*(otherwise[,:]?\s*)?((this|the rest|it|the patch|pa
                        re.I)
 
 
-_QUOTE_MARKS = re.compile(r"^(?:>[ ]?)+")
+_QUOTE_MARKS = lazy_re(r"^(?:>[ ]?)+")
 
 
 def _depth(line: str) -> tuple[int, str]:
@@ -347,7 +348,7 @@ def _same_neighbours(old: list, i: int, new: list, j: int, n: int) -> bool:
 
 # -- agreement -----------------------------------------------------------------------------------
 
-_AGREE = re.compile(
+_AGREE = lazy_re(
     r"\b(will|shall|i'll|we'll|going to|gonna)\s+(fix|do|change|update|drop|remove|address|rework|add|"
     r"move|rename|split|squash|correct|clean|handle|use|take care)"
     r"|\bwill do\b|\b(ack|acked|agreed?|sure|right|indeed|yes|yep|ok|okay|noted)\b[.!,]?\s*$"
@@ -357,13 +358,13 @@ _AGREE = re.compile(
     r"(next|v\d+|new)|for (the )?(next|v\d+))\b|\bwill be (fixed|done|addressed|changed) in\b|\bthanks, fixed\b",
     re.I | re.M,
 )
-_DISAGREE = re.compile(
+_DISAGREE = lazy_re(
     r"\b(but|however|though|disagree|not sure|don'?t (think|agree|see)|do not (think|agree)|rather not|"
     r"prefer to keep|on purpose|intentional(ly)?|deliberate(ly)?|not (needed|necessary|a problem|an issue))\b"
     r"|\?\s*$",
     re.I | re.M,
 )
-_REST = re.compile(r"\b(rest|others?|all|everything|remaining)\b", re.I)
+_REST = lazy_re(r"\b(rest|others?|all|everything|remaining)\b", re.I)
 
 
 def agrees(answer: str) -> bool:

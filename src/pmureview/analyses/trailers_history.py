@@ -14,16 +14,17 @@ the rules run, `previous_of(ctx)` in a rule (None when nothing was compared).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Any
 
+from ..lazyre import lazy_re
 from ..series.model import Patch, Series, Trailer
 from ..views.context import SeriesContext
-from .thread_comments import _FOOTER, _depth, _thread
+
+# thread_comments and difflib load only when a previous posting is compared (never on the hook path)
 
 KINDS = ("reviewed-by", "acked-by", "tested-by")
 PREVIOUS_KEY = "pmureview.previous-posting"
@@ -70,11 +71,13 @@ def _same(a: Trailer, b: Trailer) -> bool:
     return (bool(ea) and ea == eb) or (bool(na) and na == nb)
 
 
-_TRAILER_LINE = re.compile(r"^\s*((?:Reviewed|Acked|Tested)-by):\s*(\S.*?)\s*$", re.I)
+_TRAILER_LINE = lazy_re(r"^\s*((?:Reviewed|Acked|Tested)-by):\s*(\S.*?)\s*$", re.I)
 
 
 def _given_in_thread(previous: Series, thread: Sequence[Any], current: Series) -> dict[int, list[tuple[Trailer, str]]]:
     """Trailers given in replies, by vN-1 patch number (0: on the cover letter, for every patch)."""
+    from .thread_comments import _FOOTER, _depth, _thread
+
     t = _thread(previous, current, thread)
     out: dict[int, list[tuple[Trailer, str]]] = {}
     for msgid, (mail, body) in t.mails.items():
@@ -92,7 +95,7 @@ def _given_in_thread(previous: Series, thread: Sequence[Any], current: Series) -
     return out
 
 
-_COMMENT_LINE = re.compile(r"^(/\*.*|\*.*|//.*|.*\*/)$")
+_COMMENT_LINE = lazy_re(r"^(/\*.*|\*.*|//.*|.*\*/)$")
 
 
 def _material(patch: Patch) -> dict[str, tuple[str, ...]]:
@@ -122,6 +125,8 @@ def material_change(old: Patch, new: Patch) -> str | None:
         parts = ([f"no longer touches {', '.join(gone)}"] if gone else []) + (
             [f"now touches {', '.join(came)}"] if came else [])
         return "; ".join(parts)
+    import difflib
+
     differ = 0
     for path in a:
         sm = difflib.SequenceMatcher(a=a[path], b=b[path], autojunk=False)
@@ -131,7 +136,7 @@ def material_change(old: Patch, new: Patch) -> str | None:
     return f"{differ} changed line{'s' if differ != 1 else ''} in the diff"
 
 
-_KEPT = re.compile(r"\b(keep|kept|retain(ed)?|carr(y|ied))\b.{0,40}\b(tags?|r-?bs?|a-?bs?|t-?bs?|"
+_KEPT = lazy_re(r"\b(keep|kept|retain(ed)?|carr(y|ied))\b.{0,40}\b(tags?|r-?bs?|a-?bs?|t-?bs?|"
                    r"reviewed-by|acked-by|tested-by|acks?|reviews?)\b", re.I | re.S)
 
 

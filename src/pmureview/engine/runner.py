@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterable
-from functools import lru_cache
 
 from ..rule.base import Rule
 from ..rule.model import Confidence, Finding, Location, Scope, Severity
-from ..series.model import path_matches
 from ..views.context import FileContext, PatchContext, SeriesContext
+from .prefilter import glob_matches
 
 
 def internal_error(rule_id: str, exc: BaseException, patch: int = 0, path: str | None = None) -> Finding:
@@ -43,7 +42,7 @@ def run_rules(rules: Iterable[Rule], ctx: SeriesContext) -> list[Finding]:
 
 
 # every (file, rule) pair asks; 500 patches made fnmatch a tenth of the run
-_matches = lru_cache(maxsize=8192)(path_matches)
+_matches = glob_matches
 
 
 def _safe(rule: Rule, ctx: object, patch: int, path: str | None) -> list[Finding]:

@@ -88,8 +88,26 @@ def dated(name: str, section: str | None = None) -> Dated | None:
     return _parse(data)
 
 
+# series_date() is asked once per rule and file (hundreds of times per run) and parses every mail's
+# Date header: remember the last few answers by identity (the entry holds the series, so its id
+# cannot be reused while cached; the model is immutable, so the answer cannot go stale)
+_DATES: list[tuple[Any, _dt.date | None]] = []
+_DATES_KEPT = 4
+
+
 def series_date(series: Any) -> _dt.date | None:
     """The date a series was posted: the earliest parseable Date header of its mails (UTC)."""
+    for seen, when in _DATES:
+        if seen is series:
+            return when
+    when = _series_date(series)
+    if series is not None:
+        _DATES.insert(0, (series, when))
+        del _DATES[_DATES_KEPT:]
+    return when
+
+
+def _series_date(series: Any) -> _dt.date | None:
     mails = [p.mail for p in getattr(series, "patches", ())]
     cover = getattr(series, "cover", None)
     if cover is not None:

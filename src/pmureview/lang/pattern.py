@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Iterable
+from functools import cached_property
 from typing import Any
 
 from ..lazyre import lazy_re
@@ -176,13 +177,43 @@ def _pattern_tokens(value: Any) -> set[str]:
 
 
 _PLAIN_REGEX = re.compile(r"\^?(?:\\b)?(\w{2,})(?:\\b)?\$?")
+# `^read_sysreg(_s|_el[012])?$`: a literal word, then a group or the end (no top-level `|` anywhere)
+_PREFIX_REGEX = re.compile(r"\^(\w{3,})(?=\(|\$?$)")
 
 
 def _regex_literals(regex: str) -> set[str]:
-    """The word a `regex:` such as `\\bGFP_KERNEL\\b`, `^MASK$` or `MASK` needs in the node's text
-    (only that plain shape: reading regex syntax costs more per run than it saves)."""
+    """The word a `regex:` such as `\\bGFP_KERNEL\\b`, `^MASK$`, `MASK` or `^name(_a|_b)?$` needs in
+    the node's text (only those plain shapes: reading regex syntax costs more per run than it saves)."""
     m = _PLAIN_REGEX.fullmatch(regex)
-    return {m.group(1)} if m else set()
+    if m:
+        return {m.group(1)}
+    m = _PREFIX_REGEX.match(regex)
+    if m and not _top_level_bar(regex):
+        return {m.group(1)}
+    return set()
+
+
+def _top_level_bar(regex: str) -> bool:
+    """True when `regex` has a `|` outside parentheses (or anything that makes that unsure)."""
+    depth, escaped, in_class = 0, False, False
+    for ch in regex:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"  # `[]` / `[^]` shapes and nested classes never occur in our rules
+            if ch == "[":
+                return True  # a nested class (Rust syntax): unsure
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth <= 0:
+            return True
+    return False
 
 
 def _required(rule: Any, utils: dict[str, Any], depth: int, inner: bool = False) -> set[str]:
@@ -219,6 +250,62 @@ def required_tokens(config: dict[str, Any]) -> frozenset[str]:
     Union over the conditions of one node (top level, `all`, relations), intersection over `any`;
     anything unsure contributes nothing (empty set = no prefilter)."""
     return frozenset(_required(config.get("rule"), config.get("utils") or {}, 0))
+
+
+def constraint_tokens(config: dict[str, Any]) -> frozenset[str]:
+    """Words a file must contain for a match to pass `constraints:`. ast-grep checks a constraint only
+    on a metavariable the match bound, so only metavariables every match of the rule binds count."""
+    constraints = config.get("constraints")
+    if not isinstance(constraints, dict):
+        return frozenset()
+    utils = config.get("utils") or {}
+    out: set[str] = set()
+    for name, sub in constraints.items():
+        if isinstance(name, str) and _binds(config.get("rule"), name, utils, 0):
+            out |= _required(sub, utils, 0)
+    return frozenset(out)
+
+
+def _binds(rule: Any, name: str, utils: dict[str, Any], depth: int) -> bool:
+    """True when every match of `rule` binds the single metavariable `$name` (unsure: False)."""
+    if not isinstance(rule, dict) or depth > 20:
+        return False
+    for key, value in rule.items():
+        if key == "pattern" and _pattern_binds(value, name):
+            return True
+        if key == "all" and isinstance(value, list) and any(_binds(v, name, utils, depth + 1) for v in value):
+            return True
+        if key == "any" and isinstance(value, list) and value and all(
+                _binds(v, name, utils, depth + 1) for v in value):
+            return True
+        if key == "matches" and isinstance(value, str) and _binds(utils.get(value), name, utils, depth + 1):
+            return True
+    return False
+
+
+def _single(text: str, name: str) -> bool:
+    return any(m.group(2) == name and not m.group(1) and (m.start() == 0 or text[m.start() - 1] != "$")
+               for m in _METAVAR.finditer(text))
+
+
+def _pattern_binds(value: Any, name: str) -> bool:
+    if isinstance(value, str):
+        return _single(value, name)
+    if not isinstance(value, dict) or not isinstance(value.get("context"), str):
+        return False
+    context, selector = value["context"], value.get("selector")
+    if not _single(context, name):
+        return False
+    if selector is None:
+        return True
+    if not isinstance(selector, str):
+        return False
+    from ast_grep_py import SgRoot
+
+    # ast-grep matches with the first node of the selector's kind in the parsed context: the
+    # metavariable is bound only when it lies inside that node
+    node = SgRoot(context.replace("$", _EXPANDO), LANGUAGE).root().find(kind=selector)
+    return node is not None and _single(node.text().replace(_EXPANDO, "$"), name)
 
 
 def render(template: str, vars: dict[str, str]) -> str:
@@ -380,16 +467,34 @@ class Compiled:
         self.config = config
         self.fix = fix
         self.names, self.multi = metavariables(self.config)
-        self.tokens = required_tokens(self.config)
-        # words the matched text itself holds: a match that must lie on added lines needs them there
-        self.inner = frozenset(_required(self.config.get("rule"), self.config.get("utils") or {}, 0, True))
-        self.sg = _sg_config(self.config)
-        self.local = _never_container(self.config.get("rule"), self.config.get("utils") or {}, 0)
         self._valid = False
+        self._constraint_tokens: Iterable[str] | None = None
+
+    # computed on first use: a review builds every case of a selected rule, most never run
+    @cached_property
+    def tokens(self) -> frozenset[str]:
+        return required_tokens(self.config)
+
+    @cached_property
+    def inner(self) -> frozenset[str]:
+        """Words the matched text itself holds: a match that must lie on added lines needs them there."""
+        return frozenset(_required(self.config.get("rule"), self.config.get("utils") or {}, 0, True))
+
+    @cached_property
+    def sg(self) -> dict[str, Any]:
+        return _sg_config(self.config)
+
+    @cached_property
+    def local(self) -> bool:
+        return _never_container(self.config.get("rule"), self.config.get("utils") or {}, 0)
 
     def may_match(self, text: str) -> bool:
         """False when the text lacks a word every match contains (no parse needed)."""
-        return all(t in text for t in self.tokens)
+        if not all(t in text for t in self.tokens):
+            return False
+        if self._constraint_tokens is None:  # lazily: it may parse a pattern's context
+            self._constraint_tokens = constraint_tokens(self.config) if self.config.get("constraints") else ()
+        return all(t in text for t in self._constraint_tokens)
 
     def validate(self) -> None:
         if not self._valid:

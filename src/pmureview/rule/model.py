@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -70,6 +69,8 @@ class Finding:
         """Stable across revisions: rule, path and the normalised anchored line, not the line number."""
         text = " ".join((self.snippet or self.message).split())
         raw = f"{self.rule}\0{self.location.path or self.location.section}\0{text}"
+        import hashlib  # only baselines and reports with fingerprints need it (~4 ms to import)
+
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:

@@ -123,6 +123,27 @@ class FileView:
     def first_added_line(self, node: Node) -> int | None:
         return next((n for n in self.node_lines(node) if n in self.added), None)
 
+    def added_nodes(self, types: frozenset[str], touching: bool = False) -> list[Node]:
+        """The nodes of `types` starting on an added line (touching: with an added line anywhere in
+        their lines), in pre-order (as `walk` gives them): each run of added lines is searched on its
+        own, not the whole file (full mode: a kernel file)."""
+        from ..lang.c import _captured, _types_query, walk
+
+        runs: list[list[int]] = []
+        for n in sorted(self.added):
+            if runs and n == runs[-1][1] + 1:
+                runs[-1][1] = n
+            else:
+                runs.append([n, n])
+        got: dict[tuple[int, int, int], Node] = {}
+        for first, last in runs:
+            # uncached: one entry per run would push the whole-file entries other rules share out
+            found = _captured.__wrapped__(self.root, types, (first, last)) if _types_query(types) else None
+            for node in found if found is not None else walk(self.root, types):
+                if node.start_point[0] + 1 in self.added or (touching and self.touches_added(node)):
+                    got[(node.start_byte, -node.end_byte, node.kind_id)] = node
+        return [got[k] for k in sorted(got)]
+
     def patch_line(self, line: int) -> int:
         """The line number as the patch itself numbers it (differs when a hunk applied at an offset)."""
         if self.line_map is None:
@@ -141,6 +162,12 @@ class FileView:
 
     def matches_glob(self, globs: tuple[str, ...]) -> bool:
         return path_matches(self.path, globs)
+
+
+def _parse(text: str) -> Tree:
+    from ..lang.c import parse
+
+    return parse(text.encode("utf-8", "surrogateescape"))
 
 
 @dataclass(eq=False)
@@ -211,6 +238,11 @@ class SeriesContext:
         for v in self.all_views():
             out[v.path] = v
         return out
+
+    def parsed(self, text: str) -> Tree:
+        """The tree-sitter parse of a text that is not a view (a base file), once per run for every
+        analysis and rule that reads it."""
+        return self.memo(("views.parsed", text), lambda: _parse(text))
 
     def base_text(self, path: str) -> str | None:
         """A file at the base commit (None in hunk-only mode or when the base lacks it)."""
