@@ -286,6 +286,12 @@ def test_empty_since_source_is_one_line_and_the_review_goes_on(tmp_path, capsys)
     assert err.count("\n") == 1 and err.startswith("pmureview: no previous posting compared: --since")
 
 
+def test_since_naming_a_missing_file_exits_2(tmp_path, capsys):
+    code, out, err = cli(capsys, "check", str(W / "v2" / "series.mbox"), "--since", str(tmp_path / "nope.mbox"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("pmureview: error: --since") and "Traceback" not in err
+
+
 def test_previous_thread_without_replies_is_said_in_the_one_line(capsys):
     code, _out, err = cli(capsys, "check", str(W / "v2" / "series.mbox"), "--since", str(W / "v1" / "series.mbox"),
                          "--select", RULE, "-q")

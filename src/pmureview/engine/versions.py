@@ -161,8 +161,11 @@ def _from_raws(series: Series, raws: list[bytes], revision: int, found_by: str, 
 def _from_since(series: Series, since: str, options: Options) -> Previous:
     try:
         raws = _read(since, options)
+    except InputError as exc:  # a source the user named and that cannot be read: bad input, exit 2
+        raise UsageError(f"--since {since}: {' '.join(str(exc).split())}") from None
+    try:
         probe = _parse(raws, None, since)
-    except InputError as exc:
+    except InputError as exc:  # readable but holds no posting (an empty thread): one line, go on
         return Previous(reason=f"--since {since}: {exc}")
     revisions = sorted({probe.revision, *probe.other_revisions})
     earlier = [r for r in revisions if r < series.revision]
