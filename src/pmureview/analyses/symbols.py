@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..lang.c import declarator_name, function_name, has_ancestor, in_preproc_else, parse, text, walk
+from ..lang.c import declarator_name, function_name, has_ancestor, in_preproc_else, lex_line, parse, text, walk
 from ..lazyre import lazy_re
 
 if TYPE_CHECKING:
@@ -63,7 +63,6 @@ _PERCPU_DECL = lazy_re(r"^(?:extern\s+)?DECLARE_(?:KVM_(?:NVHE|HYP)_)?PER_CPU\w*
 _ASM_OFFSET = lazy_re(r"^\s*(?:DEFINE|OFFSET)\s*\(\s*([A-Z_][A-Z0-9_]*)\s*,")
 _EXPORT = lazy_re(r"\bEXPORT_(?:SYMBOL|PER_CPU_SYMBOL|TRACEPOINT_SYMBOL|STATIC_CALL)\w*\s*\(\s*(\w+)\s*\)")
 _TOKEN = lazy_re(r"(?:(->|\.)\s*|\b(struct|union|enum)\s+)?\b([A-Za-z_]\w*)")
-_LEX = lazy_re(r"/\*|\*/|//|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])+'")
 _COMMENT_CONT = lazy_re(r"^\s*(?:\*(?:\s|/|$)|\*\*)")
 _PASTE = lazy_re(r"(\w*)\s*##\s*\w+\s*(?:##\s*(\w+))?")
 _ASM_PASTE = lazy_re(r"(\w*)\\\w+(?:\\\(\))?(\w*)")
@@ -253,7 +252,7 @@ class SeriesSymbols:
                     stripped = strip_comments(old, frozenset(range(1, len(old) + 1)))
                     sec = hunk.section.strip()
                     if sec and not any(t.startswith(sec) for t in earlier):  # git cuts sections short
-                        self._note_pre(_strip_line(sec, False)[0], change.old_path or change.path)
+                        self._note_pre(lex_line(sec, False)[0], change.old_path or change.path)
                     for raw, code in zip(old, stripped, strict=True):
                         if raw.strip() not in earlier:
                             self._note_pre(code, change.old_path or change.path)
@@ -522,35 +521,9 @@ def strip_comments(lines: list[str], known: frozenset[int] | None) -> list[str]:
         if known is not None and not prev_known and _COMMENT_CONT.match(ln):
             in_c = True
         prev_known = True
-        code, in_c = _strip_line(ln, in_c)
+        code, in_c, _, _ = lex_line(ln, in_c)
         out.append(code)
     return out
-
-
-def _strip_line(ln: str, in_c: bool) -> tuple[str, bool]:
-    out: list[str] = []
-    pos = 0
-    while True:
-        if in_c:
-            j = ln.find("*/", pos)
-            if j < 0:
-                return "".join(out), True
-            pos, in_c = j + 2, False
-            out.append(" ")
-            continue
-        m = _LEX.search(ln, pos)
-        if m is None:
-            out.append(ln[pos:])
-            return "".join(out), False
-        out.append(ln[pos:m.start()])
-        tok = m.group()
-        if tok == "/*":
-            in_c = True
-        elif tok == "//":
-            return "".join(out), False
-        elif tok != "*/":
-            out.append(" ")
-        pos = m.end()
 
 
 def tokens(code: str) -> Iterator[tuple[str, str]]:

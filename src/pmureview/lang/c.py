@@ -146,41 +146,53 @@ def call_name(call: Node) -> str | None:
 
 
 
-def _lex_comments(line: str, inside: bool) -> tuple[bool, bool, bool]:
-    """(inside a block comment after `line`, whether a `*/` appeared outside any comment, whether
-    the line holds code: anything but whitespace outside comments)."""
-    i, n, quote, stray_close, code = 0, len(line), "", False, False
-    while i < n:
-        two = line[i:i + 2]
+# what ends plain code on a line: a comment opener/closer, or a whole string or char literal
+_LEX = lazy_re(r"/\*|\*/|//|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])+'")
+
+
+def lex_line(line: str, inside: bool) -> tuple[str, bool, bool, bool]:
+    """One line of C, `inside` a block comment or not -> (its code with comments and literals
+    blanked, inside a block comment after it, whether a `*/` appeared outside any comment, whether
+    it holds code: anything but whitespace and `\\` outside comments, literals included).
+    The one C comment lexer: the comment state of views and the symbols analysis both use it."""
+    out: list[str] = []
+    pos, stray, code = 0, False, False
+
+    def plain(seg: str) -> None:
+        nonlocal code
+        out.append(seg)
+        code = code or any(not c.isspace() and c != "\\" for c in seg)
+
+    while True:
         if inside:
-            if two == "*/":
-                inside, i = False, i + 2
-                continue
-        elif quote:
-            if line[i] == "\\":
-                i += 1
-            elif line[i] == quote:
-                quote = ""
-        elif two == "//":
-            break
-        elif two == "/*":
-            inside, i = True, i + 2
+            j = line.find("*/", pos)
+            if j < 0:
+                return "".join(out), True, stray, code
+            pos, inside = j + 2, False
+            out.append(" ")
             continue
-        elif two == "*/":
-            stray_close, i = True, i + 2
-            continue
-        elif line[i] in "\"'":
-            quote, code = line[i], True
-        elif not line[i].isspace() and line[i] != "\\":
+        m = _LEX.search(line, pos)
+        if m is None:
+            plain(line[pos:])
+            return "".join(out), False, stray, code
+        plain(line[pos:m.start()])
+        tok = m.group()
+        if tok == "/*":
+            inside = True
+        elif tok == "//":
+            return "".join(out), False, stray, code
+        elif tok == "*/":
+            stray = True
+        else:  # a string or char literal
+            out.append(" ")
             code = True
-        i += 1
-    return inside, stray_close, code
+        pos = m.end()
 
 
 def _run_end_state(lines: list[str], inside: bool) -> tuple[bool, bool]:
     stray = False
     for line in lines:
-        inside, s, _ = _lex_comments(line, inside)
+        _, inside, s, _ = lex_line(line, inside)
         stray = stray or s
     return inside, stray
 
@@ -193,7 +205,7 @@ def comment_only_lines(lines: list[str]) -> frozenset[int]:
     inside = False
     for i, line in enumerate(lines, 1):
         was_inside = inside
-        inside, _, code = _lex_comments(line, inside)
+        _, inside, _, code = lex_line(line, inside)
         if not code and line.strip() and (was_inside or inside or "//" in line or "*/" in line):
             out.add(i)
     return frozenset(out)
