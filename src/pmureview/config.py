@@ -6,28 +6,18 @@ tree) plus tables `severity` (rule id -> level) and `per-path-ignores` (glob -> 
 
 from __future__ import annotations
 
-import subprocess
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .series.kerneltree import worktree_top
 
 KEYS = {"select", "ignore", "fail-on", "strict", "midmask", "rules-dir", "baseline", "preview",
         "severity", "per-path-ignores", "fetch-timeout", "cocci", "tree"}
 
 
-def _worktree_top(cwd: Path) -> Path | None:
-    try:
-        r = subprocess.run(["git", "-C", str(cwd), "rev-parse", "--show-toplevel"], capture_output=True,
-                           text=True, stdin=subprocess.DEVNULL, check=False)
-    except OSError:  # no git: no work tree, so no config file to find
-        return None
-    return Path(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
-
-
 def find_config(cwd: Path | None = None) -> Path | None:
-    top = _worktree_top(cwd or Path.cwd())
+    top = worktree_top(cwd)
     if top is None:
         return None
     for name in (".pmureview.toml", "pyproject.toml"):
@@ -41,6 +31,8 @@ def load_config(explicit: Path | None = None, cwd: Path | None = None) -> dict[s
     path = explicit or find_config(cwd)
     if path is None:
         return {}
+    import tomllib  # most runs have no config file
+
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:

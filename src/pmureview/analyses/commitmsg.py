@@ -17,12 +17,12 @@ block is assumed to follow the message after one blank line, as git writes it).
 
 from __future__ import annotations
 
-import email.utils
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..lazyre import lazy_re
+from ..series.rfc822 import parseaddr
 
 if TYPE_CHECKING:
     from ..series.model import CoverLetter, Patch
@@ -222,7 +222,7 @@ def person(value: str) -> Person | None:
     value = value.split("#", 1)[0].strip()
     if "@" not in value:
         return None
-    name, addr = email.utils.parseaddr(value)
+    name, addr = parseaddr(value)
     if not addr or "@" not in addr:
         return None
     return Person(name.strip(), addr.strip())

@@ -302,11 +302,14 @@ class SeriesSymbols:
     def _touched(self) -> set[str]:
         return {v.path for v in self.ctx.all_views()}
 
-    @staticmethod
-    def _mentions(src: str | None, name: str, namespaces: tuple[str, ...]) -> bool:
+    def _base_code(self, src: str) -> list[str]:
+        """A base file's lines with comments and literals blanked, once per run (many names ask)."""
+        return self.ctx.memo(("analyses.symbols.base_code", src), lambda: strip_comments(src.split("\n"), None))
+
+    def _mentions(self, src: str | None, name: str, namespaces: tuple[str, ...]) -> bool:
         if not src or name not in src:
             return False
-        lines = [ln for ln in strip_comments(src.split("\n"), None) if name in ln]
+        lines = [ln for ln in self._base_code(src) if name in ln]
         return any(tok == name and ns in namespaces for ln in lines for ns, tok in tokens(ln))
 
     def existed_in(self, name: str, path: str) -> bool:
@@ -336,7 +339,7 @@ class SeriesSymbols:
             # each base file is parsed once per run (ctx.parsed), and only the nodes naming `name` are read
             sites = list(_sites_in_text(path, src, name, self.ctx.parsed(src))) \
                 if path.endswith((".c", ".h")) and name in src else ()
-            out[path] = _base_ref(path, src, name, namespaces, sites)
+            out[path] = _base_ref(path, src, name, namespaces, sites, self._base_code(src))
         self._base[key] = out
         return out
 
@@ -732,11 +735,12 @@ def _conditional(node: Node) -> bool:
 # -- the base (full mode) -------------------------------------------------------------------------------
 
 def _base_ref(path: str, src: str, name: str, namespaces: tuple[str, ...],
-              sites: Iterable[tuple[str, int]] | None = None) -> BaseRef:
-    """sites: the (kind, line) of `name`'s sites in `src` when already known (`_sites_in_text`)."""
+              sites: Iterable[tuple[str, int]] | None = None, code: list[str] | None = None) -> BaseRef:
+    """sites: the (kind, line) of `name`'s sites in `src` when already known (`_sites_in_text`);
+    code: `src`'s lines through strip_comments, when already known."""
     ref = BaseRef()
-    lines = src.split("\n")
-    code = strip_comments(lines, None)
+    if code is None:
+        code = strip_comments(src.split("\n"), None)
     site_lines: dict[int, str] = {}
     if path.endswith((".c", ".h")) and name in src:
         for kind, line in sites if sites is not None else _sites_in_text(path, src, name):

@@ -17,11 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from typing import Any
 
 from ..lazyre import lazy_re
 from ..series.model import Patch, Series, Trailer
+from ..series.rfc822 import parseaddr
 from ..views.context import SeriesContext
 
 # thread_comments and difflib load only when a previous posting is compared (never on the hook path)

@@ -6,12 +6,11 @@ Stdlib-only at import time: these run once per patch before a send, so they must
 from __future__ import annotations
 
 import re
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from pathlib import Path
 
 # full mode is worth it (and possible) only at the top of a kernel git work tree (checkpatch's test)
 from ..series.kerneltree import is_kernel_tree  # noqa: F401 (re-exported for sendemail)
+from ..series.rfc822 import header_pairs
 
 # `[PATCH v2 0/7]`, `[RFC PATCH 00/12]`: the counter of a cover letter
 _COVER_COUNTER = re.compile(r"\[[^\]]*?\b0+/\d+\s*\]")
@@ -19,8 +18,15 @@ _DIFF = re.compile(rb"^(diff --git |--- \S|Index: )", re.MULTILINE)
 
 
 def subject_of(data: bytes) -> str:
-    head = BytesHeaderParser(policy=compat32).parsebytes(data.split(b"\n\n", 1)[0] + b"\n\n")
-    return " ".join(str(head.get("Subject", "")).split())
+    head = data.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    pairs = header_pairs(head)
+    if pairs is None:  # not plain ASCII headers: the email package reads them
+        from email.parser import BytesHeaderParser
+        from email.policy import compat32
+
+        parsed = BytesHeaderParser(policy=compat32).parsebytes(data.split(b"\n\n", 1)[0] + b"\n\n")
+        return " ".join(str(parsed.get("Subject", "")).split())
+    return " ".join(next((v for k, v in pairs if k.lower() == "subject"), "").split())
 
 
 def is_cover_or_not_patch(data: bytes) -> bool:

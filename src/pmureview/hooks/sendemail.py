@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,6 +28,8 @@ def _usage_error(msg: str) -> Exception:
 
 def hooks_dir(repo: Path | None) -> Path:
     """`git rev-parse --git-path hooks`: honours core.hooksPath and linked worktrees."""
+    import subprocess  # only install/uninstall need git
+
     cwd = repo or Path.cwd()
     try:
         r = subprocess.run(

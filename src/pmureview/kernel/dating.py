@@ -15,12 +15,13 @@ the last step:
 from __future__ import annotations
 
 import datetime as _dt
-import email.utils
 import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from ..series.rfc822 import parsedate_to_datetime
 
 DATA_DIR = Path(__file__).with_name("data")
 SNAPSHOT = "snapshot.json"
@@ -116,7 +117,7 @@ def _series_date(series: Any) -> _dt.date | None:
     for m in mails:
         raw = getattr(m, "date", "") or ""
         try:
-            when = email.utils.parsedate_to_datetime(raw)
+            when = parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):
             continue
         if when is None:

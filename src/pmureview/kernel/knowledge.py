@@ -9,7 +9,6 @@ gets None / empty answers and stays silent.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -355,6 +354,7 @@ def load_knowledge(base_reader: Reader | None = None) -> Knowledge:
                                                    *PREDICATE_PATHS)]
     if all(t is None for t in texts):
         return _snapshot_cached()
+    import hashlib  # lazily: ~3 ms of a hook run's imports
     key = hashlib.sha1("\0".join(t if t is not None else "\1" for t in texts).encode(
         "utf-8", "surrogateescape")).hexdigest()
     kb = _TREE_CACHE.get(key)

@@ -13,13 +13,12 @@ unconditional-guest-feature-enable; `path_conditions()` gives the conditions on 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pmureview.lazyre import lazy_re
@@ -52,7 +51,8 @@ Reader = Callable[[str], str | None]
 def gating_data() -> dict[str, Any]:
     """The bundled facts of the pack-2 gating rules (src/pmureview/kernel/data/pack2-gating.json)."""
     try:
-        raw = resources.files("pmureview.kernel").joinpath("data/pack2-gating.json").read_text("utf-8")
+        # a plain path: importlib.resources costs milliseconds of import on the hook path
+        raw = (Path(__file__).parent / "data" / "pack2-gating.json").read_text("utf-8")
         return json.loads(raw)
     except (OSError, ValueError):
         return {}
@@ -136,13 +136,14 @@ class Helpers:
     bodies: dict[str, list[str]] = field(default_factory=_Bodies)  # name -> expression texts
 
     def add_text(self, c_text: str, *, override: bool = True, root: Node | None = None,
-                 cache: dict | None = None) -> None:
-        for name, exprs in _scan(c_text, root, cache).items():
+                 cache: dict | None = None, parsed: Callable[[str], Any] | None = None) -> None:
+        """parsed: the run's shared parser of base texts (SeriesContext.parsed), used when no root."""
+        for name, exprs in _scan(c_text, root, cache, parsed).items():
             if override or name not in self.bodies:
                 dict.__setitem__(self.bodies, name, exprs)
 
 
-def _scan_tree(c_text: str, root: Node | None) -> dict[str, Any]:
+def _scan_tree(c_text: str, root: Node | None, parsed: Callable[[str], Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in _DEFINE.finditer(c_text):
         body = m.group(3).replace("\\\n", " ").strip()
@@ -150,7 +151,8 @@ def _scan_tree(c_text: str, root: Node | None) -> dict[str, Any]:
             out[m.group(1)] = [body]
     if root is None:
         try:
-            root = parse(c_text.encode("utf-8", "surrogateescape")).root_node
+            root = (parsed(c_text) if parsed is not None
+                    else parse(c_text.encode("utf-8", "surrogateescape"))).root_node
         except Exception:
             return out
     for name, fn in functions(root):  # cached per tree, shared with the rules listing functions
@@ -159,13 +161,14 @@ def _scan_tree(c_text: str, root: Node | None) -> dict[str, Any]:
     return out
 
 
-def _scan(c_text: str, root: Node | None = None, cache: dict | None = None) -> dict[str, Any]:
+def _scan(c_text: str, root: Node | None = None, cache: dict | None = None,
+          parsed: Callable[[str], Any] | None = None) -> dict[str, Any]:
     if cache is None:
-        return _scan_tree(c_text, root)
-    digest = hashlib.sha1(c_text.encode("utf-8", "surrogateescape")).hexdigest()
-    got = cache.get(digest)
+        return _scan_tree(c_text, root, parsed)
+    # keyed by the text itself (the views hold it anyway): no hashlib on the hook path
+    got = cache.get(c_text)
     if got is None:
-        got = cache[digest] = _scan_tree(c_text, root)
+        got = cache[c_text] = _scan_tree(c_text, root, parsed)
     return got
 
 
@@ -183,6 +186,7 @@ def _helpers_for(series: Any, upto: int | None) -> Helpers:
     # scans shared by every patch's helpers_for() of this run (the same headers and post-images)
     memo = getattr(series, "memo", None)
     cache = memo(("predicates.scan",), dict) if memo is not None else None
+    parsed = getattr(series, "parsed", None)  # base files parsed once per run, shared with the rules
     reader: Reader | None = getattr(series, "base_reader", None)
     if reader is not None:
         for path in HELPER_FILES:
@@ -191,7 +195,7 @@ def _helpers_for(series: Any, upto: int | None) -> Helpers:
             except Exception:
                 t = None
             if t:
-                h.add_text(t, cache=cache)
+                h.add_text(t, cache=cache, parsed=parsed)
     for v in series.all_views():
         if upto is not None and v.patch.number > upto:
             continue

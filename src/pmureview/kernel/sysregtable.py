@@ -13,7 +13,6 @@ callbacks are found by name in the same text (`*_visibility` functions).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -263,6 +262,7 @@ def _parse_cached(digest: str, c_text: str, known_key: tuple[int, ...] | None) -
 def parse_table(c_text: str, known: frozenset[int] | None = None) -> list[Entry]:
     """The sys_reg_descs[] entries of a sys_regs.c text (only known lines when `known` is given
     and the table header is not among them)."""
+    import hashlib  # lazily: ~3 ms of a hook run's imports
     digest = hashlib.sha1(c_text.encode("utf-8", "surrogateescape")).hexdigest()
     key = None
     if known is not None and not _TABLE.search(_strip_comments(c_text)):

@@ -18,7 +18,6 @@ kernel tree. Loaded facts are cached per process, keyed on the text hashes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -119,6 +118,7 @@ class WiringFacts:
 
 
 def _h(text: str | None) -> str:
+    import hashlib  # lazily: ~3 ms of a hook run's imports
     return hashlib.sha1((text or "").encode("utf-8", "surrogateescape")).hexdigest()
 
 

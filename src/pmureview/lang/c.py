@@ -155,6 +155,12 @@ def lex_line(line: str, inside: bool) -> tuple[str, bool, bool, bool]:
     blanked, inside a block comment after it, whether a `*/` appeared outside any comment, whether
     it holds code: anything but whitespace and `\\` outside comments, literals included).
     The one C comment lexer: the comment state of views and the symbols analysis both use it."""
+    # fast paths (most lines of a kernel file): nothing the lexer reacts to, same answers as below
+    if inside:
+        if "*/" not in line:
+            return "", True, False, False
+    elif "/" not in line and '"' not in line and "'" not in line:
+        return line, False, False, bool(line.replace("\\", " ").strip())
     out: list[str] = []
     pos, stray, code = 0, False, False
 

@@ -38,20 +38,23 @@ def _git_toplevel(cwd: Path) -> Path | None:
     return Path(top) if r.returncode == 0 and top else None
 
 
+def worktree_top(cwd: Path | None = None) -> Path | None:
+    """`git rev-parse --show-toplevel` without running git when git's environment does not move the
+    work tree: the nearest folder upwards holding a `.git` folder or file."""
+    try:
+        start = (cwd or Path.cwd()).absolute()
+    except OSError:  # the current folder was removed under us
+        return None
+    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
+        return _git_toplevel(start)
+    return next((folder for folder in (start, *start.parents) if (folder / ".git").exists()), None)
+
+
 def find_kernel_tree(cwd: Path | None = None) -> Path | None:
     """The top of the kernel git work tree holding `cwd` (checkpatch's test on the work tree's top).
 
     Like `git rev-parse --show-toplevel`: the nearest folder upwards with a `.git`; None when that
     folder is not kernel-shaped, or there is none.
     """
-    try:
-        start = (cwd or Path.cwd()).absolute()
-    except OSError:  # the current folder was removed under us
-        return None
-    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
-        top = _git_toplevel(start)
-        return top if top is not None and is_kernel_top(top) else None
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists():
-            return folder if is_kernel_top(folder) else None
-    return None
+    top = worktree_top(cwd)
+    return top if top is not None and is_kernel_top(top) else None

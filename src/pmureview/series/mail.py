@@ -6,16 +6,16 @@ quoting must be undone, and git format-patch output must split on its `From <sha
 
 from __future__ import annotations
 
-import email
-import email.header
-import email.policy
-import email.utils
 import re
 from dataclasses import dataclass
-from email.message import Message as EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from . import rfc822
+
+if TYPE_CHECKING:
+    from email.message import Message as EmailMessage
 
 # A separator is "From " + a sender token + a date-like tail; a bare "From " in prose is not.
 _SEP = re.compile(rb"^From \S+\s+(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+\w{3}\s+\d{1,2}\s+\d\d:\d\d(?::\d\d)?\s+\d{4}\s*$")
@@ -84,20 +84,15 @@ class RawMail:
         return self.headers.get(name.lower(), [])
 
 
-def _decode_header(value: str) -> str:
-    try:
-        text = str(email.header.make_header(email.header.decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
-        text = value
-    return " ".join(text.split())  # unfold
-
-
 def _decode_part(part: EmailMessage) -> str:
     payload = part.get_payload(decode=True)
     if payload is None:
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
-    charset = part.get_content_charset() or "utf-8"
+    return _decode_bytes(payload, part.get_content_charset() or "utf-8")
+
+
+def _decode_bytes(payload: bytes, charset: str) -> str:
     try:
         return payload.decode(charset)
     except (LookupError, UnicodeDecodeError):
@@ -118,10 +113,16 @@ def parse_mail(raw: bytes) -> RawMail:
         first = head.split(b"\n", 2)[1] if head.count(b"\n") >= 1 else b""
     if not re.match(rb"^[!-9;-~]+:", first):
         raise InputError("not a mail: it does not start with a header line")
+    fast = _parse_plain(raw, head)
+    if fast is not None:
+        return fast
+    import email
+    import email.policy
+
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     headers: dict[str, list[str]] = {}
     for k, v in msg.items():
-        headers.setdefault(k.lower(), []).append(_decode_header(str(v)))
+        headers.setdefault(k.lower(), []).append(rfc822.decode_header(str(v)))
     texts: list[str] = []
     has_diff_attachment = False
     for part in msg.walk() if msg.is_multipart() else [msg]:
@@ -136,15 +137,35 @@ def parse_mail(raw: bytes) -> RawMail:
                    has_diff_attachment=has_diff_attachment)
 
 
+def _parse_plain(raw: bytes, head: bytes) -> RawMail | None:
+    """The git format-patch shape (ASCII headers, one text/plain 7bit/8bit part) without the email
+    package; None for any other shape, which parse_mail hands to email."""
+    pairs = rfc822.header_pairs(head)
+    if pairs is None:
+        return None
+    headers: dict[str, list[str]] = {}
+    for k, v in pairs:
+        headers.setdefault(k.lower(), []).append(rfc822.decode_header(v))
+    ctype, cte = headers.get("content-type", []), headers.get("content-transfer-encoding", [])
+    if len(ctype) > 1 or len(cte) > 1 or (cte and cte[0].strip().lower() not in rfc822.PLAIN_ENCODINGS):
+        return None
+    charset = rfc822.plain_charset(ctype[0] if ctype else None)
+    if charset is None:
+        return None
+    body = raw[len(head) + 2:] if raw[len(head):len(head) + 2] == b"\n\n" else b""
+    text = _decode_bytes(body, charset or "utf-8").replace("\r\n", "\n")
+    return RawMail(headers=headers, body=text, header_lines=head.count(b"\n") + 1)
+
+
 def addresses(values: list[str]) -> tuple[str, ...]:
     """`Name <addr>` strings from To/Cc headers, in order, without duplicates."""
     out: list[str] = []
     seen: set[str] = set()
-    for name, addr in email.utils.getaddresses(values):
+    for name, addr in rfc822.getaddresses(values):
         if not addr or addr.lower() in seen:
             continue
         seen.add(addr.lower())
-        out.append(email.utils.formataddr((name, addr)) if name else addr)
+        out.append(rfc822.formataddr((name, addr)) if name else addr)
     return tuple(out)
 
 

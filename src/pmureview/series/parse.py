@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import email.utils
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..errors import InputError
+from . import rfc822
 from .mail import RawMail, addresses, msgid_of, parse_mail
 from .model import ChangeKind, CoverLetter, FileChange, Hunk, HunkLine, Message, Patch, Series, Trailer
 
@@ -54,7 +54,7 @@ def parse_subject(subject: str) -> tuple[str, tuple[str, ...], int | None, int |
 
 def _date_key(value: str) -> float:
     try:
-        dt = email.utils.parsedate_to_datetime(value)
+        dt = rfc822.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return 0.0
     if dt is None:
@@ -67,7 +67,7 @@ def _date_key(value: str) -> float:
 def _message(m: RawMail) -> Message:
     subject = m.get("subject")
     title, words, rev, counter, total = parse_subject(subject)
-    name, addr = email.utils.parseaddr(m.get("from"))
+    name, addr = rfc822.parseaddr(m.get("from"))
     reply_to = m.get("reply-to") or None
     refs = tuple(msgid_of(r) for r in " ".join(m.get_all("references")).split() if r.strip("<>"))
     return Message(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 from ..errors import InputError, UsageError
@@ -38,6 +37,8 @@ def read_sources(sources: list[str], *, stdin: bytes | None = None, midmask: str
         elif Path(src).exists():
             raws += read_path(Path(src))
         elif looks_like_msgid(src):
+            import tempfile  # only a fetch needs it
+
             from .fetch import fetch_thread
 
             with tempfile.TemporaryDirectory(prefix="pmureview-") as tmp:
