@@ -71,11 +71,11 @@ def test_leading_operator_needs_the_line_above():
     unknown) or following a preprocessor line is not judged; one after a known code line is."""
     from types import SimpleNamespace
 
-    from pmureview.rule.yamlrule import _continues_code_above
+    from pmureview.rule.yamlrule import continues_code_above
 
     lines = ["", "\tfoo(a,", "#ifdef CONFIG_X", "\t    &b);", "", "\t    && c", "\tx = a", "", "\t    | b;"]
     view = SimpleNamespace(known=frozenset({2, 3, 4, 6, 7, 8, 9}), lines=lines,
                            line_text=lambda n: lines[n - 1] if 0 < n <= len(lines) else "")
-    assert not _continues_code_above(view, 4)  # below an #ifdef
-    assert not _continues_code_above(view, 6)  # line 5 unknown: first line of a hunk
-    assert _continues_code_above(view, 9)  # a blank line between is skipped, line 7 is code
+    assert not continues_code_above(view, 4)  # below an #ifdef
+    assert not continues_code_above(view, 6)  # line 5 unknown: first line of a hunk
+    assert continues_code_above(view, 9)  # a blank line between is skipped, line 7 is code

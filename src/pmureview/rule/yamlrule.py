@@ -142,12 +142,12 @@ class QueryRule(Rule):
             first = not view.line_text(row + 1).encode("utf-8", "surrogateescape")[:col].strip()
             if first != (key == "first-on-line"):
                 return False
-            if first and not _continues_code_above(view, row + 1):
+            if first and not continues_code_above(view, row + 1):
                 return False
         return True
 
 
-def _continues_code_above(view, line: int) -> bool:
+def continues_code_above(view, line: int) -> bool:
     """Whether the line above `line` is code the parser really joined `line` to: a hunk-only view
     does not know the line above a hunk (the parser glued `line` to unrelated code before the gap),
     and a preprocessor directive above ends no expression (`#ifdef X` then `&arg,` in a call)."""
