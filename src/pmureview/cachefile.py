@@ -32,3 +32,20 @@ def write_json(path: Path | None, data: Any) -> None:
         tmp.replace(path)
     except (OSError, TypeError, ValueError):
         pass
+
+
+def write_marshal(path: str, data: Any) -> None:
+    """Write `data` with marshal, atomically (a parallel run reads the old file or the new one); a
+    failure (an unwritable folder, an object marshal cannot write) only costs speed."""
+    import contextlib
+    import marshal
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            marshal.dump(data, f)
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -95,16 +95,9 @@ def _code_cache_path(kind: str) -> str:
 def _save_code_cache(path: str) -> None:
     if not _code_cache_added or not _code_cache:
         return  # nothing compiled: the file already holds all this run used
-    import marshal
+    from .cachefile import write_marshal
 
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            marshal.dump(_code_cache if len(_code_cache) <= _CODE_CACHE_MAX else _code_used, f)
-        os.replace(tmp, path)  # atomic: a parallel run reads the old file or the new one
-    except (OSError, ValueError):
-        pass
+    write_marshal(path, _code_cache if len(_code_cache) <= _CODE_CACHE_MAX else _code_used)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from .. import lazyre
 from ..series.model import Series, path_matches
 from .select import matches
 
@@ -90,14 +91,15 @@ class Prefilter:
                 self._seen[regex] = any(w in self.text for w in words)
                 return self._seen[regex]
             try:
-                self._seen[regex] = re.search(regex, self.text) is not None
+                # declared in rule files: static, so compiled once per Python build
+                self._seen[regex] = lazyre.compile(regex).search(self.text) is not None
             except re.error:
                 self._seen[regex] = True  # a broken declaration must not hide the rule
         return self._seen[regex]
 
 
-_COMMENT = re.compile(r"\(\?#[^)]*\)")
-_PLAIN = re.compile(r"[A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)*")
+_COMMENT = lazyre.compile(r"\(\?#[^)]*\)")
+_PLAIN = lazyre.compile(r"[A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)*")
 
 
 def _plain_words(regex: str) -> list[str] | None:

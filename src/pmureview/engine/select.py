@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import replace
 from fnmatch import fnmatch
 from pathlib import Path
 
+from .. import lazyre
 from ..errors import UsageError
 from ..rule.base import Rule
 from ..rule.model import Finding, RuleMeta, Severity
 from ..views.context import SeriesContext
 
-_INLINE = re.compile(r"pmureview:\s*ignore\[([^\]]*)\]")
+_INLINE = lazyre.compile(r"pmureview:\s*ignore\[([^\]]*)\]")
 
 
 def matches(rule_id: str, patterns: Iterable[str]) -> bool:

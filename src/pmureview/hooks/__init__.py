@@ -8,13 +8,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .. import lazyre
+
 # full mode is worth it (and possible) only at the top of a kernel git work tree (checkpatch's test)
 from ..series.kerneltree import is_kernel_tree  # noqa: F401 (re-exported for sendemail)
 from ..series.rfc822 import header_pairs
 
 # `[PATCH v2 0/7]`, `[RFC PATCH 00/12]`: the counter of a cover letter
-_COVER_COUNTER = re.compile(r"\[[^\]]*?\b0+/\d+\s*\]")
-_DIFF = re.compile(rb"^(diff --git |--- \S|Index: )", re.MULTILINE)
+_COVER_COUNTER = lazyre.compile(r"\[[^\]]*?\b0+/\d+\s*\]")
+_DIFF = lazyre.compile(rb"^(diff --git |--- \S|Index: )", re.MULTILINE)
 
 
 def subject_of(data: bytes) -> str:

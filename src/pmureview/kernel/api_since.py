@@ -21,10 +21,10 @@ listed for completeness: no series this tool reads predates them.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from .. import lazyre
 from .dating import series_date
 
 
@@ -115,7 +115,7 @@ def _series_ctx(ctx: Any) -> Any:
 
 def _in_series(sctx: Any, a: Api, upto: int | None) -> bool:
     """The series' own code (touched files as patch `upto` leaves them) names the API."""
-    pat = re.compile(a.pattern)
+    pat = lazyre.compile(a.pattern)
     views = getattr(sctx, "views", None) or {}
     for n in sorted(views):
         if upto is not None and n > upto:
@@ -133,7 +133,7 @@ def _at_base(sctx: Any, a: Api) -> bool | None:
     """True/False: the base tree has / lacks the API; None: no tree, or it could not tell."""
     if not getattr(sctx, "full", False):
         return None
-    pat = re.compile(a.pattern)
+    pat = lazyre.compile(a.pattern)
     for path in a.defined_in:
         try:
             body = sctx.base_text(path)

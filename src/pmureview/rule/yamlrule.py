@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .. import lazyre
 from ..views.context import FileContext
 from .base import Rule
 from .model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
@@ -25,7 +26,7 @@ _KEYS = {"id", "title", "severity", "confidence", "scope", "files", "status", "d
 _WHERE_KEYS = {"first-on-line", "not-first-on-line"}
 _DOC_KEYS = {"what", "why", "example", "use_instead", "known_problems", "references"}
 _TARGETS = {"added-lines", "subject", "message", "trailers"}
-_FIELD = re.compile(r"{(\w+)}")
+_FIELD = lazyre.compile(r"{(\w+)}")
 
 
 class YamlRuleError(ValueError):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import lazyre
 from ..errors import InputError
 from . import rfc822
 
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
     from email.message import Message as EmailMessage
 
 # A separator is "From " + a sender token + a date-like tail; a bare "From " in prose is not.
-_SEP = re.compile(rb"^From \S+\s+(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+\w{3}\s+\d{1,2}\s+\d\d:\d\d(?::\d\d)?\s+\d{4}\s*$")
-_QUOTED_FROM = re.compile(rb"^>+From ")
+_SEP = lazyre.compile(
+    rb"^From \S+\s+(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+\w{3}\s+\d{1,2}\s+\d\d:\d\d(?::\d\d)?\s+\d{4}\s*$")
+_QUOTED_FROM = lazyre.compile(rb"^>+From ")
 MAIL_SUFFIXES = (".patch", ".eml", ".mbox", ".mbx", ".diff", ".txt")
 
 

@@ -6,19 +6,20 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .. import lazyre
 from ..errors import InputError
 from . import rfc822
 from .mail import RawMail, addresses, msgid_of, parse_mail
 from .model import ChangeKind, CoverLetter, FileChange, Hunk, HunkLine, Message, Patch, Series, Trailer
 
-_BRACKETS = re.compile(r"^\s*((?:\[[^\]]*\]\s*)+)")
-_REPLY = re.compile(r"^\s*(re|aw|fwd?)\s*:", re.I)
-_COUNTER = re.compile(r"^(\d+)/(\d+)$")
-_REVISION = re.compile(r"^v(\d+)$", re.I)
-_TRAILER = re.compile(r"^([A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]):\s*(\S.*)$")
-_DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )")
-_BASE = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.M)
-_CHANGE_ID = re.compile(r"^change-id:\s*(\S+)\s*$", re.M)
+_BRACKETS = lazyre.compile(r"^\s*((?:\[[^\]]*\]\s*)+)")
+_REPLY = lazyre.compile(r"^\s*(re|aw|fwd?)\s*:", re.I)
+_COUNTER = lazyre.compile(r"^(\d+)/(\d+)$")
+_REVISION = lazyre.compile(r"^v(\d+)$", re.I)
+_TRAILER = lazyre.compile(r"^([A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]):\s*(\S.*)$")
+_DIFF_START = lazyre.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )")
+_BASE = lazyre.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.M)
+_CHANGE_ID = lazyre.compile(r"^change-id:\s*(\S+)\s*$", re.M)
 _KNOWN_TRAILERS = {"fixes", "link", "closes", "cc", "message-id", "change-id", "bug", "patchwork-id"}
 # No source file comes near this many lines; a hunk header beyond it is hostile or corrupt, and the
 # hunk-only view would have to hold that many (empty) lines.
@@ -200,7 +201,7 @@ def _file_changes(diff_text: str, mail_offset: int, problems: list[Problem], num
     return tuple(out)
 
 
-_HUNK_COUNTS = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+_HUNK_COUNTS = lazyre.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
 
 
 def _cut_signature(diff_text: str) -> str:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from .. import lazyre
+
 # -- header blocks ---------------------------------------------------------------------------------
 
-_FIELD = re.compile(rb"([!-9;-~]+):")  # RFC 5322 field name (printable ASCII but ':')
-_SEP = re.compile(rb"From \S")  # a kept mbox separator / unixfrom line
+_FIELD = lazyre.compile(rb"([!-9;-~]+):")  # RFC 5322 field name (printable ASCII but ':')
+_SEP = lazyre.compile(rb"From \S")  # a kept mbox separator / unixfrom line
 
 
 def header_pairs(head: bytes) -> list[tuple[str, str]] | None:
@@ -57,8 +59,8 @@ def decode_header(value: str) -> str:
     return " ".join(value.split())
 
 
-_CTYPE = re.compile(r'\s*text/plain\s*((?:;\s*[A-Za-z0-9_-]+\s*=\s*(?:"[^"\\]*"|[^;"\\\s]+)\s*)*);?\s*', re.I)
-_PARAM = re.compile(r';\s*([A-Za-z0-9_-]+)\s*=\s*(?:"([^"\\]*)"|([^;"\\\s]+))')
+_CTYPE = lazyre.compile(r'\s*text/plain\s*((?:;\s*[A-Za-z0-9_-]+\s*=\s*(?:"[^"\\]*"|[^;"\\\s]+)\s*)*);?\s*', re.I)
+_PARAM = lazyre.compile(r';\s*([A-Za-z0-9_-]+)\s*=\s*(?:"([^"\\]*)"|([^;"\\\s]+))')
 PLAIN_ENCODINGS = ("", "7bit", "8bit", "binary")
 
 
@@ -85,8 +87,8 @@ def plain_charset(content_type: str | None) -> str | None:
 _WORD = r"[^()<>@,:;.\"\\\[\]\x00-\x20\x7f]+"
 _LOCAL = r"[A-Za-z0-9_%+=-]+(?:\.[A-Za-z0-9_%+=-]+)*"
 _DOMAIN = r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-_NAMED = re.compile(rf"[ \t]*((?:{_WORD}[ \t]+)*{_WORD})?[ \t]*<({_LOCAL}@{_DOMAIN})>[ \t]*")
-_BARE = re.compile(rf"[ \t]*({_LOCAL}@{_DOMAIN})[ \t]*")
+_NAMED = lazyre.compile(rf"[ \t]*((?:{_WORD}[ \t]+)*{_WORD})?[ \t]*<({_LOCAL}@{_DOMAIN})>[ \t]*")
+_BARE = lazyre.compile(rf"[ \t]*({_LOCAL}@{_DOMAIN})[ \t]*")
 
 
 def _one(text: str) -> tuple[str, str] | None:
@@ -121,7 +123,7 @@ def getaddresses(values: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+_SPECIALS = lazyre.compile(r'[][\\()<>@,:;".]')
 
 
 def formataddr(pair: tuple[str, str]) -> str:
@@ -138,7 +140,7 @@ def formataddr(pair: tuple[str, str]) -> str:
 
 _MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
-_DATE = re.compile(
+_DATE = lazyre.compile(
     r"\s*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+"
     r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s+([+-])(\d{2})([0-5]\d)\s*")
 

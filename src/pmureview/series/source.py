@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
+from .. import lazyre
 from ..errors import InputError, UsageError
 from .mail import read_path
 
-_MSGID_LIKE = re.compile(r"^(<[^<>\s]+@[^<>\s]+>|(id|rfc822msgid):\S+|[^\s/<>]+@[^\s/<>]+|https?://\S+)$")
+_MSGID_LIKE = lazyre.compile(r"^(<[^<>\s]+@[^<>\s]+>|(id|rfc822msgid):\S+|[^\s/<>]+@[^\s/<>]+|https?://\S+)$")
 
 
 def looks_like_msgid(arg: str) -> bool:
