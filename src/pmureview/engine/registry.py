@@ -238,9 +238,13 @@ def _plugin_specs(cached: bool) -> list[tuple[str, str]]:
     """(name, "module:attr") of the `pmureview.rules` entry points.
 
     Scanning every installed distribution costs ~30 ms (importlib.metadata and its imports) on each
-    run; a review reuses the last scan while no folder of the import path has changed.
+    run; a review reuses the last scan while no folder of the import path has changed. One file per
+    import path: `python -m pmureview` (the hook: the kernel tree first) and the `pmureview` script (its
+    own folder first), or two virtualenvs, would otherwise evict each other's scan on every run.
     """
-    cache = cache_path("plugins.json")
+    from binascii import crc32
+
+    cache = cache_path(f"plugins-{crc32(chr(0).join(sys.path).encode('utf-8', 'surrogateescape')):08x}.json")
     key = _site_fingerprint()
     if cached:
         data = read_json(cache)
