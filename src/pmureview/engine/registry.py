@@ -119,6 +119,8 @@ class StampedCache:
 
     def save(self) -> None:
         if self.dirty:
+            # entries of deleted files (a removed rules folder, a temporary one) would only grow it
+            self.data = {k: v for k, v in self.data.items() if k.startswith("__") or os.path.exists(k)}
             write_json(self.file, self.data)
 
 
@@ -159,7 +161,12 @@ class RuleIndex(StampedCache):
     that cannot fire is not even imported, a YAML or pattern rule not even built."""
 
     def __init__(self) -> None:
-        super().__init__("rule-index.json")
+        from binascii import crc32
+
+        # one file per installed copy of the engine: two virtualenvs (or a checkout and an install)
+        # would otherwise drop each other's whole index on every run
+        here = os.path.dirname(os.path.abspath(__file__))
+        super().__init__(f"rule-index-{crc32(here.encode('utf-8', 'surrogateescape')):08x}.json")
         stamp = _engine_stamp()
         if self.data.get("__engine__") != stamp:
             self.data = {"__engine__": stamp}
