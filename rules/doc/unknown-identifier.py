@@ -9,7 +9,6 @@ identifier is a warning; otherwise only near misses of a known spelling are repo
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
@@ -203,6 +202,8 @@ def _base_tokens(series: SeriesContext) -> frozenset[str]:
 
 @lru_cache(maxsize=8)
 def _grep_tokens(tree: str, rev: str | None) -> frozenset[str] | None:
+    import subprocess  # only with a base tree (never on the hunk-only hook path)
+
     specs = ["include/uapi/linux/kvm.h", "arch/*/include/uapi/asm/kvm*.h"]
     try:
         if rev:

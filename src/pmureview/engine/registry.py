@@ -231,11 +231,19 @@ def _set_origin(rule: Rule, origin: str) -> None:
 
 
 def _site_fingerprint() -> list[list]:
-    """The mtimes of the import path's folders: installing or removing a package changes one."""
-    out = []
-    for entry in sys.path:
+    """The mtimes of the import path's folders: installing or removing a package changes one.
+
+    The first entry is the current folder (`python -m`, the hook: the kernel tree) or the script's:
+    files come and go there all day (`git format-patch` writes into it), so it counts by the
+    distribution metadata it holds, which is what the scan reads of it."""
+    out: list[list] = []
+    for i, entry in enumerate(sys.path):
         try:
-            out.append([entry, os.stat(entry or ".").st_mtime_ns])
+            if i == 0:
+                names = sorted(n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info")))
+                out.append([entry, names])
+            else:
+                out.append([entry, os.stat(entry or ".").st_mtime_ns])
         except OSError:
             continue
     return out

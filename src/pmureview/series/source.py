@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from .. import lazyre
@@ -55,6 +54,8 @@ def read_range(repo: Path, rev_range: str) -> list[bytes]:
     """The commits of A..B as `git format-patch` would mail them."""
     if rev_range.startswith("-") or "\n" in rev_range:
         raise UsageError(f"--range {rev_range!r}: not a revision range")
+    import subprocess  # only a git range needs it
+
     r = subprocess.run(["git", "-C", str(repo), "format-patch", "--stdout", "--no-signature", rev_range, "--"],
                        capture_output=True, stdin=subprocess.DEVNULL, check=False)
     if r.returncode != 0:
