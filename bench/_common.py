@@ -91,6 +91,25 @@ def ensure_linux(version: str) -> Path:
 
 # ---- the benchmark series ---------------------------------------------------------------------
 
+# checkpatch.pl's top_of_kernel_tree() names: the pre-send hook runs in full mode only at such a top
+KERNEL_TOP = ("COPYING", "CREDITS", "Kbuild", "MAINTAINERS", "Makefile", "README", "Documentation", "arch",
+              "include", "drivers", "fs", "init", "ipc", "kernel", "lib", "scripts")
+
+
+def kernel_shaped(repo: Path) -> Path:
+    """Give the builder's git tree (arch/ and include/ of the kernel only) the other top-level names
+    of a kernel tree, untracked and empty, so the hook run in it takes the full-mode path as it does
+    in a real kernel tree. Returns `repo`."""
+    for name in KERNEL_TOP:
+        path = repo / name
+        if not path.exists():
+            if name[0].isupper():
+                path.touch()
+            else:
+                path.mkdir()
+    return repo
+
+
 
 def ensure_series(npatch: int = 24, version: str = "6.1") -> Path:
     """WORK dir holding kvm-repo/ and series/ (built by build_series.py when missing)."""

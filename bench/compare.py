@@ -42,6 +42,7 @@ from _common import (
     ensure_linux,
     ensure_series,
     fmt_s,
+    kernel_shaped,
     log,
     machine,
     med,
@@ -77,7 +78,7 @@ def side_by_side(runs: int) -> None:
     work = ensure_series(24)
     mbox = work / "series" / "series.mbox"
     patches = patch_files(work)
-    repo = work / "kvm-repo"
+    repo = kernel_shaped(work / "kvm-repo")  # the hook's full mode needs a kernel-shaped top
     pmr = pmureview_cmd()
     cp = checkpatch_cmd()
     n = len(patches)

@@ -177,15 +177,37 @@ def _base_from_blobs(tree: Path, series: Series) -> str | None:
                 wanted[src] = f.old_blob
     if not wanted or not _may_have_blobs(tree, sorted(set(wanted.values()))):
         return None
-    # check each candidate commit with `git ls-tree` for the few paths (cheap, bounded)
+    # every candidate commit's blobs for the few paths through `git cat-file --batch-check` (one
+    # process for a chunk of commits, not one `git ls-tree` each: the hook's base is usually a few
+    # commits below HEAD, so the first chunk decides)
     revs = _git(tree, "rev-list", "--max-count=2000", "HEAD").stdout.split()
     paths = sorted(wanted)
-    for rev in revs:
-        out = _git(tree, "ls-tree", rev, "--", *paths).stdout
-        found = {line.split("\t", 1)[1]: line.split()[2] for line in out.splitlines() if "\t" in line}
-        if all(found.get(p, "").startswith(wanted[p]) for p in paths):
-            return rev
+    start = 0
+    for size in (32, 256, len(revs)):
+        chunk = revs[start:start + size]
+        start += len(chunk)
+        if not chunk:
+            break
+        ids = _blob_ids(tree, [f"{rev}:{p}" for rev in chunk for p in paths])
+        if ids is None:
+            return None
+        for i, rev in enumerate(chunk):
+            if all(ids[i * len(paths) + j].startswith(wanted[p]) for j, p in enumerate(paths)):
+                return rev
     return None
+
+
+def _blob_ids(tree: Path, specs: list[str]) -> list[str] | None:
+    """The object id of each `REV:path` ("" when there is none); None when git fails."""
+    try:
+        r = subprocess.run(["git", "-C", str(tree), "cat-file", "--batch-check"], input="\n".join(specs) + "\n",
+                           capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = r.stdout.splitlines()
+    if r.returncode != 0 or len(lines) != len(specs):
+        return None
+    return [line.split()[0] if line.split()[1:2] == ["blob"] else "" for line in lines]
 
 
 def _may_have_blobs(tree: Path, ids: list[str]) -> bool:
