@@ -34,6 +34,26 @@ def write_json(path: Path | None, data: Any) -> None:
         pass
 
 
+def read_marshal(path: str) -> Any:
+    """The marshalled data of `path`; None when missing or unreadable (a cache miss)."""
+    import marshal
+
+    try:
+        with open(path, "rb") as f:
+            return marshal.load(f)
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+
+
+def content_cache_file(kind: str, digest: str) -> str:
+    """Where a value derived from a text with this content digest is kept (marshal, per Python
+    build): facts parsed from a base tree's files, which every hook run of a series asks again."""
+    import sys
+
+    tag = f"{sys.implementation.cache_tag}-{sys.hexversion:x}"
+    return str(cache_path("content", f"{kind}-{tag}-{digest}.marshal"))
+
+
 def write_marshal(path: str, data: Any) -> None:
     """Write `data` with marshal, atomically (a parallel run reads the old file or the new one); a
     failure (an unwritable folder, an object marshal cannot write) only costs speed."""

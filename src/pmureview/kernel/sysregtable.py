@@ -268,9 +268,28 @@ def parse_table(c_text: str, known: frozenset[int] | None = None) -> list[Entry]
     if known is not None and not _TABLE.search(_strip_comments(c_text)):
         key = tuple(sorted(known))
     try:
-        return list(_parse_cached(digest, c_text, key))
+        return list(_parse_cached(digest, c_text, key) if known is not None else _whole_file(digest, c_text))
     except (RecursionError, ValueError):
         return []
+
+
+def _whole_file(digest: str, c_text: str) -> tuple[Entry, ...]:
+    """The table of a whole sys_regs.c (a base tree's, a full-mode view's): ~40 ms to parse, and the
+    hook asks it again in every process of a series, so the entries are kept on disk by content."""
+    from ..cachefile import content_cache_file, read_marshal, write_marshal
+
+    path = content_cache_file("sysregtable", digest)
+    rows = read_marshal(path)
+    if isinstance(rows, list):
+        try:
+            return tuple(Entry(text, start, end, macro, tuple(args), name, tuple(enc), dict(fields))
+                         for text, start, end, macro, args, name, enc, fields in rows)
+        except (TypeError, ValueError):
+            pass  # another layout: parse again
+    entries = _parse_cached(digest, c_text, None)
+    write_marshal(path, [[e.text, e.start, e.end, e.macro, list(e.args), e.name, list(e.enc), dict(e.fields)]
+                         for e in entries])
+    return entries
 
 
 def parse_lines(lines: list[str]) -> list[Entry]:

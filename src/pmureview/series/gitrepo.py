@@ -16,7 +16,8 @@ def _git(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def is_git_tree(path: Path) -> bool:
-    return _git(path, "rev-parse", "--git-dir").returncode == 0
+    # a work tree's top (the hook's folder, a --tree argument) answers without running git
+    return (path / ".git").exists() or _git(path, "rev-parse", "--git-dir").returncode == 0
 
 
 class BlobReader:
