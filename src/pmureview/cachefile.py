@@ -34,24 +34,33 @@ def write_json(path: Path | None, data: Any) -> None:
         pass
 
 
+def per_build_file(name: str) -> str:
+    """A cache file of data only this Python build may read back (marshal, code objects, sre code)."""
+    import sys
+
+    return str(cache_path(f"{name}-{sys.implementation.cache_tag}-{sys.hexversion:x}.marshal"))
+
+
 def read_marshal(path: str) -> Any:
-    """The marshalled data of `path`; None when missing or unreadable (a cache miss)."""
+    """The marshalled data of `path`; None when missing or unreadable (a cache miss, never an error)."""
     import marshal
 
     try:
         with open(path, "rb") as f:
             return marshal.load(f)
-    except (OSError, EOFError, ValueError, TypeError):
+    except Exception:  # a truncated or foreign file raises EOFError, ValueError, TypeError, ...
         return None
 
 
-def content_cache_file(kind: str, digest: str) -> str:
-    """Where a value derived from a text with this content digest is kept (marshal, per Python
-    build): facts parsed from a base tree's files, which every hook run of a series asks again."""
-    import sys
+def read_marshal_dict(path: str) -> dict:
+    data = read_marshal(path)
+    return data if isinstance(data, dict) else {}
 
-    tag = f"{sys.implementation.cache_tag}-{sys.hexversion:x}"
-    return str(cache_path("content", f"{kind}-{tag}-{digest}.marshal"))
+
+def content_cache_file(kind: str, digest: str) -> str:
+    """Where a value derived from a text with this content digest is kept (per Python build): facts
+    parsed from a base tree's files, which every hook run of a series asks again."""
+    return per_build_file(f"content/{kind}-{digest}")
 
 
 def write_marshal(path: str, data: Any) -> None:

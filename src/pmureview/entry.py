@@ -58,17 +58,13 @@ def _cache_dataclass_code(kind: str) -> None:
     if _code_cache is not None or "PMUREVIEW_NO_CODE_CACHE" in os.environ:
         return
     import dataclasses
-    import marshal
+
+    from .cachefile import per_build_file, read_marshal_dict
 
     if getattr(dataclasses, "exec", None) is not None:  # someone else patched it: leave it alone
         return
-    path = _code_cache_path(kind)
-    try:
-        with open(path, "rb") as f:
-            loaded = marshal.load(f)
-        _code_cache = loaded if isinstance(loaded, dict) else {}
-    except Exception:  # a missing or broken cache is a miss, never an error
-        _code_cache = {}
+    path = per_build_file(f"dataclass-code-{kind}")
+    _code_cache = read_marshal_dict(path)
     dataclasses.exec = _cached_exec  # type: ignore[attr-defined]
     atexit.register(_save_code_cache, path)
 
@@ -84,12 +80,6 @@ def _cached_exec(source: object, globals_: dict | None = None, locals_: dict | N
         _code_cache_added = True
     _code_used[source] = code
     exec(code, globals_, locals_)  # dont_inherit: no `from __future__` of this module leaks into the methods
-
-
-def _code_cache_path(kind: str) -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    tag = f"{sys.implementation.cache_tag}-{sys.hexversion:x}"
-    return os.path.join(base, "pmureview", f"dataclass-code-{kind}-{tag}.marshal")
 
 
 def _save_code_cache(path: str) -> None:

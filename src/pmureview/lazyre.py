@@ -82,27 +82,14 @@ def _setup() -> None:
     _parts = _load()
 
 
-def _cache_file() -> str:
-    import os
-    import sys
-
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pmureview", f"regex-{sys.implementation.cache_tag}-{sys.hexversion:x}.marshal")
-
-
 def _load() -> dict:
     import atexit
-    import marshal
 
-    path = _cache_file()
-    try:
-        with open(path, "rb") as f:
-            loaded = marshal.load(f)
-        data = loaded if isinstance(loaded, dict) else {}
-    except Exception:  # a missing or broken cache is a miss, never an error
-        data = {}
+    from .cachefile import per_build_file, read_marshal_dict
+
+    path = per_build_file("regex")
     atexit.register(_save, path)
-    return data
+    return read_marshal_dict(path)
 
 
 def _save(path: str) -> None:
