@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -45,13 +44,13 @@ _HOST_FAILURE = lazy_re(r"alloc|ENOMEM|(?-i:\bIS_ERR|KVM_BUG\w*|\bWARN\w*|\bBUG\
 _GRAPHS: dict[str, tuple[dict[str, frozenset[str]], frozenset[str]]] = {}
 
 
-def _graph(digest: str, src: str, root=None) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+def _graph(key: str, src: str, root=None) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
     """(function -> callees, sys_reg `.access` callbacks) of one file's text; cached by content.
     root: the parse of exactly `src` (or a function giving it) when the run already has it, else
     `src` is parsed here."""
-    got = _GRAPHS.get(digest)
+    got = _GRAPHS.get(key)
     if got is None:
-        got = _GRAPHS[digest] = _build_graph(src, root)
+        got = _GRAPHS[key] = _build_graph(src, root)
     return got
 
 
@@ -93,7 +92,7 @@ def _edge_query():
 
 
 def _file_graph(src: str, root=None) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
-    return _graph(hashlib.sha1(src.encode("utf-8", "surrogateescape")).hexdigest(), src, root)
+    return _graph(src, src, root)  # keyed by the text itself (the views hold it): no hashlib import
 
 
 _CALL = frozenset({"call_expression"})
@@ -114,6 +113,10 @@ class GuestTriggerableLog(Rule):
         confidence=Confidence.MEDIUM,
         scope=Scope.SERIES,
         uses_tree=True,
+        # the call is on an added line, so its name is in the hunks: the curated plain log functions
+        # (kernel/data/pack2-wiring.json "logging"; a test keeps this list a cover of them)
+        evidence=("kvm_err|kvm_info|pr_err|pr_warn|pr_notice|pr_info|printk|dev_err|dev_warn|dev_info|"
+                  "pr_emerg|pr_alert|pr_crit",),
         docs=RuleDocs(
             what="Flags an added kvm_err()/kvm_info()/pr_err()/pr_warn()/pr_info()/printk()/dev_err() "
                  "(not the _ratelimited or _once forms) in a function reachable, within four calls, "
