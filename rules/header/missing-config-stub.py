@@ -70,6 +70,8 @@ class MissingConfigStub(Rule):
         confidence=Confidence.MEDIUM,
         scope=Scope.SERIES,
         uses_tree=True,
+        # only headers the series touches are judged (_header_in_scope): one of them on a diff line
+        evidence=(r"(?m) b/(?:arch/arm64/include/|include/kvm/)\S*\.h$",),
         docs=RuleDocs(
             what="Flags a function that a header declares only inside `#if IS_ENABLED(CONFIG_X)` (or "
                  "`#ifdef CONFIG_X`), with no stub in the `#else` branch, when the series adds or moves "
