@@ -64,17 +64,27 @@ def content_cache_file(kind: str, digest: str) -> str:
 
 
 def write_marshal(path: str, data: Any) -> None:
-    """Write `data` with marshal, atomically (a parallel run reads the old file or the new one); a
-    failure (an unwritable folder, an object marshal cannot write) only costs speed."""
-    import contextlib
+    """Write `data` with marshal, atomically; an object marshal cannot write only costs speed."""
     import marshal
+
+    try:
+        raw = marshal.dumps(data)
+    except ValueError:
+        return
+    write_bytes(path, raw)
+
+
+def write_bytes(path: str, raw: bytes) -> None:
+    """Write a cache file atomically (a parallel run reads the old file or the new one); a failure
+    (an unwritable folder) only costs speed and leaves no temporary file behind."""
+    import contextlib
 
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "wb") as f:
-            marshal.dump(data, f)
+            f.write(raw)
         os.replace(tmp, path)
-    except (OSError, ValueError):
+    except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
