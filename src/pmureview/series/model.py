@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -163,7 +164,21 @@ class Series:
 
 def path_matches(path: str, globs: Iterable[str]) -> bool:
     """A rule's `files` glob matches the full path or the basename (fnmatch: `*` also crosses `/`)."""
-    from fnmatch import fnmatch
-
     name = path.rsplit("/", 1)[-1]
-    return any(fnmatch(path, g) or fnmatch(name, g) for g in globs)
+    return any((m := _glob_regex(g).match)(path) or m(name) for g in globs)
+
+
+_GLOBS: dict[str, re.Pattern[str]] = {}
+
+
+def _glob_regex(glob: str) -> re.Pattern[str]:
+    """fnmatch's regex for `glob` (POSIX: no case folding), compiled once per Python build: fnmatch
+    compiles each glob in every process (~30 globs a run, 0.2 ms each)."""
+    got = _GLOBS.get(glob)
+    if got is None:
+        from fnmatch import translate
+
+        from .. import lazyre
+
+        got = _GLOBS[glob] = lazyre.compile(translate(glob))
+    return got
