@@ -176,52 +176,43 @@ def _base_from_blobs(tree: Path, series: Series) -> str | None:
             src = f.old_path or f.path
             if f.old_blob and set(f.old_blob) != {"0"} and src not in wanted:
                 wanted[src] = f.old_blob
-    if not wanted or not _may_have_blobs(tree, sorted(set(wanted.values()))):
+    if not wanted:
         return None
     # every candidate commit's blobs for the few paths through `git cat-file --batch-check` (one
     # process for a chunk of commits, not one `git ls-tree` each: the hook's base is usually a few
-    # commits below HEAD, so the first chunk decides)
+    # commits below HEAD, so the first chunk decides). The first call also asks whether the blobs
+    # exist at all: a tree found from the current folder is often not the series' tree, and the
+    # scan would otherwise walk 2000 commits before giving up (ambiguous short ids may exist).
     revs = _git(tree, "rev-list", "--max-count=2000", "HEAD").stdout.split()
     paths = sorted(wanted)
+    blobs = sorted(set(wanted.values()))
     start = 0
     for size in (32, 256, len(revs)):
         chunk = revs[start:start + size]
+        first = start == 0
         start += len(chunk)
-        if not chunk:
+        if not chunk and not first:
             break
-        ids = _blob_ids(tree, [f"{rev}:{p}" for rev in chunk for p in paths])
-        if ids is None:
+        lines = _batch_check(tree, [*(blobs if first else ()), *(f"{rev}:{p}" for rev in chunk for p in paths)])
+        if lines is None:
             return None
+        if first:
+            if any(line.endswith(" missing") for line in lines[:len(blobs)]):
+                return None
+            lines = lines[len(blobs):]
+        ids = [line.split()[0] if line.split()[1:2] == ["blob"] else "" for line in lines]
         for i, rev in enumerate(chunk):
             if all(ids[i * len(paths) + j].startswith(wanted[p]) for j, p in enumerate(paths)):
                 return rev
     return None
 
 
-def _blob_ids(tree: Path, specs: list[str]) -> list[str] | None:
-    """The object id of each `REV:path` ("" when there is none); None when git fails."""
+def _batch_check(tree: Path, specs: list[str]) -> list[str] | None:
+    """`git cat-file --batch-check`'s line for each object name; None when git fails."""
     try:
         r = subprocess.run(["git", "-C", str(tree), "cat-file", "--batch-check"], input="\n".join(specs) + "\n",
                            capture_output=True, text=True, check=False, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
     lines = r.stdout.splitlines()
-    if r.returncode != 0 or len(lines) != len(specs):
-        return None
-    return [line.split()[0] if line.split()[1:2] == ["blob"] else "" for line in lines]
-
-
-def _may_have_blobs(tree: Path, ids: list[str]) -> bool:
-    """False when a pre-image blob is not in the repository at all (one `git cat-file --batch-check`).
-
-    A tree found from the current folder is often not the series' tree: without this, the scan
-    above would run `git ls-tree` on 2000 commits before giving up. Ambiguous short ids may exist.
-    """
-    try:
-        r = subprocess.run(["git", "-C", str(tree), "cat-file", "--batch-check"], input="\n".join(ids) + "\n",
-                           capture_output=True, text=True, check=False, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return True
-    if r.returncode != 0:
-        return True
-    return not any(line.endswith(" missing") for line in r.stdout.splitlines())
+    return lines if r.returncode == 0 and len(lines) == len(specs) else None
