@@ -85,17 +85,21 @@ def _local_types(node, name: str) -> set[str | None]:
             if (got := _pointee(d)) and got[0] == name}
 
 
-def _member_decls(ctx: SeriesContext) -> dict[str, set[str | None]]:
-    """name -> pointee types of every pointer field/variable the series' post-images declare."""
-    decls: dict[str, set[str | None]] = {}
-    for view in ctx.all_views():
-        if not view.is_c:
-            continue
-        for d in walk(view.root, {"field_declaration", "declaration"}):
-            got = _pointee(d)
-            if got:
-                decls.setdefault(got[0], set()).add(_norm(got[1]))
-    return decls
+def _member_types(ctx: SeriesContext, name: str, cache: dict[str, set[str | None]]) -> set[str | None]:
+    """The pointee types of every pointer field/variable `name` the series' post-images declare.
+    Only files whose text holds the name are walked (once per name): walking every post-image of a
+    long series for the one or two names asked was most of this rule's time."""
+    got = cache.get(name)
+    if got is None:
+        got = cache[name] = set()
+        for view in ctx.all_views():
+            if not name or not view.is_c or name not in view.text:
+                continue
+            for d in walk(view.root, {"field_declaration", "declaration"}):
+                found = _pointee(d)
+                if found and found[0] == name:
+                    got.add(_norm(found[1]))
+    return got
 
 
 _CALL = frozenset({"call_expression"})
@@ -131,7 +135,7 @@ class AllocSizeofTypeMismatch(Rule):
     )
 
     def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
-        decls: dict[str, set[str | None]] | None = None  # built on the first member target only
+        decls: dict[str, set[str | None]] = {}  # member name -> its pointee types, asked per name
         for view in ctx.all_views():
             if not view.is_c or not view.added:
                 continue
@@ -151,9 +155,7 @@ class AllocSizeofTypeMismatch(Rule):
                     if lhs is not None and lhs.type == "identifier":
                         types = _local_types(call, target or "")  # a local: its own function's declaration
                     else:
-                        if decls is None:
-                            decls = _member_decls(ctx)
-                        types = decls.get(target or "", set())
+                        types = _member_types(ctx, target or "", decls)
                 elif parent.type == "init_declarator" and parent.parent is not None:
                     got = _pointee(parent.parent)
                     target, types = (got[0], {_norm(got[1])}) if got else (None, set())

@@ -9,6 +9,7 @@ from pmureview.analyses.redundant_capability import (
     Why,
     added_checks,
     feature_name,
+    may_check,
     series_functions,
     series_predicates,
 )
@@ -64,7 +65,7 @@ class ImpliedFeatureCheck(Rule):
         kb = ctx.kb
         preds: dict[str, set[str]] | None = None
         for view in ctx.views:
-            if not view.is_c or not view.added or not view.text.strip():
+            if not view.is_c or not view.added or not view.text.strip() or not may_check(ctx.series, view):
                 continue
             if preds is None:
                 preds = series_predicates(ctx.series, ctx.patch.number,

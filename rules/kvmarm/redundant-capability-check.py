@@ -9,6 +9,7 @@ from pmureview.analyses.redundant_capability import (
     Why,
     added_checks,
     feature_name,
+    may_check,
     series_functions,
     series_predicates,
 )
@@ -72,7 +73,7 @@ class RedundantCapabilityCheck(Rule):
         preds: dict[str, set[str]] | None = None
         defs: dict = {}
         for view in ctx.views:
-            if not view.is_c or not view.added or not view.text.strip():
+            if not view.is_c or not view.added or not view.text.strip() or not may_check(ctx.series, view):
                 continue
             if preds is None:
                 defs = series_functions(ctx.series, ctx.patch.number)

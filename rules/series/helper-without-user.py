@@ -289,8 +289,18 @@ def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
 
 def _created(ctx: SeriesContext, path: str, number: int) -> bool:
     """`path` is a file some patch up to `number` creates: all of its text comes from the series."""
-    return any(f.path == path and f.kind == ChangeKind.ADDED
-               for p in ctx.patches if p.number <= number for f in p.files)
+    first = ctx.memo("helper-without-user-created", lambda: _first_creations(ctx))
+    return path in first and first[path] <= number
+
+
+def _first_creations(ctx: SeriesContext) -> dict[str, int]:
+    """path -> the lowest number of a patch creating it (asked per helper: one pass per run)."""
+    out: dict[str, int] = {}
+    for p in ctx.patches:
+        for f in p.files:
+            if f.kind == ChangeKind.ADDED and (f.path not in out or p.number < out[f.path]):
+                out[f.path] = p.number
+    return out
 
 
 @functools.lru_cache(maxsize=1024)

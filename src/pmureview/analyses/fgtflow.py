@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -213,6 +214,48 @@ def _declared_name(decl: Node) -> str:
     return text(d)
 
 
+def _paths_upto(ctx: SeriesContext, number: int) -> list[str]:
+    """The paths the patches up to `number` touch, in first-touch order. Each patch's Flow asks:
+    built once per run (a prefix of one list), not by re-reading every earlier patch."""
+    order, numbers, ends = ctx.memo("fgtflow-paths", lambda: _touch_order(ctx))
+    if numbers == sorted(numbers):
+        i = bisect_right(numbers, number)
+    else:  # patches out of order: up to the first one past `number`, as the series lists them
+        i = next((k for k, n in enumerate(numbers) if n > number), len(numbers))
+    return order[:ends[i - 1]] if i else []
+
+
+def _views_at(ctx: SeriesContext, number: int) -> dict[str, Src]:
+    """path -> `ctx.view_at(path, number)` for every touched path: the previous patch's table plus
+    this patch's views (the Flows are built patch after patch), instead of a search per path."""
+    state = ctx.memo("fgtflow-views-at", lambda: {"upto": None, "latest": {}})
+    keys = sorted(ctx.views)
+    if state["upto"] is None or number < state["upto"]:
+        state["upto"], state["latest"] = None, {}
+    latest = dict(state["latest"])
+    for n in keys:
+        if (state["upto"] is None or n > state["upto"]) and n <= number:
+            for v in ctx.views[n]:
+                latest[v.path] = v
+    state["upto"], state["latest"] = number, latest
+    return latest
+
+
+def _touch_order(ctx: SeriesContext) -> tuple[list[str], list[int], list[int]]:
+    order: list[str] = []
+    seen: set[str] = set()
+    numbers: list[int] = []  # the patch numbers in series order
+    ends: list[int] = []  # len(order) after each of them
+    for p in ctx.patches:
+        for v in ctx.patch_views(p.number):
+            if v.path not in seen:
+                seen.add(v.path)
+                order.append(v.path)
+        numbers.append(p.number)
+        ends.append(len(order))
+    return order, numbers, ends
+
+
 class Flow:
     """FGT writes and constant resolution for the series as it stands after patch `number`."""
 
@@ -220,19 +263,14 @@ class Flow:
         self.ctx = ctx
         self.kb = ctx.kb
         self.number = number
-        paths: list[str] = []
-        for p in ctx.patches:
-            if p.number > number:
-                break
-            for v in ctx.patch_views(p.number):
-                if v.path not in paths:
-                    paths.append(v.path)
-        self.sources: list[Src] = [v for p in paths if (v := ctx.view_at(p, number)) is not None
+        paths = _paths_upto(ctx, number)
+        latest = _views_at(ctx, number)
+        self.sources: list[Src] = [v for p in paths if (v := latest.get(p)) is not None
                                    and v.path.endswith((".c", ".h")) and v.text]
         self._touched = set(paths)
         # Shared by the Flows of every patch: views of unchanged files are the same objects across
         # patches and base files never change, so each file is read, parsed and indexed once per run.
-        shared = ctx.memo("fgtflow-shared", lambda: ({}, {}, {}, {}, {}, {}, {}))
+        shared = ctx.memo("fgtflow-shared", lambda: ({}, {}, {}, {}, {}, {}, {}, {}))
         self._base: dict[str, BaseFile | None] = shared[0]
         self._fn_index: dict[int, dict[str, list[Node]]] = shared[1]
         self._def_index: dict[int, dict[str, list[Node]]] = shared[2]
@@ -240,6 +278,7 @@ class Flow:
         self._calls: dict[int, dict[str, list[Node]]] = shared[4]
         self._alive: dict[int, Src] = shared[5]  # keeps indexed sources alive: their id()s stay unique
         self._walks: dict[tuple, list[Node]] = shared[6]  # per-function node lists (see _nodes)
+        self._hints: dict[int, tuple[Src, bool]] = shared[7]  # id(src) -> (src, names an FGT write)
 
     # -- sources -------------------------------------------------------------------------------
     def base_file(self, path: str) -> BaseFile | None:
@@ -253,11 +292,19 @@ class Flow:
             self._base[path] = BaseFile(path, t) if t else None
         return self._base[path]
 
+    def _hinted(self, src: Src) -> bool:
+        """Does the file's text name an FGT write? Once per source object (the views of unchanged
+        files are the same objects in every patch's Flow; the entry keeps the object, so its id)."""
+        got = self._hints.get(id(src))
+        if got is None or got[0] is not src:
+            got = self._hints[id(src)] = (src, _WRITE_HINT.search(src.text) is not None)
+        return got[1]
+
     def write_sources(self) -> list[Src]:
-        out = [s for s in self.sources if _WRITE_HINT.search(s.text)]
+        out = [s for s in self.sources if self._hinted(s)]
         for p in WRITE_PATHS:
             b = self.base_file(p)
-            if b is not None and _WRITE_HINT.search(b.text):
+            if b is not None and self._hinted(b):
                 out.append(b)
         return out
 

@@ -136,7 +136,7 @@ def view_leaks(view: FileView) -> list[Leak]:
     if view in _CACHE:
         return _CACHE[view]
     out: list[Leak] = []
-    if view.is_c:
+    if view.is_c and _acquire_words().search(view.text):
         roots = parsed_roots(view)
         helpers = {name: fn for root in roots for name, fn in functions(root)}
         walked: set[int] = set()
@@ -150,6 +150,16 @@ def view_leaks(view: FileView) -> list[Leak]:
         out.extend(lk for lk in _unreachable_lines(view) if lk.exit_line not in walked)
     _CACHE[view] = out
     return out
+
+
+@cache
+def _acquire_words() -> re.Pattern[str]:
+    """Text every name `pair_of()` knows contains: a table acquire, or a `lock`/`begin` segment
+    (derive()). Every leak starts at such a call, so a file without one has none: most files of a
+    series are never parsed or walked here."""
+    names = set(table()[0]) | {"lock", "begin"}
+    minimal = {n for n in names if not any(m != n and m in n for m in names)}
+    return re.compile("|".join(re.escape(n) for n in sorted(minimal, key=lambda n: (-len(n), n))))
 
 
 _ROOTS: WeakKeyDictionary[FileView, list[Node]] = WeakKeyDictionary()
@@ -176,15 +186,16 @@ def id_of(node: Node) -> tuple[int, int]:
 def _runs(view: FileView) -> Iterator[str]:
     """The text of each run of known lines, padded with empty lines so rows stay real lines."""
     lines = view.lines
-    n = 1
-    while n <= len(lines):
-        if n not in view.known:
-            n += 1
-            continue
-        start = n
-        while n <= len(lines) and n in view.known:
-            n += 1
-        yield "\n" * (start - 1) + "\n".join(lines[start - 1:n - 1]) + "\n"
+    # from the known line numbers, not every line of the file (a hunk deep in a file)
+    known = sorted(n for n in view.known if 1 <= n <= len(lines))
+    i = 0
+    while i < len(known):
+        j = i
+        while j + 1 < len(known) and known[j + 1] == known[j] + 1:
+            j += 1
+        start, end = known[i], known[j] + 1
+        yield "\n" * (start - 1) + "\n".join(lines[start - 1:end - 1]) + "\n"
+        i = j + 1
 
 
 def _closed(fn: Node) -> bool:
@@ -921,7 +932,7 @@ def function_leaks(fn: Node, helpers: Mapping[str, Node] | None = None) -> list[
     """The leaks of one function_definition (see the module doc for what is reported)."""
     name = function_name(fn) or "?"
     out = unreachable_releases(fn, name)
-    if _skip_function(fn, name):
+    if _skip_function(fn, name) or not _may_acquire(fn):
         return out
     w = _Walk(fn, helpers or {})
     try:
@@ -955,6 +966,14 @@ def function_leaks(fn: Node, helpers: Mapping[str, Node] | None = None) -> list[
             if acq is not None:
                 out.append(_leak(name, acq, exit_node, kind, h.pair, h.key))
     return out
+
+
+def _may_acquire(fn: Node) -> bool:
+    """Does some call of `fn` take a resource (`_Walk._pair`)? Without one nothing is ever held, so
+    the walk cannot report a leak (most functions: the walk is the costly part)."""
+    names = {n for n in (call_name(c) for c in walk(fn, {"call_expression"})) if n}
+    acquires = table()[0]
+    return any(n in acquires or ((p := derive(n)) is not None and bool(p.release & names)) for n in names)
 
 
 def _releases_key(fn: Node, h: Held) -> bool:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..kernel import guards as _guards
 from ..kernel.dating import dated_from, trust_dated
 from ..kernel.fgt import FGT_SPECS
-from ..lang.c import call_name, function_name, functions, text, walk
+from ..lang.c import call_name, function_name, text, walk
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -122,7 +122,13 @@ def _series_predicates(series: SeriesContext, upto: int,
                        defs: Mapping[str, list[tuple[FileView, Node]]] | None = None) -> dict[str, set[str]]:
     preds: dict[str, set[str]] = {k: set(v) for k, v in getattr(series.kb, "cap_predicates", {}).items()}
     defs = defs if defs is not None else series_functions(series, upto)
-    summaries = [(name, _summary(series, view, fn)) for name, found in defs.items() for view, fn in found]
+    summaries = []
+    for name, found in defs.items():
+        for view, fn in found:
+            got = _view_summaries(series, view).get(fn.id, _MISSING)
+            summary = _summary(series, view, fn) if got is _MISSING else got
+            if summary is not None and (summary[0] or summary[1]):  # others add nothing below
+                summaries.append((name, summary))
     for _ in range(2):  # a predicate calling another predicate of the series
         for name, summary in summaries:
             if summary is None:
@@ -134,6 +140,19 @@ def _series_predicates(series: SeriesContext, upto: int,
             if caps:
                 preds.setdefault(name, set()).update(caps)
     return preds
+
+
+_MISSING = object()
+_VIEW_SUMMARIES: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def _view_summaries(series: SeriesContext, view: FileView) -> dict[int, Any]:
+    """fn.id -> `_summary` for every function of the view: each patch's table reads the summaries of
+    every function of the series, and one dict per view is cheaper to ask than the memo per node."""
+    got = _VIEW_SUMMARIES.get(view)
+    if got is None:
+        got = _VIEW_SUMMARIES[view] = {fn.id: _summary(series, view, fn) for _name, fn in view.functions()}
+    return got
 
 
 def _summary(series: SeriesContext, view: FileView, fn: Node) -> tuple[frozenset[str], tuple[str, ...]] | None:
@@ -355,7 +374,7 @@ class CapabilityFlow:
         # guards outside the hunks only for a patch dated after the kernel it describes
         self.table_as_of = _table_as_of(view, kb, series)
         self._fns: dict[str, list[Node]] = {}
-        for name, fn in functions(view.root):
+        for name, fn in view.functions():  # the view's own list, walked once per view
             self._fns.setdefault(name, []).append(fn)
         self._entry: dict[str, dict[str, Why]] = {}
 
@@ -474,6 +493,39 @@ def _within(node: Node, outer: Node) -> bool:
 
 def _squash(s: str) -> str:
     return "".join(s.split())
+
+
+def may_check(series: SeriesContext, view: FileView) -> bool:
+    """Can `added_checks` find anything in `view`, whatever patch's predicates it is given? Only
+    when an added call is a capability/feature test, a predicate of the kb, or a function some
+    view of the series defines (the predicate tables hold nothing else). The per-patch tables
+    cost a pass over every function of the series: a view without such a call needs none."""
+    names = {name for _call, name in _added_calls(view)}
+    if not names:
+        return False
+    if not names.isdisjoint(_guards.CAP_CALLS) or not names.isdisjoint(_guards.FEAT_CALLS):
+        return True
+    known = getattr(series.kb, "cap_predicates", None) or {}
+    return any(n in known for n in names) or not names.isdisjoint(_candidate_predicates(series))
+
+
+def _candidate_predicates(series: SeriesContext) -> frozenset[str]:
+    """Every function some view of the series (any patch's) defines with a return that tests a
+    capability or calls a function: the only series functions a predicate table can list."""
+    def build() -> frozenset[str]:
+        out = set()
+        for views in series.views.values():
+            for view in views:
+                if not view.is_c:
+                    continue
+                summaries = _view_summaries(series, view)
+                for name, fn in view.functions():
+                    got = summaries.get(fn.id)
+                    if got is not None and (got[0] or got[1]):
+                        out.add(name)
+        return frozenset(out)
+
+    return series.memo(("redundant-capability", "candidate-predicates"), build)
 
 
 def added_checks(view: FileView, preds: Mapping[str, Iterable[str]]) -> Iterator[tuple[Node, str, set[str]]]:

@@ -308,6 +308,294 @@ def _pattern_binds(value: Any, name: str) -> bool:
     return node is not None and _single(node.text().replace(_EXPANDO, "$"), name)
 
 
+# -- any-of prefilter clauses --------------------------------------------------------------------------
+# A clause is a set of literal strings at least one of which the text of every match holds: an
+# alternation such as `^(read_sysreg(_s)?|__vcpu_sys_reg)$` or an `any:` of patterns naming different
+# words. A match's text lies in the parsed file, so a file lacking every word of a clause holds none.
+
+_CLAUSE_MAX = 48  # alternatives kept in one clause (a longer one filters little and costs per file)
+_LITERAL_ESCAPES = frozenset("()[]{}.*+?|^$\\/-&~!#%<>=,:;'\"@` ")
+_ZERO_WIDTH_ESCAPES = frozenset("bBAz")
+_CLASS_ESCAPES = frozenset("sSdDwW")
+_CLASS_MAX = 6  # a class of at most this many listed characters is read as alternatives
+
+
+class _Unsure(Exception):
+    """A regex construct the literal reader does not handle: no clause."""
+
+
+def _class(regex: str, i: int) -> tuple[frozenset[str] | None, int]:
+    """(its characters when the class opened at regex[i] == '[' is a short explicit list such as
+    `[|&^]`, else None; the index after its `]`)."""
+    j = i + 1
+    chars: set[str] | None = set()
+    if j < len(regex) and regex[j] == "^":
+        chars, j = None, j + 1  # negated: any other character
+    if j < len(regex) and regex[j] == "]":
+        if chars is not None:
+            chars.add("]")
+        j += 1
+    while j < len(regex):
+        ch = regex[j]
+        if ch == "\\":
+            esc = regex[j + 1] if j + 1 < len(regex) else ""
+            if chars is not None:
+                if esc in _LITERAL_ESCAPES:
+                    chars.add(esc)
+                else:
+                    chars = None  # \s, \d ...: a range of characters
+            j += 2
+            continue
+        if ch == "[":
+            raise _Unsure  # nested classes, [[:alpha:]], set operations (Rust syntax)
+        if ch == "]":
+            small = chars is not None and 0 < len(chars) <= _CLASS_MAX
+            return (frozenset(chars) if small else None), j + 1  # type: ignore[arg-type]
+        if ch == "-" and chars is not None and j + 1 < len(regex) and regex[j + 1] != "]" and chars:
+            chars = None  # a range such as a-z
+        elif ch in "&~" and regex.startswith(ch * 2, j):
+            raise _Unsure  # && and ~~ are set operations in Rust classes
+        elif chars is not None:
+            chars.add(ch)
+        j += 1
+    raise _Unsure
+
+
+def _quantifier(regex: str, i: int) -> tuple[bool, int]:
+    """(optional, index after) for a quantifier at regex[i] (none: (False, i)); `+` and `{1,}` keep
+    the atom (not optional) but repeat it."""
+    if i >= len(regex) or regex[i] not in "?*+{":
+        return False, i
+    ch = regex[i]
+    if ch == "{":
+        end = regex.find("}", i)
+        if end < 0:
+            raise _Unsure
+        low = regex[i + 1:end].split(",")[0].strip()
+        if not low.isdigit():
+            raise _Unsure
+        optional, i = int(low) == 0, end + 1
+    else:
+        optional, i = ch in "?*", i + 1
+    if i < len(regex) and regex[i] == "?":  # lazy
+        i += 1
+    return optional, i
+
+
+def _better(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
+    """The more selective of two clauses: longer shortest word, then fewer alternatives."""
+    def score(c: frozenset[str]) -> tuple[int, int]:
+        return min(map(len, c)), -len(c)
+    return a if score(a) >= score(b) else b
+
+
+def _alternation(regex: str, i: int, depth: int) -> tuple[frozenset[str] | None, frozenset[str] | None, int]:
+    """`branch|branch|...` from regex[i] up to an unmatched `)` or the end: (clause, the exact strings
+    it matches when every branch is a fixed string or a product of short classes, index after)."""
+    clauses: list[frozenset[str] | None] = []
+    exacts: list[frozenset[str] | None] = []
+    while True:
+        clause, exact, i = _sequence(regex, i, depth)
+        clauses.append(clause)
+        exacts.append(exact)
+        if i < len(regex) and regex[i] == "|":
+            i += 1
+            continue
+        break
+    exact_all = None if any(e is None for e in exacts) else frozenset().union(*exacts)  # type: ignore[arg-type]
+    if exact_all is not None and len(exact_all) > _CLAUSE_MAX:
+        exact_all = None
+    if any(c is None for c in clauses):
+        return None, exact_all, i
+    out = frozenset().union(*clauses)  # type: ignore[arg-type]
+    return (out if len(out) <= _CLAUSE_MAX else None), exact_all, i
+
+
+def _sequence(regex: str, i: int, depth: int) -> tuple[frozenset[str] | None, frozenset[str] | None, int]:
+    """One branch: (the best clause among its stretches of fixed text and its mandatory groups, the
+    exact strings when the whole branch is fixed text, index after). A stretch is a set of strings,
+    one of which the text holds: `[|&^]=` gives {|=, &=, ^=}."""
+    best: frozenset[str] | None = None
+    run: frozenset[str] = frozenset({""})
+    whole = True  # no break so far: `run` is every string the branch matches
+
+    def close(strings: frozenset[str]) -> None:
+        nonlocal best
+        if strings and "" not in strings:
+            best = strings if best is None else _better(best, strings)
+
+    def extend(strings: frozenset[str], more: frozenset[str]) -> frozenset[str] | None:
+        out = frozenset(a + b for a in strings for b in more)
+        return out if len(out) <= _CLAUSE_MAX else None
+
+    while i < len(regex) and regex[i] not in "|)":
+        ch = regex[i]
+        fixed: frozenset[str] | None = None  # the atom matches exactly one of these
+        group: frozenset[str] | None = None  # the atom's text holds one of these
+        if ch == "(":
+            if depth > 10:
+                raise _Unsure
+            j = i + 1
+            if regex.startswith("?", j):
+                if regex.startswith("?:", j):
+                    j += 2
+                elif regex.startswith("?P<", j) or regex.startswith("?<", j):
+                    j = regex.index(">", j) + 1
+                else:
+                    raise _Unsure  # flags such as (?i): case-insensitive words are not literals
+            group, fixed, j = _alternation(regex, j, depth + 1)
+            if j >= len(regex) or regex[j] != ")":
+                raise _Unsure
+            i = j + 1
+        elif ch == "[":
+            fixed, i = _class(regex, i)
+        elif ch == "\\":
+            if i + 1 >= len(regex):
+                raise _Unsure
+            esc = regex[i + 1]
+            i += 2
+            if esc in _ZERO_WIDTH_ESCAPES:
+                continue  # `\bfoo\b`: the word is still contiguous
+            if esc in _LITERAL_ESCAPES:
+                fixed = frozenset({esc})
+            elif esc not in _CLASS_ESCAPES:
+                raise _Unsure  # \x41, \p{..}, \n ...: not read
+        elif ch in "^$":
+            i += 1
+            continue  # anchors: zero width
+        elif ch in "*+?{":
+            raise _Unsure  # a quantifier without an atom
+        elif ch == ".":
+            i += 1
+        else:
+            fixed, i = frozenset({ch}), i + 1
+        quantified = i < len(regex) and regex[i] in "?*+{"
+        optional, i = _quantifier(regex, i)
+        if fixed is not None and not quantified:
+            longer = extend(run, fixed)
+            if longer is not None:
+                run = longer
+                continue
+            close(run)  # too many strings: start again from this atom
+            run, whole = fixed, False
+            continue
+        whole = False
+        if fixed is not None and not optional:  # `ab+c`: both `ab` and `bc` are there
+            longer = extend(run, fixed)
+            close(longer if longer is not None else run)
+            run = fixed
+            continue
+        close(run)  # anything else ends the stretch of fixed text
+        run = frozenset({""})
+        if group is not None and not optional:
+            best = group if best is None else _better(best, group)
+    close(run)
+    return best, (run if whole else None), i
+
+
+# more node kinds whose text holds one of these words (keywords: never a metavariable's text)
+_KIND_WORDS = {"while_statement": frozenset({"while"}), "for_statement": frozenset({"for"}),
+               "else_clause": frozenset({"else"}), "break_statement": frozenset({"break"}),
+               "continue_statement": frozenset({"continue"}), "true": frozenset({"true", "TRUE"}),
+               "false": frozenset({"false", "FALSE"}), "null": frozenset({"NULL", "nullptr"}),
+               "struct_specifier": frozenset({"struct"}), "enum_specifier": frozenset({"enum"}),
+               "union_specifier": frozenset({"union"})}
+_ARITH = re.compile(r"[-+*/]")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[0-9][A-Za-z0-9_]*")
+
+
+def _pattern_words(value: Any) -> set[str]:
+    """`_pattern_tokens` plus what the clauses may also use: arithmetic operators and numbers, and
+    the words of a `{context, selector}` pattern's selected node (read from an ast-grep parse)."""
+    if isinstance(value, dict):
+        if value.get("strictness") not in (None, "smart", "cst"):
+            return _pattern_tokens(value)  # `ast`/`relaxed` skip the pattern's operators
+        context, selector = value.get("context"), value.get("selector")
+        if not isinstance(context, str) or not isinstance(selector, str):
+            return set()
+        try:
+            from ast_grep_py import SgRoot
+
+            node = SgRoot(context.replace("$", _EXPANDO), LANGUAGE).root().find(kind=selector)
+        except Exception:  # an unusual selector: no words
+            return set()
+        if node is None:
+            return set()
+        value = node.text().replace(_EXPANDO, "$")
+    if not isinstance(value, str):
+        return set()
+    code = _LITERAL.sub(" ", _METAVAR.sub(" ", value))
+    return _pattern_tokens(value) | set(_ARITH.findall(code)) | set(_NUMBER.findall(code))
+
+
+def regex_clause(regex: str) -> frozenset[str] | None:
+    """Literal strings one of which every text `regex` matches (searches) holds, or None when unsure:
+    `^(read_sysreg(_s)?|__vcpu_sys_reg)$` -> {read_sysreg, __vcpu_sys_reg}."""
+    try:
+        clause, _, end = _alternation(regex, 0, 0)
+    except (_Unsure, ValueError, IndexError):
+        return None
+    return clause if end == len(regex) else None
+
+
+def _cnf(rule: Any, utils: dict[str, Any], depth: int, inner: bool = False) -> set[frozenset[str]]:
+    """Clauses every file holding a match of `rule` satisfies (inner: the matched text itself); like
+    `_required`, with `any:` and regex alternations giving any-of clauses."""
+    if not isinstance(rule, dict) or depth > 20:
+        return set()
+    out: set[frozenset[str]] = set()
+    for key, value in rule.items():
+        if key == "pattern":
+            if isinstance(value, dict) and value.get("strictness") not in _STRICT_TEXT:
+                continue
+            out |= {frozenset({t}) for t in _pattern_words(value)}
+        elif key == "has" or (key in ("inside", "follows", "precedes") and not inner):
+            out |= _cnf(value, utils, depth + 1, inner)
+        elif key == "all" and isinstance(value, list):
+            for sub in value:
+                out |= _cnf(sub, utils, depth + 1, inner)
+        elif key == "any" and isinstance(value, list) and value:
+            branches = [_cnf(sub, utils, depth + 1, inner) for sub in value]
+            common = set.intersection(*branches)
+            out |= common
+            if all(b - common for b in branches):  # a match meets one branch: one of their clauses
+                either = frozenset().union(*(_best(b - common) for b in branches))
+                if len(either) <= _CLAUSE_MAX:
+                    out.add(either)
+        elif key == "matches" and isinstance(value, str):
+            out |= _cnf(utils.get(value), utils, depth + 1, inner)
+        elif key == "kind" and value in _KIND_TOKEN:
+            out.add(frozenset({_KIND_TOKEN[value]}))
+        elif key == "kind" and value in _KIND_WORDS:
+            out.add(_KIND_WORDS[value])
+        elif key == "regex" and isinstance(value, str):
+            clause = regex_clause(value)
+            if clause:
+                out.add(clause)
+    return out
+
+
+def _best(clauses: set[frozenset[str]]) -> frozenset[str]:
+    best = None
+    for c in sorted(clauses, key=sorted):
+        best = c if best is None else _better(best, c)
+    assert best is not None
+    return best
+
+
+def required_clauses(config: dict[str, Any], inner: bool = False) -> frozenset[frozenset[str]]:
+    """The any-of clauses of a config (rule, and the constraints on metavariables every match binds):
+    a text lacking every word of one clause holds no match (inner: no match's own text does)."""
+    utils = config.get("utils") or {}
+    out = _cnf(config.get("rule"), utils, 0, inner)
+    constraints = config.get("constraints")
+    if isinstance(constraints, dict):
+        for name, sub in constraints.items():
+            if isinstance(name, str) and _binds(config.get("rule"), name, utils, 0):
+                out |= _cnf(sub, utils, 0, inner)
+    return frozenset(out)
+
+
 def render(template: str, vars: dict[str, str]) -> str:
     """A fix template with `$X` / `$$$X` replaced by their texts (unknown ones are kept)."""
     return _METAVAR.sub(lambda m: vars.get(m.group(2), m.group(0)), template)
@@ -372,6 +660,42 @@ def validate(config: dict[str, Any]) -> None:
 
 def _sg_config(config: dict[str, Any]) -> dict[str, Any]:
     return {k: config[k] for k in CONFIG_KEYS if config.get(k) is not None}
+
+
+def _named_utils(value: Any, out: set[str]) -> None:
+    """Every `matches:` name anywhere in `value`."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if key == "matches" and isinstance(sub, str):
+                out.add(sub)
+            else:
+                _named_utils(sub, out)
+    elif isinstance(value, list):
+        for sub in value:
+            _named_utils(sub, out)
+
+
+def _run_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config ast-grep runs: only the utils the rule and its constraints reach. ast-grep compiles
+    every util on every call (a case of a rule sharing many utils paid for all of them per file)."""
+    out = _sg_config(config)
+    utils = out.get("utils")
+    if isinstance(utils, dict):
+        used: set[str] = set()
+        _named_utils([out.get("rule"), out.get("constraints")], used)
+        todo = list(used)
+        while todo:
+            name = todo.pop()
+            found: set[str] = set()
+            _named_utils(utils.get(name), found)
+            todo += found - used
+            used |= found
+        kept = {k: v for k, v in utils.items() if k in used}
+        if kept:
+            out["utils"] = kept
+        else:
+            del out["utils"]
+    return out
 
 
 def _end(rng: Any) -> tuple[int, int]:
@@ -482,19 +806,40 @@ class Compiled:
 
     @cached_property
     def sg(self) -> dict[str, Any]:
-        return _sg_config(self.config)
+        return _run_config(self.config)
+
+    @cached_property
+    def clauses(self) -> tuple[frozenset[str], ...]:
+        """The any-of clauses `tokens` does not already check (constraints' included)."""
+        return _extra(required_clauses(self.config), self.tokens)
+
+    @cached_property
+    def inner_clauses(self) -> tuple[frozenset[str], ...]:
+        return _extra(required_clauses(self.config, inner=True), self.inner)
 
     @cached_property
     def local(self) -> bool:
         return _never_container(self.config.get("rule"), self.config.get("utils") or {}, 0)
 
     def may_match(self, text: str) -> bool:
-        """False when the text lacks a word every match contains (no parse needed)."""
-        if not all(t in text for t in self.tokens):
-            return False
+        """False when the text lacks a word every match contains (no parse needed). Asked for every
+        case of every pattern rule on every file: plain loops, no generators."""
+        for t in self.tokens:
+            if t not in text:
+                return False
         if self._constraint_tokens is None:  # lazily: it may parse a pattern's context
             self._constraint_tokens = constraint_tokens(self.config) if self.config.get("constraints") else ()
-        return all(t in text for t in self._constraint_tokens)
+        for t in self._constraint_tokens:
+            if t not in text:
+                return False
+        return _meets(self.clauses, text)
+
+    def may_match_inner(self, text: str) -> bool:
+        """False when `text` cannot hold a whole match (for `added: cover`, the added lines' text)."""
+        for t in self.inner:
+            if t not in text:
+                return False
+        return _meets(self.inner_clauses, text)
 
     def validate(self) -> None:
         if not self._valid:
@@ -535,6 +880,25 @@ class Compiled:
                 statement_lines=_statement_lines(node) if statement else frozenset(),
                 fix=render(self.fix, vars) if self.fix is not None else None))
         return out
+
+
+def _meets(clauses: tuple[frozenset[str], ...], text: str) -> bool:
+    """Every clause has a word in `text`."""
+    for clause in clauses:
+        for word in clause:
+            if word in text:
+                break
+        else:
+            return False
+    return True
+
+
+def _extra(clauses: frozenset[frozenset[str]], words: frozenset[str]) -> tuple[frozenset[str], ...]:
+    """The clauses a check of `words` leaves open, most selective first (cheap to reject early)."""
+    # a word holding another alternative adds nothing: `BIT` is in every text holding `BIT_ULL`
+    minimal = {frozenset(w for w in c if not any(v != w and v in w for v in c)) for c in clauses}
+    left = [c for c in minimal if not (len(c) == 1 and next(iter(c)) in words)]
+    return tuple(sorted(left, key=lambda c: (-min(map(len, c)), len(c), sorted(c))))
 
 
 def _span(node: Any, start: int, end: int, items: list[Any]) -> str:
