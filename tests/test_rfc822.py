@@ -22,7 +22,7 @@ def _shapes() -> list[str]:
     out = []
     for name, addr in itertools.product(NAMES, ADDRS):
         out += [f"{name} <{addr}>", f"{name}<{addr}>", addr, f" {addr} ", f"{name} <{addr}> ", f"<{addr}>"]
-    return out + ["", " ", "Name <a@b>, Other <c@d>", "a@b,", ", a@b", "Group: a@b;", "a@b (Comment)"]
+    return [*out, "", " ", "Name <a@b>, Other <c@d>", "a@b,", ", a@b", "Group: a@b;", "a@b (Comment)"]
 
 
 @pytest.mark.parametrize("value", _shapes())

@@ -137,6 +137,7 @@ class SeriesSymbols:
     ctx: SeriesContext
     _sites: dict[int, list[Symbol]] = field(default_factory=dict)  # id(view) -> sites
     _code: dict[int, list[str]] = field(default_factory=dict)  # id(view) -> stripped lines
+    _code_rows: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # id(view) -> non-empty ones
     _by_name: dict[str, list[Symbol]] | None = None
     _pre: dict[str, set[str]] | None = None  # name -> paths whose pre-image shows it (ordinary/member)
     _pre_static: dict[str, set[str]] | None = None  # name -> paths where a removed line defines it static
@@ -190,6 +191,14 @@ class SeriesSymbols:
             self._code[id(view)] = got
         return got
 
+    def _code_rows_of(self, view: FileView) -> list[tuple[int, str]]:
+        """(line number, stripped text) of the view's lines with code: a hunk-only view is mostly the
+        empty lines of the gaps, and every name asks."""
+        got = self._code_rows.get(id(view))
+        if got is None:
+            got = self._code_rows[id(view)] = [(i, ln) for i, ln in enumerate(self.code_lines(view), 1) if ln]
+        return got
+
     def uses(self, name: str) -> list[Use]:
         """Every token `name` in the series' post-images that is not one of its own sites."""
         got = self._uses.get(name)
@@ -201,8 +210,7 @@ class SeriesSymbols:
                 continue
             asm = not view.is_c
             own = {s.line for s in self.named(name) if s.view is view}
-            code = self.code_lines(view)
-            for i, ln in enumerate(code, 1):
+            for i, ln in self._code_rows_of(view):
                 if name not in ln or i in own:
                     continue
                 added = i in view.added

@@ -162,10 +162,11 @@ def capabilities_checked(expr: str | Node,
 # Tree level: guards and predicates in C source.
 
 def _parser():  # type: ignore[no-untyped-def]
-    import tree_sitter_c
-    from tree_sitter import Language, Parser
+    from tree_sitter import Parser
 
-    return Parser(Language(tree_sitter_c.language()))
+    from ..lang.c import language
+
+    return Parser(language())
 
 
 def _inner(node: Node) -> Node:

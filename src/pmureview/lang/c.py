@@ -3,18 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache, lru_cache
+from functools import cache
 
-from tree_sitter import Language, Node, Parser, Tree
+from tree_sitter import Language, Node, Parser, QueryCursor, Tree
 
 from ..lazyre import lazy_re
 
 
 @cache
 def language() -> Language:
-    import tree_sitter_c
+    return Language(_c_grammar())
 
-    return Language(tree_sitter_c.language())
+
+def _c_grammar() -> object:
+    """tree_sitter_c.language(), from its compiled module alone when it can be found: the package's
+    __init__ imports importlib.resources (with tempfile, shutil, bz2, lzma, random: ~5 ms of each
+    hook run) for query files pmureview never reads. Anything unexpected: the normal import."""
+    import sys
+
+    binding = sys.modules.get("tree_sitter_c._binding")
+    if binding is None and "tree_sitter_c" not in sys.modules:
+        try:
+            import importlib.machinery
+            import importlib.util
+            import os
+
+            spec = importlib.util.find_spec("tree_sitter_c")  # locates the package, does not run it
+            folder = (spec.submodule_search_locations or [None])[0] if spec is not None else None
+            if folder:
+                name = next((n for n in sorted(os.listdir(folder)) if n.startswith("_binding.")
+                             and n.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))), None)
+                found = importlib.util.spec_from_file_location("tree_sitter_c._binding",
+                                                               os.path.join(folder, name)) if name else None
+                if found is not None and found.loader is not None:
+                    module = importlib.util.module_from_spec(found)
+                    found.loader.exec_module(module)
+                    sys.modules["tree_sitter_c._binding"] = binding = module
+        except Exception:  # any layout we do not know: the package's own import
+            binding = None
+    if binding is None:
+        import tree_sitter_c
+
+        return tree_sitter_c.language()
+    return binding.language()
 
 
 @cache
@@ -38,12 +69,28 @@ def walk(node: Node, types: set[str] | frozenset[str] | None = None) -> Iterator
     With types, a tree-sitter query does the walk in C: building a Python Node for every node of a
     kernel file was the largest cost of a review.
     """
-    # a query costs ~1.5 ms to compile once; below a few KB the Python walk is cheaper than that
-    if types and node.end_byte - node.start_byte > 8192:
-        found = nodes_of(node, frozenset(types))
-        if found is not None:
-            yield from found
+    # a query costs ~1-2 ms to compile once, then beats the Python walk on any node (2-4x on a
+    # function): roots and large nodes use it at once (cached for the run), small ones once a type
+    # set has walked enough nodes in Python to pay for the compile (uncached: many, small, distinct)
+    if types:
+        if not node.child_count:  # a leaf: nothing to walk
+            if node.type in types:
+                yield node
             return
+        ftypes = types if isinstance(types, frozenset) else frozenset(types)
+        if node.end_byte - node.start_byte > 8192 or node.parent is None:  # cached per run
+            found = nodes_of(node, ftypes)
+            if found is not None:
+                yield from found
+                return
+        else:
+            seen = _walked.get(ftypes, 0)
+            if seen > _WALK_BUDGET:
+                if _types_query(ftypes) is not None:
+                    yield from query_nodes(node, ftypes, None)
+                    return
+            else:
+                _walked[ftypes] = seen + node.descendant_count
     stack = [node]
     while stack:
         n = stack.pop()
@@ -52,27 +99,111 @@ def walk(node: Node, types: set[str] | frozenset[str] | None = None) -> Iterator
         stack.extend(reversed(n.children))
 
 
+_WALK_BUDGET = 4000  # nodes (~2 ms of Python walking)
+_walked: dict[frozenset[str], int] = {}  # type set -> nodes walked in Python so far
+
+
 def nodes_of(node: Node, types: frozenset[str], lines: tuple[int, int] | None = None) -> list[Node] | None:
     """Nodes of the given types under `node` in pre-order (parents first), found by a cached
     tree-sitter query; `lines` (1-based, inclusive) limits the search to those rows of a large file.
     None when a type is not a grammar node type (then use `walk`)."""
     if _types_query(types) is None:
         return None
+    if lines is None and node.parent is None and not types & _NOT_SHARED:
+        return list(_whole_tree(node, types))
     return list(_captured(node, types, lines))  # a copy: callers may change their list
 
 
-@lru_cache(maxsize=512)
-def _captured(node: Node, types: frozenset[str], lines: tuple[int, int] | None) -> tuple[Node, ...]:
-    # full mode: a dozen rules walk the same whole kernel file for the same node types (nodes hash with
-    # their tree, so this is per tree); the query runs once per (node, types, lines)
-    from tree_sitter import QueryCursor
+# Results about nodes, kept for the run (SeriesContext calls new_run()): the rules run one after the
+# other over every file, so a bounded LRU cycles through more trees than it holds and never hits (500
+# patches: 2,722 misses of _functions for ~900 trees). Nodes keep their trees alive: hence per run.
+_run_cache: dict[tuple, object] = {}
+_RUN_CACHE_MAX = 100_000  # a caller that never starts a run cannot grow it without bound
 
+
+def new_run() -> None:
+    """Forget the trees of earlier runs."""
+    _run_cache.clear()
+
+
+def _remember(key: tuple, value: object) -> None:
+    if len(_run_cache) >= _RUN_CACHE_MAX:
+        _run_cache.clear()
+    _run_cache[key] = value
+
+
+# Whole trees (full mode: kernel files): each query walks the whole tree in C whatever it captures, and
+# the rules ask the same file for half a dozen type sets. So one query captures the union of every type
+# set asked of a whole tree so far, and each set is the union's nodes of its types (same order: the
+# union's captures restricted to a set are that set's captures).
+
+# types too frequent to capture for every other set's sake (a set holding one is queried on its own)
+_NOT_SHARED = frozenset({"identifier", "field_identifier", "type_identifier", "number_literal",
+                         "primitive_type", "string_literal", "string_content", "argument_list",
+                         "parenthesized_expression", "ERROR"})
+# The rules run one after the other over every file, so a union learnt only from the sets asked would
+# grow (and requery every tree) once per set: start from what the shipped rules ask of whole files.
+_WHOLE_SEED = frozenset({"function_definition", "declaration", "field_declaration", "preproc_def",
+                         "preproc_function_def", "call_expression", "comment"})
+_whole_types: set[str] = set(_WHOLE_SEED)  # every type asked of a whole tree in this process
+
+
+class _Whole:
+    __slots__ = ("kinds", "nodes", "sets", "types")
+
+    def __init__(self, types: frozenset[str], nodes: tuple[Node, ...]) -> None:
+        self.types = types
+        self.nodes = nodes
+        self.kinds = [n.type for n in nodes]
+        self.sets: dict[frozenset[str], tuple[Node, ...]] = {}
+
+
+def _whole_entry(root: Node) -> _Whole | None:
+    return _run_cache.get(("whole", root))  # type: ignore[return-value]
+
+
+def _whole_tree(root: Node, types: frozenset[str]) -> tuple[Node, ...]:
+    entry = _whole_entry(root)
+    if entry is None or not types <= entry.types:
+        _whole_types.update(types)
+        union = frozenset(_whole_types)
+        if _types_query(union) is None:  # cannot happen (each set compiled); stay correct anyway
+            return _captured(root, types, None)
+        entry = _Whole(union, query_nodes(root, union, None))
+        _remember(("whole", root), entry)
+    got = entry.sets.get(types)
+    if got is None:
+        got = entry.sets[types] = tuple(n for n, k in zip(entry.nodes, entry.kinds, strict=True) if k in types)
+    return got
+
+
+def _captured(node: Node, types: frozenset[str], lines: tuple[int, int] | None) -> tuple[Node, ...]:
+    # rules walk the same large node for the same node types (nodes hash with their tree, so this is
+    # per tree); the query runs once per (node, types, lines) and run
+    key = ("captured", node, types, lines)
+    got = _run_cache.get(key)
+    if got is None:
+        got = query_nodes(node, types, lines)
+        _remember(key, got)
+    return got  # type: ignore[return-value]
+
+
+def query_nodes(node: Node, types: frozenset[str], lines: tuple[int, int] | None) -> tuple[Node, ...]:
+    """The nodes of `types` under `node` (rows `lines`, 1-based inclusive, when given), in pre-order,
+    by one tree-sitter query (uncached; `types` must be grammar node types: see _types_query)."""
     cursor = QueryCursor(_types_query(types))
     if lines is not None:
         cursor.set_point_range((lines[0] - 1, 0), (lines[1], 0))
-    found = [n for group in cursor.captures(node).values() for n in group]
-    found.sort(key=lambda n: (n.start_byte, -n.end_byte))
+    found = cursor.captures(node).get("n")  # the query's one capture
+    if not found:
+        return ()
+    if len(found) > 1:
+        found.sort(key=_preorder)
     return tuple(found)
+
+
+def _preorder(n: Node) -> tuple[int, int]:
+    return n.start_byte, -n.end_byte
 
 
 @cache
@@ -122,15 +253,19 @@ def functions(root: Node) -> Iterator[tuple[str, Node]]:
     return iter(_functions(root))
 
 
-@lru_cache(maxsize=1024)
 def _functions(root: Node) -> tuple[tuple[str, Node], ...]:
     # many rules list the functions of the same file: nodes hash with their tree, so cache by node
-    out = []
-    for fn in walk(root, _FUNCTION):
-        name = function_name(fn)
-        if name:
-            out.append((name, fn))
-    return tuple(out)
+    key = ("functions", root)
+    got = _run_cache.get(key)
+    if got is None:
+        out = []
+        for fn in walk(root, _FUNCTION):
+            name = function_name(fn)
+            if name:
+                out.append((name, fn))
+        got = tuple(out)
+        _remember(key, got)
+    return got  # type: ignore[return-value]
 
 
 def enclosing_function(node: Node) -> Node | None:
@@ -215,6 +350,38 @@ def comment_only_lines(lines: list[str]) -> frozenset[int]:
         if not code and line.strip() and (was_inside or inside or "//" in line or "*/" in line):
             out.add(i)
     return frozenset(out)
+
+
+def comment_scan(lines: list[str], old: tuple[list[bool], list[bool]] | None = None,
+                 same: list[tuple[int, int, int]] = ()) -> tuple[list[bool], list[bool]]:
+    """comment_only_lines() as per-line flags, with the lexer state (inside a block comment) at the
+    start of each line and after the last. `old`: the flags and states of an earlier text, and
+    `same`: (first line here, first line there, count) of the runs of lines both texts share, in
+    order (0-based); a shared run entered in the state the earlier text entered it in is copied,
+    not lexed again (a patch changes a few lines of a kernel file)."""
+    n = len(lines)
+    flags, states = [False] * n, [False] * (n + 1)
+    inside, i, k = False, 0, 0
+    while i < n:
+        while k < len(same) and same[k][0] + same[k][2] <= i:
+            k += 1
+        if old is not None and k < len(same) and same[k][0] <= i:
+            here, there, count = same[k]
+            j = there + i - here
+            if old[1][j] == inside:  # the rest of the run lexes as it did there
+                left = count - (i - here)
+                flags[i:i + left] = old[0][j:j + left]
+                states[i:i + left] = old[1][j:j + left]
+                inside = old[1][j + left]
+                i += left
+                continue
+        line = lines[i]
+        states[i] = was_inside = inside
+        _, inside, _, code = lex_line(line, inside)
+        flags[i] = not code and bool(line.strip()) and (was_inside or inside or "//" in line or "*/" in line)
+        i += 1
+    states[n] = inside
+    return flags, states
 
 
 # A block comment's body line: ` * text`, ` *`, `\t * text` (not `*/`, not `*p = x`, not `**`).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ..series.model import FileChange, Patch, Series, path_matches
@@ -36,10 +37,24 @@ class FileView:
     _functions: list | None = field(default=None, repr=False)
     _sg: Any = field(default=None, repr=False)
     _comment_lines: frozenset[int] | None = field(default=None, repr=False)
+    _sorted_added: tuple[frozenset[int], list[int], Callable[..., int]] | None = field(default=None, repr=False)
+    # plain attributes, not properties: 500 patches ask path ~300,000 times, is_c ~80,000
+    path: str = field(init=False, repr=False)  # change.path
+    is_c: bool = field(init=False, repr=False)  # a C source or header
 
-    @property
-    def path(self) -> str:
-        return self.change.path
+    def __post_init__(self) -> None:
+        self.path = self.change.path
+        self.is_c = self.path.endswith((".c", ".h"))
+
+    # full mode: the previous patch's view of this file and the line blocks this patch replaced in it
+    # (first old line, old count, first new line, new count; 0-based): comments are lexed again only
+    # where the patch changed them
+    _prev: tuple[FileView, list[tuple[int, int, int, int]]] | None = field(default=None, repr=False)
+    _comment_scan: tuple[list[bool], list[bool]] | None = field(default=None, repr=False)
+
+    def follows(self, prev: FileView, blocks: list[tuple[int, int, int, int]]) -> None:
+        """This view is `prev`'s text with `blocks` replaced (full mode, the next patch of the file)."""
+        self._prev = (prev, blocks)
 
     @property
     def lines(self) -> list[str]:
@@ -49,11 +64,8 @@ class FileView:
 
     def line_text(self, line: int) -> str:
         """The text of 1-based post-image line `line` ('' when unknown)."""
-        return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-
-    @property
-    def is_c(self) -> bool:
-        return self.path.endswith((".c", ".h"))
+        lines = self._lines if self._lines is not None else self.lines  # rules ask this ~40,000 times
+        return lines[line - 1] if 0 < line <= len(lines) else ""
 
     @property
     def parse_text(self) -> str:
@@ -86,10 +98,36 @@ class FileView:
         """Lines holding only comment text: rules reading raw lines skip these. In hunk-only mode a
         ` * text` line whose `/*` is above the hunk counts (read from parse_text)."""
         if self._comment_lines is None:
-            from ..lang.c import comment_only_lines
+            if not self.is_c:
+                self._comment_lines = frozenset()
+            elif self.mode != FULL:
+                from ..lang.c import comment_only_lines
 
-            self._comment_lines = comment_only_lines(self.parse_text.split("\n")) if self.is_c else frozenset()
+                self._comment_lines = comment_only_lines(self.parse_text.split("\n"))
+            else:
+                flags = self._full_comment_scan()[0]
+                self._comment_lines = frozenset(i for i, f in enumerate(flags, 1) if f)
         return self._comment_lines
+
+    def _full_comment_scan(self) -> tuple[list[bool], list[bool]]:
+        """comment_scan() of a full view: from the previous patch's view of the file when that one was
+        scanned (only the lines this patch changed, and what their comments reach, are lexed)."""
+        if self._comment_scan is None:
+            from ..lang.c import comment_scan
+
+            old, same = None, []
+            if self._prev is not None and self._prev[0]._comment_scan is not None:
+                prev, blocks = self._prev
+                old = prev._comment_scan
+                here = there = 0
+                for a, olen, b, nlen in blocks:
+                    same.append((here, there, b - here))
+                    here, there = b + nlen, a + olen
+                same.append((here, there, len(self.lines) - here))
+                if len(prev.lines) - there != len(self.lines) - here or any(c < 0 for _, _, c in same):
+                    old, same = None, []  # not this view's history after all: lex it all
+            self._comment_scan = comment_scan(self.lines, old, same)
+        return self._comment_scan
 
     def sg_root(self) -> Any:
         """The ast-grep parse of this text (pattern rules), built once, on first use."""
@@ -118,16 +156,24 @@ class FileView:
         return range(node.start_point[0] + 1, node.end_point[0] + 2)
 
     def touches_added(self, node: Node) -> bool:
-        return any(n in self.added for n in self.node_lines(node))
+        return self.first_added_line(node) is not None
 
     def first_added_line(self, node: Node) -> int | None:
-        return next((n for n in self.node_lines(node) if n in self.added), None)
+        """The first added line among the node's lines (a bisection: a function spans many lines)."""
+        got = self._sorted_added
+        if got is None or got[0] is not self.added:
+            from bisect import bisect_left  # here, not at import: the hook path counts milliseconds
+
+            got = self._sorted_added = (self.added, sorted(self.added), bisect_left)
+        _, added, bisect_left = got
+        i = bisect_left(added, node.start_point[0] + 1)
+        return added[i] if i < len(added) and added[i] <= node.end_point[0] + 1 else None
 
     def added_nodes(self, types: frozenset[str], touching: bool = False) -> list[Node]:
         """The nodes of `types` starting on an added line (touching: with an added line anywhere in
         their lines), in pre-order (as `walk` gives them): each run of added lines is searched on its
         own, not the whole file (full mode: a kernel file)."""
-        from ..lang.c import _captured, _types_query, walk
+        from ..lang.c import _types_query, query_nodes, walk
 
         runs: list[list[int]] = []
         for n in sorted(self.added):
@@ -137,8 +183,8 @@ class FileView:
                 runs.append([n, n])
         got: dict[tuple[int, int, int], Node] = {}
         for first, last in runs:
-            # uncached: one entry per run would push the whole-file entries other rules share out
-            found = _captured.__wrapped__(self.root, types, (first, last)) if _types_query(types) else None
+            # uncached: each run of added lines is asked once (rules ask different type sets)
+            found = query_nodes(self.root, types, (first, last)) if _types_query(types) else None
             for node in found if found is not None else walk(self.root, types):
                 if node.start_point[0] + 1 in self.added or (touching and self.touches_added(node)):
                     got[(node.start_byte, -node.end_byte, node.kind_id)] = node
@@ -164,6 +210,14 @@ class FileView:
         return path_matches(self.path, globs)
 
 
+@cache
+def _bisect() -> tuple[Callable[..., int], Callable[..., int]]:
+    """bisect_left, bisect_right, imported on first use (not on the hook path's import)."""
+    from bisect import bisect_left, bisect_right
+
+    return bisect_left, bisect_right
+
+
 def _parse(text: str) -> Tree:
     from ..lang.c import parse
 
@@ -182,6 +236,12 @@ class SeriesContext:
     _kb_loader: Callable[[], Any] | None = field(default=None, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
     _by_path: dict[str, list[tuple[int, FileView]]] | None = field(default=None, repr=False)
+    _numbers: dict[str, list[int]] = field(default_factory=dict, repr=False)  # path -> its patch numbers
+
+    def __post_init__(self) -> None:
+        from ..lang.c import new_run
+
+        new_run()  # the tree caches of lang.c hold nodes (so trees) of the previous run
 
     def memo(self, key: Any, factory: Callable[[], Any]) -> Any:
         """A value computed once per run and shared by every rule (e.g. the series' functions)."""
@@ -214,23 +274,29 @@ class SeriesContext:
 
     def _index(self) -> dict[str, list[tuple[int, FileView]]]:
         if self._by_path is None:
-            self._by_path = {}
+            self._by_path, self._numbers = {}, {}
             for n in sorted(self.views):
                 for v in self.views[n]:
                     self._by_path.setdefault(v.path, []).append((n, v))
         return self._by_path
 
+    def _at(self, path: str) -> tuple[list[tuple[int, FileView]], list[int]]:
+        pairs = self._index().get(path, [])
+        numbers = self._numbers.get(path)
+        if numbers is None:
+            numbers = self._numbers[path] = [n for n, _ in pairs]
+        return pairs, numbers
+
     def view(self, number: int, path: str) -> FileView | None:
-        return next((v for n, v in self._index().get(path, ()) if n == number), None)
+        pairs, numbers = self._at(path)  # bisection: 500 patches ask ~60,000 times
+        i = _bisect()[0](numbers, number)
+        return pairs[i][1] if i < len(numbers) and numbers[i] == number else None
 
     def view_at(self, path: str, number: int) -> FileView | None:
         """The file as the series left it after patch `number` (the latest view at or before it)."""
-        best = None
-        for n, v in self._index().get(path, ()):
-            if n > number:
-                break
-            best = v
-        return best
+        pairs, numbers = self._at(path)
+        i = _bisect()[1](numbers, number)
+        return pairs[i - 1][1] if i else None
 
     def final_views(self) -> dict[str, FileView]:
         """Each touched path as the whole series leaves it."""

@@ -49,8 +49,10 @@ def _find(lines: list[str], old: list[str], want: int) -> int | None:
     return None
 
 
-def apply_hunks(text: str, hunks: tuple[Hunk, ...]) -> tuple[list[str], dict[int, int]] | Hunk:
-    """-> (new lines, map post-image line -> patch's new line number), or the hunk that failed."""
+def apply_hunks(text: str, hunks: tuple[Hunk, ...], blocks: list[tuple[int, int, int, int]] | None = None,
+                ) -> tuple[list[str], dict[int, int]] | Hunk:
+    """-> (new lines, map post-image line -> patch's new line number), or the hunk that failed.
+    blocks: receives per hunk (first old line, old count, first new line, new count), 0-based."""
     src = text.split("\n")
     if src and src[-1] == "":
         src.pop()
@@ -64,6 +66,7 @@ def apply_hunks(text: str, hunks: tuple[Hunk, ...]) -> tuple[list[str], dict[int
         if at is None or at < pos:
             return h
         out.extend(src[pos:at])
+        first_new = len(out)
         for ln in h.lines:
             if ln.kind == "-":
                 continue
@@ -71,6 +74,8 @@ def apply_hunks(text: str, hunks: tuple[Hunk, ...]) -> tuple[list[str], dict[int
             if ln.new_no:
                 line_map[len(out)] = ln.new_no
         pos = at + len(old)
+        if blocks is not None:
+            blocks.append((at, len(old), first_new, len(out) - first_new))
     out.extend(src[pos:])
     return out, line_map
 
@@ -83,6 +88,7 @@ def build_views(
     views: dict[int, list[FileView]] = {}
     failures: list[ApplyFailure] = []
     current: dict[str, str | None] = {}  # path -> text after the patches so far; None = fell back
+    last: dict[str, FileView] = {}  # path -> the latest full view (its comment state is carried on)
     for patch in series.patches:
         out: list[FileView] = []
         for change in patch.files:
@@ -93,14 +99,15 @@ def build_views(
             if base_reader is None:
                 out.append(hunk_only_view(patch, change))
                 continue
-            view = _full_view(patch, change, base_reader, current, failures)
+            view = _full_view(patch, change, base_reader, current, failures, last)
             out.append(view)
         views[patch.number] = out
     return views, failures
 
 
 def _full_view(patch: Patch, change: FileChange, base_reader: Callable[[str], str | None],
-               current: dict[str, str | None], failures: list[ApplyFailure]) -> FileView:
+               current: dict[str, str | None], failures: list[ApplyFailure],
+               last: dict[str, FileView] | None = None) -> FileView:
     src_path = change.old_path or change.path
     known_failed = src_path in current and current[src_path] is None
     if change.kind == ChangeKind.ADDED:
@@ -115,7 +122,8 @@ def _full_view(patch: Patch, change: FileChange, base_reader: Callable[[str], st
             failures.append(ApplyFailure(patch.number, change.path, _first_line(change),
                                          "not in the base tree; reviewed from the hunks only"))
         return hunk_only_view(patch, change)
-    result = apply_hunks(pre, change.hunks)
+    blocks: list[tuple[int, int, int, int]] = []
+    result = apply_hunks(pre, change.hunks, blocks)
     if isinstance(result, Hunk):
         current[change.path] = None
         failures.append(ApplyFailure(patch.number, change.path, result.new_start,
@@ -129,9 +137,15 @@ def _full_view(patch: Patch, change: FileChange, base_reader: Callable[[str], st
         current[change.old_path] = None
     new_added = change.added  # a property that walks every hunk line: once, not once per line
     added = frozenset(post for post, new in line_map.items() if new in new_added)
-    return FileView(patch=patch, change=change, text=text, mode=FULL,
+    view = FileView(patch=patch, change=change, text=text, mode=FULL,
                     known=frozenset(range(1, len(lines) + 1)), pre_text=pre, added=added,
                     line_map=line_map)
+    if last is not None:
+        prev = last.get(src_path)
+        if prev is not None and prev.text is pre and change.kind != ChangeKind.ADDED:
+            view.follows(prev, blocks)
+        last[change.path] = view
+    return view
 
 
 def _first_line(change: FileChange) -> int:
