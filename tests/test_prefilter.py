@@ -81,10 +81,20 @@ def test_the_index_is_dropped_when_the_engine_changes(tmp_path, monkeypatch):
     from pmureview.engine.registry import RuleIndex, _engine_stamp
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    idx = RuleIndex()
+    idx = RuleIndex(tmp_path / "rules")
     write_json(idx.file, {"__engine__": ["0.0.0"], "/x.py": {"stamp": [1, 2], "value": []}})
-    idx = RuleIndex()
+    idx = RuleIndex(tmp_path / "rules")
     assert idx.data == {"__engine__": _engine_stamp()}
+
+
+def test_rule_caches_are_kept_per_rules_folder(tmp_path, monkeypatch):
+    """A run reads only its own folders' cached rule data, not that of every folder ever used."""
+    from pmureview.engine.registry import RuleIndex, YamlCache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert YamlCache(a).file != YamlCache(b).file and RuleIndex(a).file != RuleIndex(b).file
+    assert YamlCache(a).file == YamlCache(a).file and RuleIndex(a).file == RuleIndex(a).file
 
 
 def test_a_pattern_rule_without_its_words_is_not_even_built(tmp_path, monkeypatch):

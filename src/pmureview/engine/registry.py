@@ -124,11 +124,18 @@ class StampedCache:
             write_json(self.file, self.data)
 
 
-class YamlCache(StampedCache):
-    """Parsed YAML rule files: no YAML parse per run."""
+def _crc(text: str) -> str:
+    from binascii import crc32
 
-    def __init__(self) -> None:
-        super().__init__("yaml-rules.json")
+    return f"{crc32(text.encode('utf-8', 'surrogateescape')):08x}"
+
+
+class YamlCache(StampedCache):
+    """Parsed YAML rule files of one rules folder: no YAML parse per run. One file per folder, so a
+    run reads only its folders' entries (not those of every folder ever reviewed with)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(f"yaml-rules-{_crc(os.path.abspath(root))}.json")
 
     def get(self, path: Path) -> Any:
         from ..rule.yamlrule import read_yaml
@@ -160,13 +167,11 @@ class RuleIndex(StampedCache):
     """What the prefilter needs of each rule file (scope, files, evidence in each mode): a Python rule
     that cannot fire is not even imported, a YAML or pattern rule not even built."""
 
-    def __init__(self) -> None:
-        from binascii import crc32
-
-        # one file per installed copy of the engine: two virtualenvs (or a checkout and an install)
-        # would otherwise drop each other's whole index on every run
+    def __init__(self, root: Path) -> None:
+        # one file per installed copy of the engine (two virtualenvs, or a checkout and an install,
+        # would otherwise drop each other's whole index on every run) and per rules folder
         here = os.path.dirname(os.path.abspath(__file__))
-        super().__init__(f"rule-index-{crc32(here.encode('utf-8', 'surrogateescape')):08x}.json")
+        super().__init__(f"rule-index-{_crc(here)}-{_crc(os.path.abspath(root))}.json")
         stamp = _engine_stamp()
         if self.data.get("__engine__") != stamp:
             self.data = {"__engine__": stamp}
@@ -307,16 +312,13 @@ def load_registry(rules_dirs: Iterable[Path] = (), *, shipped: bool = True, plug
     """eager: compile every query now (rules list, tests). A review passes False: YAML comes from the
     JSON cache and each query compiles when a file its globs match is first checked."""
     reg = Registry()
-    cache = None if eager else YamlCache()
-    index = RuleIndex() if prefilter is not None else None
-    if shipped:
-        load_dir(reg, shipped_rules_dir(), eager=eager, cache=cache, prefilter=prefilter, index=index)
-    for d in rules_dirs:
-        load_dir(reg, Path(d), eager=eager, cache=cache, prefilter=prefilter, index=index)
+    for d in [shipped_rules_dir()] * shipped + [Path(d) for d in rules_dirs]:
+        cache = None if eager else YamlCache(d)
+        index = RuleIndex(d) if prefilter is not None else None
+        load_dir(reg, d, eager=eager, cache=cache, prefilter=prefilter, index=index)
+        for c in (cache, index):
+            if c is not None:
+                c.save()
     if plugins:
         load_entry_points(reg, cached=not eager)
-    if cache is not None:
-        cache.save()
-    if index is not None:
-        index.save()
     return reg
