@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
         gc.set_threshold(50_000, 50, 50)
     if argv is None:  # a process of its own (not an in-process call, as tests make)
         _cache_dataclass_code("hook" if hook else "cli")
+        if hook:
+            from . import lazyre
+
+            lazyre.KIND = "hook"
     if args[:2] == ["hook", "sendemail-validate"]:
         from .hooks.sendemail import validate_main
 

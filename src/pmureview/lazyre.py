@@ -17,7 +17,8 @@ import re
 from typing import Any
 
 _METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split")
-_MAX_ENTRIES = 4000  # past this, only the last run's patterns are kept
+_MAX_ENTRIES = 2000  # past this, only the last run's patterns are kept
+KIND = "cli"  # entry.py sets "hook": a hook run loads only the patterns hook runs compiled
 
 # (pattern, flags) -> the arguments of _sre.compile after the pattern; None until first use
 _parts: dict[tuple[Any, int], tuple] | None = None
@@ -46,7 +47,18 @@ def compile(pattern: str | bytes, flags: int = 0) -> re.Pattern:
         _parts[key] = parts
         _added = True
     _used[key] = parts
-    return _sre_compile(pattern, *parts)
+    flags_, code, groups, groupindex, indexgroup = parts
+    return _sre_compile(pattern, flags_, _words(code), groups, groupindex, indexgroup)
+
+
+def _words(code: bytes | list[int]) -> list[int]:
+    """The sre code list of its stored form: 32-bit words in bytes, because marshal reads a list of
+    ints one object at a time (a few hundred patterns' lists took 30-50 ms to load)."""
+    if isinstance(code, list):
+        return code
+    from array import array
+
+    return array("I", code).tolist()
 
 
 def _compile_parts(pattern: str | bytes, flags: int) -> tuple:
@@ -58,8 +70,10 @@ def _compile_parts(pattern: str | bytes, flags: int) -> tuple:
     indexgroup: list[str | None] = [None] * p.state.groups
     for name, i in p.state.groupdict.items():
         indexgroup[i] = name
-    # opcodes are int subclasses (sre's named constants), which marshal cannot write
-    return (int(flags | p.state.flags), [int(c) for c in code], int(p.state.groups - 1),
+    from array import array
+
+    words = array("I", code)  # sre code words are 32-bit (SRE_CODE); opcodes are int subclasses
+    return (int(flags | p.state.flags), words.tobytes(), int(p.state.groups - 1),
             {str(k): int(v) for k, v in p.state.groupdict.items()}, tuple(indexgroup))
 
 
@@ -68,9 +82,13 @@ def _setup() -> None:
     _sre_compile = False
     try:
         import _sre
+        from array import array
 
+        if array("I").itemsize != _sre.CODESIZE:
+            return
         probe = r"(?P<a>x+)\s*(y|z)?"
-        mine = _sre.compile(probe, *_compile_parts(probe, re.I))
+        f, code, groups, groupindex, indexgroup = _compile_parts(probe, re.I)
+        mine = _sre.compile(probe, f, _words(code), groups, groupindex, indexgroup)
         theirs = re.compile(probe, re.I)
         if (mine.pattern, mine.flags, mine.groups, dict(mine.groupindex)) != \
                 (theirs.pattern, theirs.flags, theirs.groups, dict(theirs.groupindex)) or \
@@ -87,7 +105,7 @@ def _load() -> dict:
 
     from .cachefile import per_build_file, read_marshal_dict
 
-    path = per_build_file("regex")
+    path = per_build_file(f"regex-{KIND}")
     atexit.register(_save, path)
     return read_marshal_dict(path)
 
