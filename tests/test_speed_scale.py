@@ -122,3 +122,32 @@ def test_a_file_without_an_acquire_name_is_not_parsed_for_leaks():
     # every name pair_of() knows holds one of the words (derive(): `lock`/`begin` segments)
     assert all(words.search(n) for n in pairs.table()[0])
     assert not words.search("\treturn frob(x) + 1;")
+
+
+# -- ASCII regex classes sent to ast-grep -----------------------------------------------------------
+
+def test_ascii_classes_rewrites_perl_classes_and_boundaries() -> None:
+    import re
+
+    from pmureview.lang.pattern import _run_config, ascii_classes
+
+    cases = {
+        r"^_*kvm_\w*cache$": r"^_*kvm_[0-9A-Za-z_]*cache$",
+        r"\bGFP_KERNEL\b": r"(?-u:\b)GFP_KERNEL(?-u:\b)",
+        r"^[\sA-Z0-9_|()]+$": r"^[\t\n\x0B\x0C\r A-Z0-9_|()]+$",
+        r"\S\s*-\s*1": r"[^\t\n\x0B\x0C\r ][\t\n\x0B\x0C\r ]*-[\t\n\x0B\x0C\r ]*1",
+        r"a\\w[\]\d]": r"a\\w[\]0-9]",  # an escaped backslash is not a class; a leading \] stays
+        r"(?i)mask|bits$": r"(?i)mask|bits$",
+    }
+    for before, after in cases.items():
+        assert ascii_classes(before) == after
+        for text in ("kvm_x_cache", "GFP_KERNEL", "A | B", "x - 1", "a\\w]", "MASK", "é_cache"):
+            py_before = re.compile(before.replace("(?-u:", "(?:"), re.ASCII)
+            py_after = re.compile(after.replace("(?-u:\\b)", "\\b").replace("(?-u:\\B)", "\\B"), re.ASCII)
+            assert bool(py_before.search(text)) == bool(py_after.search(text)), (before, text)
+    cfg = {"rule": {"kind": "identifier", "regex": r"\w+", "has": {"regex": r"\d"}},
+           "constraints": {"A": {"regex": r"\s"}}}
+    run = _run_config(cfg)
+    assert run["rule"]["regex"] == "[0-9A-Za-z_]+" and run["rule"]["has"]["regex"] == "[0-9]"
+    assert run["constraints"]["A"]["regex"] == "[\\t\\n\\x0B\\x0C\\r ]"
+    assert cfg["rule"]["regex"] == r"\w+"  # the rule's own config (token prefilters read it) is unchanged

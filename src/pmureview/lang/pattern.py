@@ -695,7 +695,60 @@ def _run_config(config: dict[str, Any]) -> dict[str, Any]:
             out["utils"] = kept
         else:
             del out["utils"]
-    return out
+    return _ascii_regexes(out)
+
+
+def _ascii_regexes(value: Any) -> Any:
+    """Every `regex:` with ASCII `\\w \\d \\s \\b` (as Python's re.ASCII): the C a rule reads names things in
+    ASCII, and ast-grep builds a rule on every call, where a Unicode class costs 2-4x a plain one."""
+    if isinstance(value, dict):
+        return {k: ascii_classes(v) if k == "regex" and isinstance(v, str) else _ascii_regexes(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ascii_regexes(v) for v in value]
+    return value
+
+
+_CLASS_BODY = {"w": "0-9A-Za-z_", "d": "0-9", "s": "\\t\\n\\x0B\\x0C\\r "}
+_OUTSIDE = {"w": "[0-9A-Za-z_]", "d": "[0-9]", "s": "[\\t\\n\\x0B\\x0C\\r ]", "W": "[^0-9A-Za-z_]",
+            "D": "[^0-9]", "S": "[^\\t\\n\\x0B\\x0C\\r ]", "b": "(?-u:\\b)", "B": "(?-u:\\B)"}
+
+
+def ascii_classes(regex: str) -> str:
+    """`regex` with its Perl classes and word boundaries in their ASCII forms (inside a bracket class
+    only the positive ones; a negated one there stays as written)."""
+    if "\\" not in regex:
+        return regex
+    out: list[str] = []
+    i, n, depth = 0, len(regex), 0  # depth: inside a bracket class (nested sets count)
+    while i < n:
+        ch = regex[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = regex[i + 1]
+            if depth and nxt in _CLASS_BODY:
+                out.append(_CLASS_BODY[nxt])
+            elif not depth and nxt in _OUTSIDE:
+                out.append(_OUTSIDE[nxt])
+            else:
+                out.append(regex[i:i + 2])
+            i += 2
+            continue
+        if ch == "[":
+            depth += 1
+            out.append(ch)
+            i += 1
+            if i < n and regex[i] == "^":
+                out.append("^")
+                i += 1
+            if i < n and regex[i] == "]":  # a leading ] is a literal
+                out.append("]")
+                i += 1
+            continue
+        if ch == "]" and depth:
+            depth -= 1
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def _end(rng: Any) -> tuple[int, int]:
