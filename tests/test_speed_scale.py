@@ -151,3 +151,26 @@ def test_ascii_classes_rewrites_perl_classes_and_boundaries() -> None:
     assert run["rule"]["regex"] == "[0-9A-Za-z_]+" and run["rule"]["has"]["regex"] == "[0-9]"
     assert run["constraints"]["A"]["regex"] == "[\\t\\n\\x0B\\x0C\\r ]"
     assert cfg["rule"]["regex"] == r"\w+"  # the rule's own config (token prefilters read it) is unchanged
+
+
+def test_derived_prefilter_facts_survive_the_per_build_file(tmp_path, monkeypatch) -> None:
+    """tokens/inner/clauses/... read back from the per-build file are the ones computed fresh."""
+    import marshal
+
+    import pmureview.lang.pattern as pattern
+    from pmureview.engine.registry import load_registry
+
+    monkeypatch.setattr(pattern, "_DERIVED", {})
+    reg = load_registry(plugins=False)
+    names = ("tokens", "inner", "clauses", "inner_clauses", "local")
+    fresh = {}
+    for rule in reg.rules.values():
+        for case in getattr(rule, "cases", ()):
+            c = case.compiled
+            fresh[id(c)] = (c, [getattr(c, n) for n in names])
+    assert fresh
+    stored = marshal.loads(marshal.dumps(pattern._DERIVED))
+    monkeypatch.setattr(pattern, "_DERIVED", stored)
+    for c, values in fresh.values():
+        again = pattern.Compiled(c.config, c.fix)
+        assert [getattr(again, n) for n in names] == values

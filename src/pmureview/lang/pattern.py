@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Any
 
@@ -837,6 +837,62 @@ def units(root: Any, lines: Iterable[int]) -> list[Any]:
     return out
 
 
+_DERIVED: dict[str, dict[str, Any]] | None = None  # config (JSON) -> name -> value
+_derived_added = False
+_DERIVED_MAX = 3000  # configs; past this only the last run's are kept
+_derived_used: dict[str, dict[str, Any]] = {}
+
+
+def _derived(config: dict[str, Any], name: str, compute: Callable[[], Any]) -> Any:
+    """`compute()`, a pure function of `config` and of this module, kept in a per-build file."""
+    global _DERIVED, _derived_added
+    if _DERIVED is None:
+        _DERIVED = _load_derived()
+    import json
+
+    try:
+        key = json.dumps(config, sort_keys=True)
+    except (TypeError, ValueError):  # not plain data: compute it every time
+        return compute()
+    entry = _DERIVED.setdefault(key, {})
+    _derived_used[key] = entry
+    if name not in entry:
+        entry[name] = compute()
+        _derived_added = True
+    return entry[name]
+
+
+def _load_derived() -> dict[str, dict[str, Any]]:
+    import atexit
+    import importlib.util
+    import os
+
+    from .. import __version__, lazyre
+    from ..cachefile import per_build_file, read_marshal_dict
+
+    spec = importlib.util.find_spec("ast_grep_py")  # where it is installed; not imported here
+    parts = [__version__]
+    for f in (__file__, spec.origin if spec is not None else None):
+        try:
+            st = os.stat(f) if f else None
+            parts.append(f"{st.st_mtime_ns}:{st.st_size}" if st else "-")
+        except OSError:
+            parts.append("-")
+    from binascii import crc32
+
+    stamp = f"{crc32(chr(0).join(parts).encode()):08x}"
+    path = per_build_file(f"pattern-derived-{lazyre.KIND}-{stamp}")
+    atexit.register(_save_derived, path)
+    return read_marshal_dict(path)
+
+
+def _save_derived(path: str) -> None:
+    if _derived_added and _DERIVED:
+        from ..cachefile import write_marshal
+
+        write_marshal(path, _DERIVED if len(_DERIVED) <= _DERIVED_MAX else _derived_used)
+
+
 class Compiled:
     """One ast-grep rule config (rule/constraints/utils/transform) plus its fix template."""
 
@@ -847,15 +903,17 @@ class Compiled:
         self._valid = False
         self._constraint_tokens: Iterable[str] | None = None
 
-    # computed on first use: a review builds every case of a selected rule, most never run
+    # computed on first use (a review builds every case of a selected rule, most never run), and kept
+    # across processes: deriving them (CNF of the rule tree, pattern parses) is ~20 ms of a hook run
     @cached_property
     def tokens(self) -> frozenset[str]:
-        return required_tokens(self.config)
+        return _derived(self.config, "tokens", lambda: required_tokens(self.config))
 
     @cached_property
     def inner(self) -> frozenset[str]:
         """Words the matched text itself holds: a match that must lie on added lines needs them there."""
-        return frozenset(_required(self.config.get("rule"), self.config.get("utils") or {}, 0, True))
+        return _derived(self.config, "inner", lambda: frozenset(
+            _required(self.config.get("rule"), self.config.get("utils") or {}, 0, True)))
 
     @cached_property
     def sg(self) -> dict[str, Any]:
@@ -864,15 +922,17 @@ class Compiled:
     @cached_property
     def clauses(self) -> tuple[frozenset[str], ...]:
         """The any-of clauses `tokens` does not already check (constraints' included)."""
-        return _extra(required_clauses(self.config), self.tokens)
+        return _derived(self.config, "clauses", lambda: tuple(_extra(required_clauses(self.config), self.tokens)))
 
     @cached_property
     def inner_clauses(self) -> tuple[frozenset[str], ...]:
-        return _extra(required_clauses(self.config, inner=True), self.inner)
+        return _derived(self.config, "inner_clauses",
+                        lambda: tuple(_extra(required_clauses(self.config, inner=True), self.inner)))
 
     @cached_property
     def local(self) -> bool:
-        return _never_container(self.config.get("rule"), self.config.get("utils") or {}, 0)
+        return _derived(self.config, "local", lambda: bool(
+            _never_container(self.config.get("rule"), self.config.get("utils") or {}, 0)))
 
     def may_match(self, text: str) -> bool:
         """False when the text lacks a word every match contains (no parse needed). Asked for every
@@ -881,7 +941,8 @@ class Compiled:
             if t not in text:
                 return False
         if self._constraint_tokens is None:  # lazily: it may parse a pattern's context
-            self._constraint_tokens = constraint_tokens(self.config) if self.config.get("constraints") else ()
+            self._constraint_tokens = _derived(self.config, "constraint_tokens", lambda: tuple(
+                constraint_tokens(self.config)) if self.config.get("constraints") else ())
         for t in self._constraint_tokens:
             if t not in text:
                 return False
