@@ -275,3 +275,19 @@ def test_comment_scan_reuse_resynchronises() -> None:
         got = comment_scan(new, scan, same)
         assert got == comment_scan(new)
         assert {i for i, f in enumerate(got[0], 1) if f} == comment_only_lines(new)
+
+
+def test_base_helpers_read_back_from_disk_are_the_scanned_ones(tmp_path: Path, monkeypatch) -> None:
+    """kernel/predicates keeps a base file's helper bodies on disk by content: the second process of a
+    series reads what the first scanned."""
+    from pmureview.kernel import predicates
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    text = ("#define kvm_has_foo(k) ((k)->arch.flags & FOO)\n"
+            "static inline bool vcpu_has_bar(struct kvm_vcpu *v)\n{\n\tif (!kvm_has_foo(v->kvm))\n"
+            "\t\treturn false;\n\treturn v->arch.bar != 0;\n}\n")
+    first = predicates._scan(text, cache={})
+    again = predicates._scan(text, cache={})  # a new run: from the file the first one wrote
+    assert {k: predicates._value(v) for k, v in first.items()} == again
+    assert again["vcpu_has_bar"] == ["(!kvm_has_foo(v->kvm))", "false", "v->arch.bar != 0"]
+    assert predicates._scan(text + "\n", cache={}) is not None  # another text: scanned, not misread

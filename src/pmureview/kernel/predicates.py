@@ -168,8 +168,44 @@ def _scan(c_text: str, root: Node | None = None, cache: dict | None = None,
     # keyed by the text itself (the views hold it anyway): no hashlib on the hook path
     got = cache.get(c_text)
     if got is None:
-        got = cache[c_text] = _scan_tree(c_text, root, parsed)
+        # a base file (no tree handed in): its helpers are kept on disk by content, since every hook
+        # process of a series reads the same base headers (~5 ms a parse and scan each)
+        got = _scan_from_disk(c_text) if root is None else None
+        if got is None:
+            got = _scan_tree(c_text, root, parsed)
+            if root is None:
+                _scan_to_disk(c_text, got)
+        cache[c_text] = got
     return got
+
+
+def _content_key(c_text: str) -> str:
+    import zlib
+
+    raw = c_text.encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}{len(raw):x}"
+
+
+def _scan_file(c_text: str) -> str:
+    import os
+
+    from ..cachefile import content_cache_file
+
+    st = os.stat(__file__)  # the scan's own code: a changed scanner never reads old results
+    return content_cache_file("helpers", f"{_content_key(c_text)}-{st.st_mtime_ns:x}{st.st_size:x}")
+
+
+def _scan_from_disk(c_text: str) -> dict[str, Any] | None:
+    from ..cachefile import read_marshal
+
+    got = read_marshal(_scan_file(c_text))
+    return got if isinstance(got, dict) else None
+
+
+def _scan_to_disk(c_text: str, found: dict[str, Any]) -> None:
+    from ..cachefile import write_marshal
+
+    write_marshal(_scan_file(c_text), {name: list(_value(v)) for name, v in found.items()})
 
 
 def helpers_for(series: Any, upto: int | None = None) -> Helpers:
