@@ -38,6 +38,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # the session's own cache folder: no test reads what a developer's runs (or an earlier session)
+    # left in ~/.cache/pmureview, so a clean machine and this one run the same tests
+    import tempfile
+
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="pmureview-tests-cache-")
     try:
         from hypothesis import HealthCheck, settings
     except ImportError:  # hypothesis is test-only; tests that need it import it themselves

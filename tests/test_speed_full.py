@@ -205,8 +205,10 @@ def test_predicates_data_without_importlib_resources() -> None:
     assert "from importlib" not in src and "import hashlib" not in src
 
 
-def test_helpers_scan_uses_the_shared_parser() -> None:
+def test_helpers_scan_uses_the_shared_parser(tmp_path: Path, monkeypatch) -> None:
     from pmureview.kernel.predicates import Helpers
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # base texts are also kept on disk by content
 
     asked: list[str] = []
 
