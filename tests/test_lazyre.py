@@ -20,7 +20,7 @@ for pattern, flags in PATTERNS:
     for s in SAMPLES:
         s = s.encode() if isinstance(pattern, bytes) else s
         assert [m.span() for m in mine.finditer(s)] == [m.span() for m in theirs.finditer(s)], (pattern, s)
-print("CACHED", len(lazyre._parts or {}), lazyre._sre_compile is not False)
+print("CACHED", len(lazyre._parts.load() if lazyre._parts else {}), lazyre._sre_compile is not False)
 '''
 
 

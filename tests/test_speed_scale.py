@@ -158,9 +158,12 @@ def test_derived_prefilter_facts_survive_the_per_build_file(tmp_path, monkeypatc
     import marshal
 
     import pmureview.lang.pattern as pattern
+    from pmureview.cachefile import BuildCache
     from pmureview.engine.registry import load_registry
 
-    monkeypatch.setattr(pattern, "_DERIVED", {})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = BuildCache("pattern-derived-test", 3000)
+    monkeypatch.setattr(pattern, "_DERIVED", cache)
     reg = load_registry(plugins=False)
     names = ("tokens", "inner", "clauses", "inner_clauses", "local")
     fresh = {}
@@ -169,8 +172,9 @@ def test_derived_prefilter_facts_survive_the_per_build_file(tmp_path, monkeypatc
             c = case.compiled
             fresh[id(c)] = (c, [getattr(c, n) for n in names])
     assert fresh
-    stored = marshal.loads(marshal.dumps(pattern._DERIVED))
-    monkeypatch.setattr(pattern, "_DERIVED", stored)
+    again_cache = BuildCache("pattern-derived-test-2", 3000)
+    again_cache.data = marshal.loads(marshal.dumps(cache.load()))
+    monkeypatch.setattr(pattern, "_DERIVED", again_cache)
     for c, values in fresh.values():
         again = pattern.Compiled(c.config, c.fix)
         assert [getattr(again, n) for n in names] == values

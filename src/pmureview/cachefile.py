@@ -57,6 +57,40 @@ def read_marshal_dict(path: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+class BuildCache:
+    """A dict kept in a per-build marshal file for the next processes: read on first use, written at
+    exit when this run added to it; past `cap` entries only what this run used is kept."""
+
+    def __init__(self, name: str, cap: int) -> None:
+        self.name, self.cap = name, cap
+        self.data: dict | None = None
+        self.used: dict = {}
+        self.added = False
+
+    def load(self) -> dict:
+        if self.data is None:
+            import atexit
+
+            path = per_build_file(self.name)
+            self.data = read_marshal_dict(path)
+            atexit.register(self._save, path)
+        return self.data
+
+    def get(self, key: Any) -> Any:
+        value = self.load().get(key)
+        if value is not None:
+            self.used[key] = value
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self.load()[key] = self.used[key] = value
+        self.added = True
+
+    def _save(self, path: str) -> None:
+        if self.added and self.data:
+            write_marshal(path, self.data if len(self.data) <= self.cap else self.used)
+
+
 def content_cache_file(kind: str, digest: str) -> str:
     """Where a value derived from a text with this content digest is kept (per Python build): facts
     parsed from a base tree's files, which every hook run of a series asks again."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import atexit
 import gc
 import os
 import sys
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,48 +50,33 @@ def _guard(fn) -> int:
 # text: ~450 compile() calls, about a fifth of a one-patch hook run's CPU. The text only depends on the
 # class's fields, so the code objects are kept in a marshal file per Python build and handed back to
 # dataclasses' exec() (its module global), which then runs exactly what it would have compiled. One
-# file per kind of run (hook, cli); past _CODE_CACHE_MAX entries only the last run's are kept (load time).
-_code_cache: dict[str, object] | None = None
-_code_used: dict[str, object] = {}
-_code_cache_added = False
-_CODE_CACHE_MAX = 1500
+# file per kind of run (hook, cli); past 1500 entries only the last run's are kept (load time).
+_code: Any = None  # source text -> code object, a cachefile.BuildCache once set up
 
 
 def _cache_dataclass_code(kind: str) -> None:
-    global _code_cache
-    if _code_cache is not None or "PMUREVIEW_NO_CODE_CACHE" in os.environ:
+    global _code
+    if _code is not None or "PMUREVIEW_NO_CODE_CACHE" in os.environ:
         return
     import dataclasses
 
-    from .cachefile import per_build_file, read_marshal_dict
+    from .cachefile import BuildCache
 
     if getattr(dataclasses, "exec", None) is not None:  # someone else patched it: leave it alone
         return
-    path = per_build_file(f"dataclass-code-{kind}")
-    _code_cache = read_marshal_dict(path)
+    _code = BuildCache(f"dataclass-code-{kind}", 1500)
     dataclasses.exec = _cached_exec  # type: ignore[attr-defined]
-    atexit.register(_save_code_cache, path)
 
 
 def _cached_exec(source: object, globals_: dict | None = None, locals_: dict | None = None) -> None:
-    global _code_cache_added
-    if not isinstance(source, str) or _code_cache is None:
+    if not isinstance(source, str) or _code is None:
         exec(source, globals_, locals_)  # type: ignore[arg-type]
         return
-    code = _code_cache.get(source)
+    code = _code.get(source)
     if code is None:
-        code = _code_cache[source] = compile(source, "<string>", "exec", dont_inherit=True)
-        _code_cache_added = True
-    _code_used[source] = code
+        code = compile(source, "<string>", "exec", dont_inherit=True)
+        _code.put(source, code)
     exec(code, globals_, locals_)  # dont_inherit: no `from __future__` of this module leaks into the methods
-
-
-def _save_code_cache(path: str) -> None:
-    if not _code_cache_added or not _code_cache:
-        return  # nothing compiled: the file already holds all this run used
-    from .cachefile import write_marshal
-
-    write_marshal(path, _code_cache if len(_code_cache) <= _CODE_CACHE_MAX else _code_used)
 
 
 if __name__ == "__main__":

@@ -20,16 +20,13 @@ _METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn"
 _MAX_ENTRIES = 2000  # past this, only the last run's patterns are kept
 KIND = "cli"  # entry.py sets "hook": a hook run loads only the patterns hook runs compiled
 
-# (pattern, flags) -> the arguments of _sre.compile after the pattern; None until first use
-_parts: dict[tuple[Any, int], tuple] | None = None
-_used: dict[tuple[Any, int], tuple] = {}
-_added = False
+# (pattern, flags) -> the arguments of _sre.compile after the pattern (a cachefile.BuildCache)
+_parts: Any = None
 _sre_compile: Any = None  # None: not set up yet; False: unusable here, plain re.compile
 
 
 def compile(pattern: str | bytes, flags: int = 0) -> re.Pattern:
     """re.compile, from the per-build cache when this pattern was compiled before."""
-    global _added
     flags = int(flags)
     if _sre_compile is None:
         _setup()
@@ -44,9 +41,7 @@ def compile(pattern: str | bytes, flags: int = 0) -> re.Pattern:
             raise
         except Exception:  # an sre internal we do not know: behave as re
             return re.compile(pattern, flags)
-        _parts[key] = parts
-        _added = True
-    _used[key] = parts
+        _parts.put(key, parts)
     flags_, code, groups, groupindex, indexgroup = parts
     return _sre_compile(pattern, flags_, _words(code), groups, groupindex, indexgroup)
 
@@ -97,24 +92,9 @@ def _setup() -> None:
     except Exception:
         return
     _sre_compile = _sre.compile
-    _parts = _load()
+    from .cachefile import BuildCache
 
-
-def _load() -> dict:
-    import atexit
-
-    from .cachefile import per_build_file, read_marshal_dict
-
-    path = per_build_file(f"regex-{KIND}")
-    atexit.register(_save, path)
-    return read_marshal_dict(path)
-
-
-def _save(path: str) -> None:
-    if _added and _parts:
-        from .cachefile import write_marshal
-
-        write_marshal(path, _parts if len(_parts) <= _MAX_ENTRIES else _used)
+    _parts = BuildCache(f"regex-{KIND}", _MAX_ENTRIES)
 
 
 class LazyPattern:

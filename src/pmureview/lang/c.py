@@ -296,6 +296,11 @@ def lex_line(line: str, inside: bool) -> tuple[str, bool, bool, bool]:
             return "", True, False, False
     elif "/" not in line and '"' not in line and "'" not in line:
         return line, False, False, bool(line.replace("\\", " ").strip())
+    return _lex_line_slow(line, inside)
+
+
+def _lex_line_slow(line: str, inside: bool) -> tuple[str, bool, bool, bool]:
+    """lex_line without its fast paths (tests compare the two)."""
     out: list[str] = []
     pos, stray, code = 0, False, False
 

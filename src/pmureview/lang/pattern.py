@@ -837,38 +837,34 @@ def units(root: Any, lines: Iterable[int]) -> list[Any]:
     return out
 
 
-_DERIVED: dict[str, dict[str, Any]] | None = None  # config (JSON) -> name -> value
-_derived_added = False
-_DERIVED_MAX = 3000  # configs; past this only the last run's are kept
-_derived_used: dict[str, dict[str, Any]] = {}
+_DERIVED: Any = None  # config (JSON) -> {name: value}, a cachefile.BuildCache once loaded
 
 
 def _derived(config: dict[str, Any], name: str, compute: Callable[[], Any]) -> Any:
     """`compute()`, a pure function of `config` and of this module, kept in a per-build file."""
-    global _DERIVED, _derived_added
+    global _DERIVED
     if _DERIVED is None:
-        _DERIVED = _load_derived()
+        _DERIVED = _derived_cache()
     import json
 
     try:
         key = json.dumps(config, sort_keys=True)
     except (TypeError, ValueError):  # not plain data: compute it every time
         return compute()
-    entry = _DERIVED.setdefault(key, {})
-    _derived_used[key] = entry
-    if name not in entry:
-        entry[name] = compute()
-        _derived_added = True
+    entry = _DERIVED.get(key)
+    if entry is None or name not in entry:
+        entry = {**(entry or {}), name: compute()}
+        _DERIVED.put(key, entry)
     return entry[name]
 
 
-def _load_derived() -> dict[str, dict[str, Any]]:
-    import atexit
+def _derived_cache() -> Any:
     import importlib.util
     import os
+    from binascii import crc32
 
     from .. import __version__, lazyre
-    from ..cachefile import per_build_file, read_marshal_dict
+    from ..cachefile import BuildCache
 
     spec = importlib.util.find_spec("ast_grep_py")  # where it is installed; not imported here
     parts = [__version__]
@@ -878,19 +874,8 @@ def _load_derived() -> dict[str, dict[str, Any]]:
             parts.append(f"{st.st_mtime_ns}:{st.st_size}" if st else "-")
         except OSError:
             parts.append("-")
-    from binascii import crc32
-
     stamp = f"{crc32(chr(0).join(parts).encode()):08x}"
-    path = per_build_file(f"pattern-derived-{lazyre.KIND}-{stamp}")
-    atexit.register(_save_derived, path)
-    return read_marshal_dict(path)
-
-
-def _save_derived(path: str) -> None:
-    if _derived_added and _DERIVED:
-        from ..cachefile import write_marshal
-
-        write_marshal(path, _DERIVED if len(_DERIVED) <= _DERIVED_MAX else _derived_used)
+    return BuildCache(f"pattern-derived-{lazyre.KIND}-{stamp}", 3000)
 
 
 class Compiled:
