@@ -253,3 +253,20 @@ def test_base_helpers_read_back_from_disk_are_the_scanned_ones(tmp_path: Path, m
     assert {k: predicates._value(v) for k, v in first.items()} == again
     assert again["vcpu_has_bar"] == ["(!kvm_has_foo(v->kvm))", "false", "v->arch.bar != 0"]
     assert predicates._scan(text + "\n", cache={}) is not None  # another text: scanned, not misread
+
+
+def test_the_content_cache_folder_is_trimmed(tmp_path: Path, monkeypatch) -> None:
+    """One file per base-file version ever reviewed: past CONTENT_KEPT the oldest written go."""
+    import os
+
+    from pmureview import cachefile
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(cachefile, "CONTENT_KEPT", 3)
+    paths = [cachefile.content_cache_file("t", f"{i:02d}") for i in range(5)]
+    for i, p in enumerate(paths):
+        cachefile.write_content(p, {"i": i})
+        os.utime(p, ns=(i * 10**9, i * 10**9))  # distinct write times, whatever the clock's grain
+    cachefile.write_content(paths[4], {"i": 4})
+    assert sorted(os.listdir(os.path.dirname(paths[0]))) == sorted(os.path.basename(p) for p in paths[2:])
+    assert cachefile.read_marshal(paths[4]) == {"i": 4}

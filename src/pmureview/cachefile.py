@@ -91,10 +91,37 @@ class BuildCache:
             write_marshal(path, self.data if len(self.data) <= self.cap else self.used)
 
 
+CONTENT_KEPT = 600  # files in content/: past this, the oldest written go
+
+
 def content_cache_file(kind: str, digest: str) -> str:
     """Where a value derived from a text with this content digest is kept (per Python build): facts
     parsed from a base tree's files, which every hook run of a series asks again."""
     return per_build_file(f"content/{kind}-{digest}")
+
+
+def write_content(path: str, data: Any) -> None:
+    """Write a content_cache_file() (bytes as they are, anything else marshalled). One file per
+    base-file version ever reviewed, so the folder is trimmed to the CONTENT_KEPT most recently
+    written (a write is a cache miss: rare)."""
+    if not isinstance(data, bytes):
+        import marshal
+
+        try:
+            data = marshal.dumps(data)
+        except ValueError:
+            return
+    write_bytes(path, data)
+    folder = os.path.dirname(path)
+    try:
+        names = os.listdir(folder)
+        if len(names) <= CONTENT_KEPT:
+            return
+        stamped = sorted((os.stat(os.path.join(folder, n)).st_mtime_ns, n) for n in names)
+        for _, name in stamped[:len(stamped) - CONTENT_KEPT]:
+            os.unlink(os.path.join(folder, name))
+    except OSError:  # a parallel run trimmed it first
+        pass
 
 
 def write_marshal(path: str, data: Any) -> None:

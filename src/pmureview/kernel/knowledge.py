@@ -369,7 +369,7 @@ def _tree_knowledge(key: str, texts: list[str | None]) -> Knowledge:
     every hook process of a series in a kernel tree."""
     import pickle
 
-    from ..cachefile import content_cache_file, write_bytes
+    from ..cachefile import content_cache_file, write_content
 
     path = content_cache_file("knowledge", f"{key}-{_code_stamp()}")
     try:
@@ -384,7 +384,7 @@ def _tree_knowledge(key: str, texts: list[str | None]) -> Knowledge:
     import contextlib
 
     with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):  # an unpicklable fact
-        write_bytes(path, pickle.dumps(kb, protocol=pickle.HIGHEST_PROTOCOL))
+        write_content(path, pickle.dumps(kb, protocol=pickle.HIGHEST_PROTOCOL))
     return kb
 
 
@@ -398,10 +398,11 @@ def _code_stamp() -> str:
 
     here = os.path.dirname(os.path.abspath(__file__))
     parts = [__version__]
-    for name in sorted(os.listdir(here)):
-        if name.endswith((".py", ".json")) or name == "data":
-            st = os.stat(os.path.join(here, name))
-            parts.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
+    for folder in (here, os.path.join(here, "data")):  # the code and the bundled facts it falls back on
+        for name in sorted(os.listdir(folder)):
+            if name.endswith((".py", ".json")):
+                st = os.stat(os.path.join(folder, name))
+                parts.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
     return f"{crc32(chr(0).join(parts).encode()):08x}"
 
 

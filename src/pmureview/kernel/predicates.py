@@ -203,9 +203,9 @@ def _scan_from_disk(c_text: str) -> dict[str, Any] | None:
 
 
 def _scan_to_disk(c_text: str, found: dict[str, Any]) -> None:
-    from ..cachefile import write_marshal
+    from ..cachefile import write_content
 
-    write_marshal(_scan_file(c_text), {name: list(_value(v)) for name, v in found.items()})
+    write_content(_scan_file(c_text), {name: list(_value(v)) for name, v in found.items()})
 
 
 def helpers_for(series: Any, upto: int | None = None) -> Helpers:

@@ -276,7 +276,7 @@ def parse_table(c_text: str, known: frozenset[int] | None = None) -> list[Entry]
 def _whole_file(digest: str, c_text: str) -> tuple[Entry, ...]:
     """The table of a whole sys_regs.c (a base tree's, a full-mode view's): ~40 ms to parse, and the
     hook asks it again in every process of a series, so the entries are kept on disk by content."""
-    from ..cachefile import content_cache_file, read_marshal, write_marshal
+    from ..cachefile import content_cache_file, read_marshal, write_content
 
     path = content_cache_file("sysregtable", digest)
     rows = read_marshal(path)
@@ -287,7 +287,7 @@ def _whole_file(digest: str, c_text: str) -> tuple[Entry, ...]:
         except (TypeError, ValueError):
             pass  # another layout: parse again
     entries = _parse_cached(digest, c_text, None)
-    write_marshal(path, [[e.text, e.start, e.end, e.macro, list(e.args), e.name, list(e.enc), dict(e.fields)]
+    write_content(path, [[e.text, e.start, e.end, e.macro, list(e.args), e.name, list(e.enc), dict(e.fields)]
                          for e in entries])
     return entries
 
