@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,28 @@ def write_json(path: Path | None, data: Any) -> None:
         tmp.replace(path)
     except (OSError, TypeError, ValueError):
         pass
+
+
+def crc(text: str) -> str:
+    """A short hex name for a cache file kept per folder, per import path, per code version."""
+    from binascii import crc32
+
+    return f"{crc32(text.encode('utf-8', 'surrogateescape')):08x}"
+
+
+def code_stamp(files: Iterable[str | None]) -> str:
+    """The version and each file's path, mtime and size: data derived by other code (an upgrade, an
+    edit) is never read back. A missing file counts as such."""
+    from . import __version__
+
+    parts = [__version__]
+    for f in files:
+        try:
+            st = os.stat(f) if f else None
+        except OSError:
+            st = None
+        parts.append(f"{f}:{st.st_mtime_ns}:{st.st_size}" if st else f"{f}:-")
+    return crc(chr(0).join(parts))
 
 
 def per_build_file(name: str) -> str:
@@ -104,14 +127,10 @@ def write_content(path: str, data: Any) -> None:
     """Write a content_cache_file() (bytes as they are, anything else marshalled). One file per
     base-file version ever reviewed, so the folder is trimmed to the CONTENT_KEPT most recently
     written (a write is a cache miss: rare)."""
-    if not isinstance(data, bytes):
-        import marshal
-
-        try:
-            data = marshal.dumps(data)
-        except ValueError:
-            return
-    write_bytes(path, data)
+    if isinstance(data, bytes):
+        write_bytes(path, data)
+    else:
+        write_marshal(path, data)
     folder = os.path.dirname(path)
     try:
         names = os.listdir(folder)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cachefile import cache_path, read_json, write_json
+from ..cachefile import cache_path, code_stamp, crc, read_json, write_json
 from ..rule.base import Rule
 
 if TYPE_CHECKING:
@@ -124,18 +124,12 @@ class StampedCache:
             write_json(self.file, self.data)
 
 
-def _crc(text: str) -> str:
-    from binascii import crc32
-
-    return f"{crc32(text.encode('utf-8', 'surrogateescape')):08x}"
-
-
 class YamlCache(StampedCache):
     """Parsed YAML rule files of one rules folder: no YAML parse per run. One file per folder, so a
     run reads only its folders' entries (not those of every folder ever reviewed with)."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(f"yaml-rules-{_crc(os.path.abspath(root))}.json")
+        super().__init__(f"yaml-rules-{crc(os.path.abspath(root))}.json")
 
     def get(self, path: Path) -> Any:
         from ..rule.yamlrule import read_yaml
@@ -147,20 +141,12 @@ class YamlCache(StampedCache):
         return data
 
 
-def _engine_stamp() -> list:
-    """The version and the modules that derive a rule's summary (pattern tokens, YAML schema): an
-    index written by other code is dropped whole, so it is never stale after an upgrade."""
-    from .. import __version__
-
-    here = Path(__file__).resolve().parent.parent
-    out: list = [__version__]
-    for rel in ("engine/registry.py", "rule/base.py", "rule/patternrule.py", "rule/yamlrule.py", "lang/pattern.py"):
-        try:
-            st = os.stat(here / rel)
-            out.append([rel, st.st_mtime_ns, st.st_size])
-        except OSError:
-            out.append([rel, None])
-    return out
+def _engine_stamp() -> str:
+    """The modules that derive a rule's summary (pattern tokens, YAML schema): an index written by
+    other code is dropped whole, so it is never stale after an upgrade."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return code_stamp(os.path.join(here, rel) for rel in (
+        "engine/registry.py", "rule/base.py", "rule/patternrule.py", "rule/yamlrule.py", "lang/pattern.py"))
 
 
 class RuleIndex(StampedCache):
@@ -171,7 +157,7 @@ class RuleIndex(StampedCache):
         # one file per installed copy of the engine (two virtualenvs, or a checkout and an install,
         # would otherwise drop each other's whole index on every run) and per rules folder
         here = os.path.dirname(os.path.abspath(__file__))
-        super().__init__(f"rule-index-{_crc(here)}-{_crc(os.path.abspath(root))}.json")
+        super().__init__(f"rule-index-{crc(here)}-{crc(os.path.abspath(root))}.json")
         stamp = _engine_stamp()
         if self.data.get("__engine__") != stamp:
             self.data = {"__engine__": stamp}
@@ -262,9 +248,7 @@ def _plugin_specs(cached: bool) -> list[tuple[str, str]]:
     import path: `python -m pmureview` (the hook: the kernel tree first) and the `pmureview` script (its
     own folder first), or two virtualenvs, would otherwise evict each other's scan on every run.
     """
-    from binascii import crc32
-
-    cache = cache_path(f"plugins-{crc32(chr(0).join(sys.path).encode('utf-8', 'surrogateescape')):08x}.json")
+    cache = cache_path(f"plugins-{crc(chr(0).join(sys.path))}.json")
     key = _site_fingerprint()
     if cached:
         data = read_json(cache)

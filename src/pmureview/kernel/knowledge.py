@@ -389,21 +389,15 @@ def _tree_knowledge(key: str, texts: list[str | None]) -> Knowledge:
 
 
 def _code_stamp() -> str:
-    """The version and the kernel/ modules (name, mtime, size): a cached Knowledge built by other
-    code is never read back."""
+    """The kernel/ modules and the bundled facts they fall back on: a cached Knowledge built by
+    other code is never read back."""
     import os
-    from binascii import crc32
 
-    from .. import __version__
+    from ..cachefile import code_stamp
 
     here = os.path.dirname(os.path.abspath(__file__))
-    parts = [__version__]
-    for folder in (here, os.path.join(here, "data")):  # the code and the bundled facts it falls back on
-        for name in sorted(os.listdir(folder)):
-            if name.endswith((".py", ".json")):
-                st = os.stat(os.path.join(folder, name))
-                parts.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
-    return f"{crc32(chr(0).join(parts).encode()):08x}"
+    return code_stamp(os.path.join(folder, name) for folder in (here, os.path.join(here, "data"))
+                      for name in sorted(os.listdir(folder)) if name.endswith((".py", ".json")))
 
 
 @lru_cache(maxsize=1)

@@ -187,12 +187,10 @@ def _content_key(c_text: str) -> str:
 
 
 def _scan_file(c_text: str) -> str:
-    import os
+    from ..cachefile import code_stamp, content_cache_file
 
-    from ..cachefile import content_cache_file
-
-    st = os.stat(__file__)  # the scan's own code: a changed scanner never reads old results
-    return content_cache_file("helpers", f"{_content_key(c_text)}-{st.st_mtime_ns:x}{st.st_size:x}")
+    # the scan's own code: a changed scanner never reads old results
+    return content_cache_file("helpers", f"{_content_key(c_text)}-{code_stamp([__file__])}")
 
 
 def _scan_from_disk(c_text: str) -> dict[str, Any] | None:

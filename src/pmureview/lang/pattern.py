@@ -840,17 +840,14 @@ def units(root: Any, lines: Iterable[int]) -> list[Any]:
 _DERIVED: Any = None  # config (JSON) -> {name: value}, a cachefile.BuildCache once loaded
 
 
-def _derived(config: dict[str, Any], name: str, compute: Callable[[], Any]) -> Any:
-    """`compute()`, a pure function of `config` and of this module, kept in a per-build file."""
+def _derived(key: str | None, name: str, compute: Callable[[], Any]) -> Any:
+    """`compute()`, a pure function of the config whose JSON is `key` and of this module, kept in a
+    per-build file (None: a config that is not plain data, computed every time)."""
     global _DERIVED
+    if key is None:
+        return compute()
     if _DERIVED is None:
         _DERIVED = _derived_cache()
-    import json
-
-    try:
-        key = json.dumps(config, sort_keys=True)
-    except (TypeError, ValueError):  # not plain data: compute it every time
-        return compute()
     entry = _DERIVED.get(key)
     if entry is None or name not in entry:
         entry = {**(entry or {}), name: compute()}
@@ -860,21 +857,12 @@ def _derived(config: dict[str, Any], name: str, compute: Callable[[], Any]) -> A
 
 def _derived_cache() -> Any:
     import importlib.util
-    import os
-    from binascii import crc32
 
-    from .. import __version__, lazyre
-    from ..cachefile import BuildCache
+    from .. import lazyre
+    from ..cachefile import BuildCache, code_stamp
 
     spec = importlib.util.find_spec("ast_grep_py")  # where it is installed; not imported here
-    parts = [__version__]
-    for f in (__file__, spec.origin if spec is not None else None):
-        try:
-            st = os.stat(f) if f else None
-            parts.append(f"{st.st_mtime_ns}:{st.st_size}" if st else "-")
-        except OSError:
-            parts.append("-")
-    stamp = f"{crc32(chr(0).join(parts).encode()):08x}"
+    stamp = code_stamp([__file__, spec.origin if spec is not None else None])
     return BuildCache(f"pattern-derived-{lazyre.KIND}-{stamp}", 3000)
 
 
@@ -888,16 +876,26 @@ class Compiled:
         self._valid = False
         self._constraint_tokens: Iterable[str] | None = None
 
+    @cached_property
+    def _key(self) -> str | None:
+        """The config as JSON: the key of its derived facts across processes."""
+        import json
+
+        try:
+            return json.dumps(self.config, sort_keys=True)
+        except (TypeError, ValueError):
+            return None
+
     # computed on first use (a review builds every case of a selected rule, most never run), and kept
     # across processes: deriving them (CNF of the rule tree, pattern parses) is ~20 ms of a hook run
     @cached_property
     def tokens(self) -> frozenset[str]:
-        return _derived(self.config, "tokens", lambda: required_tokens(self.config))
+        return _derived(self._key, "tokens", lambda: required_tokens(self.config))
 
     @cached_property
     def inner(self) -> frozenset[str]:
         """Words the matched text itself holds: a match that must lie on added lines needs them there."""
-        return _derived(self.config, "inner", lambda: frozenset(
+        return _derived(self._key, "inner", lambda: frozenset(
             _required(self.config.get("rule"), self.config.get("utils") or {}, 0, True)))
 
     @cached_property
@@ -907,16 +905,16 @@ class Compiled:
     @cached_property
     def clauses(self) -> tuple[frozenset[str], ...]:
         """The any-of clauses `tokens` does not already check (constraints' included)."""
-        return _derived(self.config, "clauses", lambda: tuple(_extra(required_clauses(self.config), self.tokens)))
+        return _derived(self._key, "clauses", lambda: tuple(_extra(required_clauses(self.config), self.tokens)))
 
     @cached_property
     def inner_clauses(self) -> tuple[frozenset[str], ...]:
-        return _derived(self.config, "inner_clauses",
+        return _derived(self._key, "inner_clauses",
                         lambda: tuple(_extra(required_clauses(self.config, inner=True), self.inner)))
 
     @cached_property
     def local(self) -> bool:
-        return _derived(self.config, "local", lambda: bool(
+        return _derived(self._key, "local", lambda: bool(
             _never_container(self.config.get("rule"), self.config.get("utils") or {}, 0)))
 
     def may_match(self, text: str) -> bool:
@@ -926,7 +924,7 @@ class Compiled:
             if t not in text:
                 return False
         if self._constraint_tokens is None:  # lazily: it may parse a pattern's context
-            self._constraint_tokens = _derived(self.config, "constraint_tokens", lambda: tuple(
+            self._constraint_tokens = _derived(self._key, "constraint_tokens", lambda: tuple(
                 constraint_tokens(self.config)) if self.config.get("constraints") else ())
         for t in self._constraint_tokens:
             if t not in text:
