@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
 
 from pmureview.kernel.header_stubs import Arm, Structure, declarations, macro_functions, scan
 from pmureview.lang.c import call_name, parse, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.record import dataclass
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import FileView, SeriesContext

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from pmureview.kernel.dating import WIRING, trust
 from pmureview.kernel.vncr import VNCR_MAPPING_PATH, offsets
@@ -17,6 +16,7 @@ from pmureview.kernel.wiring import (
     parse_vcpu_sysreg,
 )
 from pmureview.lazyre import lazy_re
+from pmureview.record import dataclass, field
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import FileView, SeriesContext

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from pmureview.kernel.dating import SNAPSHOT, trust
 from pmureview.kernel.knowledge import snapshot_knowledge
+from pmureview.record import dataclass
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import FileContext, FileView, SeriesContext

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from pmureview.analyses import claims as cl
 from pmureview.lang.c import functions
 from pmureview.lazyre import lazy_re
+from pmureview.record import dataclass, field
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import FileView, PatchContext, SeriesContext

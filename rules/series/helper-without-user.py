@@ -21,10 +21,10 @@ import itertools
 import re
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from pmureview.lang.c import declarator_name, enclosing_function, function_name, in_preproc_else, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.record import dataclass, field
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.series.model import ChangeKind

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from pmureview.analyses.required_shape import definition_shape, required_elsewhere
 from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
 from pmureview.lazyre import lazy_re
+from pmureview.record import dataclass, field
 from pmureview.rule.base import Rule
 from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
 from pmureview.views.context import FileView, SeriesContext

@@ -20,9 +20,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .record import dataclass, field
 
 HUNK_ONLY = "hunk-only"
 FULL = "full"

@@ -19,9 +19,10 @@ is text processing on the message; what the diff does is judged by the rule.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from pmureview.lazyre import lazy_re
+
+from ..record import dataclass
 
 FGT = "fgt"
 SWITCH = "context-switch"

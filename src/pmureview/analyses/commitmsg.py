@@ -18,10 +18,10 @@ block is assumed to follow the message after one blank line, as git writes it).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..lazyre import lazy_re
+from ..record import dataclass
 from ..series.rfc822 import parseaddr
 
 if TYPE_CHECKING:

@@ -11,11 +11,11 @@ top-level declaration, and only indented lines count as inside; the depth of a s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..lang.c import function_name, text
 from ..lazyre import lazy_re
+from ..record import dataclass
 
 if TYPE_CHECKING:
     from tree_sitter import Node

@@ -37,13 +37,13 @@ import contextlib
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pmureview.lazyre import lazy_re
 
 from ..kernel.fgt import legacy_spelling, whole_register_mask
 from ..lang.c import call_name, function_name, functions, parse, text, walk
+from ..record import dataclass, field
 
 if TYPE_CHECKING:
     from tree_sitter import Node

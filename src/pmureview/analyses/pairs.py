@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from ..lang.c import balanced_parens, call_name, function_name, functions, parse, text, walk
 from ..lazyre import lazy_re
+from ..record import dataclass, replace
 from .pairs_table import PAIRS
 
 if TYPE_CHECKING:

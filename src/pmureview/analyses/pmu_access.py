@@ -10,7 +10,6 @@ arch/arm64/include/asm/arm_pmuv3.h (read_pmcr(), write_pmevtypern(), ...).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
@@ -18,6 +17,7 @@ from pmureview.lazyre import lazy_re
 
 from ..lang.c import call_name, text, walk
 from ..lang.c import nodes_of as c_nodes_of
+from ..record import dataclass
 
 if TYPE_CHECKING:
     from tree_sitter import Node

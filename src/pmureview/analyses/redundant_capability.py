@@ -25,7 +25,6 @@ import bisect
 import re
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from ..kernel import guards as _guards
 from ..kernel.dating import dated_from, trust_dated
 from ..kernel.fgt import FGT_SPECS
 from ..lang.c import call_name, function_name, text, walk
+from ..record import dataclass
 
 if TYPE_CHECKING:
     from tree_sitter import Node

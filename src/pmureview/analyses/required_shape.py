@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..lang.c import function_name, text
 from ..lazyre import lazy_re
+from ..record import dataclass
 from .symbols import FUNCTION, SeriesSymbols, strip_comments, symbols
 
 if TYPE_CHECKING:

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..kernel.dating import Trust, trust
 from ..kernel.idregs import is_id_register
 from ..lazyre import lazy_re
+from ..record import dataclass
 
 if TYPE_CHECKING:
     from ..views.context import FileView, SeriesContext

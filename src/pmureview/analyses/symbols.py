@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..lang.c import declarator_name, function_name, has_ancestor, in_preproc_else, lex_line, parse, text, walk
 from ..lazyre import lazy_re
+from ..record import dataclass, field
 
 if TYPE_CHECKING:
     from tree_sitter import Node

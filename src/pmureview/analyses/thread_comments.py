@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..lazyre import lazy_re
+from ..record import dataclass
 from ..series.model import FileChange, Hunk, Message, Patch, Series
 
 # -- the result ----------------------------------------------------------------------------------

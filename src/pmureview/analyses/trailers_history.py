@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..lazyre import lazy_re
+from ..record import dataclass, field
 from ..series.model import Patch, Series, Trailer
 from ..series.rfc822 import parseaddr
 from ..views.context import SeriesContext

@@ -19,9 +19,9 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..record import dataclass
 from ..rule.model import Confidence, Finding, Location, RuleDocs, RuleMeta, Scope, Severity
 from ..series.model import ChangeKind
 from ..views.context import FULL, FileView, SeriesContext

@@ -10,11 +10,11 @@ import importlib.util
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cachefile import cache_path, code_stamp, crc, read_json, write_json
+from ..record import dataclass, field
 from ..rule.base import Rule
 
 if TYPE_CHECKING:
@@ -216,9 +216,9 @@ def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache 
 
 def _set_origin(rule: Rule, origin: str) -> None:
     if not rule.meta.origin:
-        import dataclasses
+        from ..record import replace
 
-        rule.meta = dataclasses.replace(rule.meta, origin=origin)  # type: ignore[misc]
+        rule.meta = replace(rule.meta, origin=origin)  # type: ignore[misc]
 
 
 def _site_fingerprint() -> list[list]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..record import dataclass, field
 from ..rule.model import Finding, RuleMeta, Severity
 from ..series.model import Series
 

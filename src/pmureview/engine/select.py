@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import replace
 from fnmatch import fnmatch
 from pathlib import Path
 
 from .. import lazyre
 from ..errors import UsageError
+from ..record import replace
 from ..rule.base import Rule
 from ..rule.model import Finding, RuleMeta, Severity
 from ..views.context import SeriesContext

@@ -14,11 +14,11 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, PmuError, UsageError
+from ..record import dataclass, field, replace
 from ..rule.model import Finding
 from ..series.match import PatchMatch, as_mapping, function_of, match_patches, norm_subject
 from ..series.model import Series

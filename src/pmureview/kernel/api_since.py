@@ -21,10 +21,10 @@ listed for completeness: no series this tool reads predates them.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
 from typing import Any
 
 from .. import lazyre
+from ..record import dataclass
 from .dating import series_date
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..record import dataclass
 from ..series.rfc822 import parsedate_to_datetime
 
 DATA_DIR = Path(__file__).with_name("data")

@@ -11,10 +11,10 @@ ICH_HFG*TR_EL2 registers is negative although none carries the prefix.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from pmureview.lazyre import lazy_re
 
+from ..record import dataclass
 from .sysreg import Register
 
 POS = "pos"

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pmureview.lazyre import lazy_re
+
+from ..record import dataclass
 
 if TYPE_CHECKING:
     from tree_sitter import Node

@@ -8,12 +8,12 @@ hunk-only mode unknown lines are empty, and a line scanner degrades gracefully (
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pmureview.lazyre import lazy_re
 
 from ..lang.c import function_name, text, walk
+from ..record import dataclass, field
 
 if TYPE_CHECKING:
     from tree_sitter import Node

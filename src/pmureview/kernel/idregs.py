@@ -12,12 +12,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from functools import cache
 
 from pmureview.lazyre import lazy_re
 
 from ..lang.c import balanced_parens, call_name, function_name, parse, text, walk
+from ..record import dataclass, field
 from .predicates import gating_data
 from .sysregtable import Entry
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..record import dataclass
 from . import guards as _guards
 from .fgt import FGT_SPECS, NEG, POS, FgtRegister, build_fgt, parse_sr_fgt
 from .sysreg import Field, Register, parse_sysreg

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pmureview.lazyre import lazy_re
 
 from ..lang.c import call_name, functions, parse, text, walk
+from ..record import dataclass, field
 
 if TYPE_CHECKING:
     from tree_sitter import Node

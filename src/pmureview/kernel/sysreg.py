@@ -15,7 +15,8 @@ The generated C names follow scripts of the kernel (gen-sysreg.awk): `<REG>_<FIE
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+
+from ..record import dataclass, field
 
 ENUM_KINDS = {"Enum": "enum", "UnsignedEnum": "unsigned", "SignedEnum": "signed"}
 RANGE_KINDS = ("Res0", "Res1", "Unkn", "Raz")

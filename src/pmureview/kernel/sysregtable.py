@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from dataclasses import dataclass, field
 from functools import cache
 
 from pmureview.lazyre import lazy_re
 
+from ..record import dataclass, field
 from .predicates import gating_data
 
 SYS_REGS = "arch/arm64/kvm/sys_regs.c"

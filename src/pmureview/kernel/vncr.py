@@ -7,9 +7,9 @@ tree). A missing table means "unknown": callers stay silent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pmureview.lazyre import lazy_re
+
+from ..record import dataclass
 
 VNCR_MAPPING_PATH = "arch/arm64/include/asm/vncr_mapping.h"
 VNCR_PAGE_SIZE = 0x1000

@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from pmureview.lazyre import lazy_re
 
+from ..record import dataclass, field
 from .fgt import parse_sr_fgt
 from .traps import KVM_ARM_PATH, single_bit_defines
 from .vncr import VNCR_MAPPING_PATH, offsets

@@ -19,7 +19,6 @@ import re
 import subprocess
 import textwrap
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..record import dataclass, field, replace
 from ..rule.model import Finding, Scope
 from ..series.model import FileChange, Hunk, Message, Patch
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from ..lang.pattern import Compiled, PatternMatch, check_keys, units
+from ..record import replace
 from ..series.model import path_matches
 from ..views.context import FULL, FileContext, FileView
 from .base import Rule

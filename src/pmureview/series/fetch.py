@@ -17,10 +17,11 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 
 from pmureview.errors import FetchError, UsageError
+
+from ..record import dataclass
 
 DEFAULT_MIDMASK = "https://lore.kernel.org/all/%s"
 MIDMASK_ENV = "PMUREVIEW_MIDMASK"

@@ -7,12 +7,12 @@ quoting must be undone, and git format-patch output must split on its `From <sha
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import lazyre
 from ..errors import InputError
+from ..record import dataclass
 from . import rfc822
 
 if TYPE_CHECKING:

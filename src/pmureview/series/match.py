@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass
 
+from ..record import dataclass
 from .model import Patch, Series
 
 _SIG = re.compile(r"^(?:[A-Za-z_][\w\s\*]*?\b)?([A-Za-z_]\w*)\s*\(")

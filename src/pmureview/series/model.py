@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from enum import StrEnum
+
+from ..record import dataclass, field
 
 
 class ChangeKind(StrEnum):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .. import lazyre
 from ..errors import InputError
+from ..record import dataclass
 from . import rfc822
 from .mail import RawMail, addresses, msgid_of, parse_mail
 from .model import ChangeKind, CoverLetter, FileChange, Hunk, HunkLine, Message, Patch, Series, Trailer

@@ -19,9 +19,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 
 from ..errors import FetchError
+from ..record import dataclass
 from .model import Series
 
 SEARCH_DAYS = 365

@@ -8,9 +8,8 @@ of the posting's mails or, in turn, such a reply.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import InputError
+from ..record import dataclass
 from .mail import parse_mail
 from .model import Message, Series
 

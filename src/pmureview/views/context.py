@@ -8,10 +8,10 @@ line at its real post-image number and unknown lines left empty, so node rows ma
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from ..record import dataclass, field
 from ..series.model import FileChange, Patch, Series, path_matches
 
 if TYPE_CHECKING:

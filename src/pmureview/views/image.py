@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from ..record import dataclass
 from ..series.model import ChangeKind, FileChange, Hunk, HunkLine, Patch, Series
 from .context import FULL, HUNK_ONLY, FileView
 
