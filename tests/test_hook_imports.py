@@ -19,7 +19,8 @@ from mailfactory import patch_mail, simple_diff
 
 # modules a one-patch review never needs: the CLI stack, the email package (format-patch mails are
 # read by series/rfc822), the config parser without a config, the entry-point scan once cached, git,
-# tracebacks of failing rules, content digests, tree_sitter_c's query files (importlib.resources), the dataclasses machinery (pmureview.record)
+# tracebacks of failing rules, content digests, tree_sitter_c's query files (importlib.resources),
+# the dataclasses machinery and the inspect it imports (the model classes are pmureview.record's)
 FORBIDDEN = ("typer", "rich", "click", "email.parser", "email.feedparser", "email.utils", "tomllib",
              "importlib.metadata", "subprocess", "yaml", "traceback", "textwrap",
              "hashlib", "importlib.resources", "tempfile", "dataclasses", "inspect")
