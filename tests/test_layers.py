@@ -15,7 +15,7 @@ SRC = ROOT / "src" / "pmureview"
 # Lowest first. Utilities have no pmureview imports of their own and may be used from anywhere.
 LAYERS = ["util", "series", "lang", "kernel", "views", "analyses", "rule", "engine", "report", "app"]
 UTIL = {"errors", "cachefile", "lazyre", "record", "__init__"}
-APP = {"api", "cli", "config", "entry", "testing", "__main__", "hooks"}
+APP = {"api", "checkcmd", "cli", "config", "entry", "testing", "__main__", "hooks"}
 
 
 def layer_of(module: str) -> str:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from . import __version__
-from .api import Review
+from .checkcmd import Format, Level
+from .checkcmd import error_line as _err
 from .errors import PmuError, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -22,27 +22,6 @@ kb_app = typer.Typer(no_args_is_help=True, help="The bundled kernel-knowledge sn
 app.add_typer(rules_app, name="rules")
 app.add_typer(hook_app, name="hook")
 app.add_typer(kb_app, name="kb")
-
-
-class Format(StrEnum):
-    terminal = "terminal"
-    json = "json"
-    checkpatch = "checkpatch"
-    sarif = "sarif"
-    b4 = "b4"
-
-
-class Level(StrEnum):
-    error = "error"
-    warning = "warning"
-    check = "check"
-
-
-def _err(message: str) -> None:
-    from .report.terminal import clean
-
-    # plain write: one line, never wrapped by rich, control characters made visible
-    sys.stderr.write(f"pmureview: error: {clean(' '.join(message.split()))}\n")
 
 
 def _version(value: bool) -> None:
@@ -97,75 +76,14 @@ def check(
                                                                    "posting count toward --fail-on.")] = False,
 ) -> None:
     """Review a series and report findings."""
-    if not sources and not rev_range:
-        raise UsageError("check needs a SOURCE (msgid, URL, mbox, folder, patch files or -) or --range")
-    from .config import make_options
+    from .checkcmd import run_check
 
-    options = make_options(config=config, tree=tree, base=base, revision=revision, rev_range=rev_range,
-                            files=files, midmask=midmask, fetch_timeout=fetch_timeout, select=select,
-                            ignore=ignore, fail_on=fail_on.value if fail_on else None, strict=strict, preview=preview,
-                            rules_dir=rules_dir, baseline=baseline, cocci=cocci, no_tree=no_tree,
-                            find_tree=True)
-    if since and (files or rev_range):
-        raise UsageError("--since compares postings: it does not go with --files or --range")
-    options.since, options.fail_on_new = since, fail_on_new
-    from .api import review
-
-    if sys.stderr.isatty() and fmt == Format.terminal and not quiet:
-        from rich.console import Console  # rich only where a person watches: it costs ~50 ms to import
-
-        with Console(stderr=True, highlight=False).status("reviewing…"):
-            result = review(sources or [], options)
-    else:
-        result = review(sources or [], options)
-    if result.versions is not None and (line := result.versions.line()):
-        sys.stderr.write(line + "\n")  # which posting was compared, or why none: one line
-    _emit(result, fmt, quiet)
-    if write_baseline:
-        _write_baseline(result, write_baseline)
-    if reply_dir:
-        from .report.reply import write_replies
-
-        # re-review mode: each reply opens with the previous posting's review comments still open
-        earlier = result.versions.comments if result.versions is not None else ()
-        written = write_replies(result, reply_dir, sender=sender, signature=signature,
-                                deterministic=deterministic, earlier_comments=earlier)
-        sys.stderr.write(f"wrote {len(written)} replies to {reply_dir}\n")
-    raise typer.Exit(result.exit_code())
-
-
-def _emit(result: Review, fmt: Format, quiet: bool) -> None:
-    out = sys.stdout
-    if fmt == Format.json:
-        from .report.json_out import render_json
-
-        out.write(render_json(result))
-    elif fmt == Format.checkpatch:
-        from .report.checkpatch import render_checkpatch
-
-        out.write(render_checkpatch(result, stdin=result.series.from_stdin))
-    elif fmt == Format.sarif:
-        from .report.sarif import render_sarif
-
-        out.write(render_sarif(result))
-    elif fmt == Format.b4:
-        from .report.b4 import render_b4
-
-        out.write(render_b4(result))
-    else:
-        from rich.console import Console
-
-        from .report.terminal import render_terminal
-
-        render_terminal(result, Console(highlight=False, soft_wrap=True), quiet=quiet)
-
-
-def _write_baseline(result: Review, path: Path) -> None:
-    import json
-
-    data = {"findings": [{"fingerprint": f.fingerprint(), "rule": f.rule, "path": f.location.path,
-                          "message": f.message} for f in result.findings]}
-    path.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+    raise typer.Exit(run_check(
+        sources=sources, tree=tree, no_tree=no_tree, base=base, revision=revision, rev_range=rev_range,
+        files=files, midmask=midmask, fetch_timeout=fetch_timeout, select=select, ignore=ignore,
+        fail_on=fail_on, strict=strict, preview=preview, cocci=cocci, rules_dir=rules_dir, config=config,
+        baseline=baseline, write_baseline=write_baseline, fmt=fmt, quiet=quiet, reply_dir=reply_dir,
+        sender=sender, signature=signature, deterministic=deterministic, since=since, fail_on_new=fail_on_new))
 
 
 @rules_app.command("list")

@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         from .hooks.b4check import main as b4check_main
 
         return b4check_main(args[1:])
+    if args[:1] == ["check"]:
+        from .checkcmd import main as check_main
+
+        code = check_main(args[1:])  # None: arguments only the typer app reads right (help, errors)
+        if code is not None:
+            return code
     from .cli import run
 
     return run(args)
