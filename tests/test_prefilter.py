@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,11 @@ def test_full_mode_pattern_search_in_the_touched_units_finds_what_the_whole_file
         assert whole == within and whole, rule
     assert [m.start_line for m in Compiled({"rule": {"pattern": "$X >= 0"}}).run(root, within=units(root, {12}))] \
         == [12]
+
+
+@pytest.mark.parametrize("text", ["Signed-off-by: A <a@b>\n+\tandroid_hook();", "FROMlist: x", "nothing here",
+                                  "pi\u017f", "\u212aVM", "Backport of \u0130t", "na\u00efve \u00c9t\u00e9 UPSTREAM"])
+@pytest.mark.parametrize("regex", ["(?i)ANDROID|FROMLIST|UPSTREAM", "(?i)fixes", "(?i)pis", "(?i)kvm", "(?i)it"])
+def test_case_insensitive_words_find_what_the_regex_finds(text: str, regex: str) -> None:
+    pf = Prefilter(text, (), full=False)
+    assert pf._has(regex) == (re.search(regex, text) is not None)
