@@ -140,12 +140,15 @@ def _build(cls: type, init: bool, repr_: bool, eq: bool, frozen: bool, slots: bo
         if slots:
             wanted += [n for n in ("__getstate__", "__setstate__") if n not in own]
     post_init = hasattr(cls, "__post_init__")
-    source = _source(flds, wanted, frozen, kw_only, post_init)
+    # what the source text depends on, as a key: the text is only built when the code is not cached
+    shape = ";".join(f"{f.name},{f.default is not MISSING:d}{f.default_factory is not MISSING:d}{f.init:d}{f.repr:d}"
+                     for f in flds)
+    key = f"{shape}|{','.join(wanted)}|{frozen:d}{kw_only:d}{post_init:d}"
     args = [cls, FrozenInstanceError, _FACTORY]
     for f in flds:
         args.append(f.default_factory if f.default_factory is not MISSING else f.default)
     ns: dict[str, Any] = {}
-    exec(_code(source), {"__builtins__": __builtins__}, ns)
+    exec(_code(key, lambda: _source(flds, wanted, frozen, kw_only, post_init)), {"__builtins__": __builtins__}, ns)
     for name, fn in zip(wanted, ns["__create__"](*args), strict=True):
         fn.__qualname__ = f"{cls.__qualname__}.{name}"
         setattr(cls, name, fn)
@@ -255,12 +258,13 @@ def _setstate(flds: list[Field], values: list[str], names: list[str], *_: Any) -
 _METHODS = {"__init__": _init, "__repr__": _repr, "__eq__": _eq, "__hash__": _hash, "__setattr__": _setattr,
             "__delattr__": _delattr, "__getstate__": _getstate, "__setstate__": _setstate}
 
-# source text -> marshalled code object (a cachefile.BuildCache once set up; False: caching is off)
+# class shape -> marshalled code object (a cachefile.BuildCache once set up; False: caching is off)
 _codes: Any = None
 _CACHE_CAP = 600  # classes; past this only the last run's are kept
 
 
-def _code(source: str) -> Any:
+def _code(key: str, source: Any) -> Any:
+    """The code object of `source()` (a text that depends only on `key`)."""
     global _codes
     if _codes is None:
         if "PMUREVIEW_NO_CODE_CACHE" in os.environ:
@@ -272,13 +276,13 @@ def _code(source: str) -> Any:
             _codes = BuildCache(f"record-code-{lazyre.KIND}", _CACHE_CAP)
     import marshal
 
-    raw = _codes.get(source) if _codes else None
+    raw = _codes.get(key) if _codes else None
     if raw is not None:
         try:
             return marshal.loads(raw)
         except Exception:  # a damaged entry: compile again
             pass
-    code = compile(source, "<record>", "exec", dont_inherit=True)
+    code = compile(source(), "<record>", "exec", dont_inherit=True)
     if _codes:
-        _codes.put(source, marshal.dumps(code))
+        _codes.put(key, marshal.dumps(code))
     return code
