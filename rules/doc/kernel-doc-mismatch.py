@@ -26,6 +26,8 @@ class KernelDocMismatch(Rule):
         severity=Severity.CHECK,
         confidence=Confidence.HIGH,
         scope=Scope.FILE,
+        # prefilter: the comment checked starts with /**; full mode: it may be a base comment
+        evidence=(r"(?#hunk-only)/\*\*",),
         docs=RuleDocs(
             what="Flags a `/** ... */` kernel-doc block, added or in front of a function whose "
                  "prototype the patch changes, whose title names a different function than the "

@@ -26,6 +26,8 @@ class CoarseTrapPolarity(Rule):
         severity=Severity.ERROR,
         confidence=Confidence.HIGH,
         scope=Scope.FILE,
+        # prefilter: the check needs CGT_ in the view; full mode's view holds base lines
+        evidence=(r"(?#hunk-only)CGT_",),
         files=("*/kvm/emulate-nested.c", "emulate-nested.c"),
         uses_tree=True,
         docs=RuleDocs(

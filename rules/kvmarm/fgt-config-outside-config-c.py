@@ -27,6 +27,8 @@ class FgtConfigOutsideConfigC(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.HIGH,
         scope=Scope.SERIES,
+        # prefilter: needs *vcpu_fgt() or an <FGT register>_<field> constant; full mode reads base lines
+        evidence=(r"(?#hunk-only)vcpu_fgt|FG[RWIx]TR2?_EL2_",),
         files=("*.c", "*.h"),
         uses_tree=True,
         docs=RuleDocs(

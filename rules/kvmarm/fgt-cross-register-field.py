@@ -19,6 +19,8 @@ class FgtCrossRegisterField(Rule):
         severity=Severity.ERROR,
         confidence=Confidence.HIGH,
         scope=Scope.SERIES,
+        # prefilter: every finding needs an <FGT register>_<field> constant; full mode reads base helpers
+        evidence=(r"(?#hunk-only)FG[RWIx]TR2?_EL2_",),
         uses_tree=True,
         docs=RuleDocs(
             what="Flags `<A>_<FIELD>` constants of a fine-grained trap register A written into a "

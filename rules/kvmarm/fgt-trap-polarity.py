@@ -29,6 +29,8 @@ class FgtTrapPolarity(Rule):
         severity=Severity.ERROR,
         confidence=Confidence.HIGH,
         scope=Scope.SERIES,
+        # prefilter: needs an <FGT register>_<field> constant, or an added SR_FGT(); full mode reads base helpers
+        evidence=(r"(?#hunk-only)FG[RWIx]TR2?_EL2_|SR_FGT",),
         uses_tree=True,
         docs=RuleDocs(
             what="Flags a statement that untraps a register for the guest: it sets (`|=`) "

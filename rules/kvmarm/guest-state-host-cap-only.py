@@ -28,6 +28,8 @@ class GuestStateHostCapOnly(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.MEDIUM,
         scope=Scope.FILE,
+        # prefilter: every register move is a read_sysreg*/write_sysreg* statement; full mode: base lines
+        evidence=(r"(?#hunk-only)read_sysreg|write_sysreg",),
         files=(
             "arch/arm64/kvm/hyp/include/hyp/sysreg-sr.h", "arch/arm64/kvm/hyp/vhe/sysreg-sr.c",
             "arch/arm64/kvm/hyp/nvhe/sysreg-sr.c", "arch/arm64/kvm/hyp/include/hyp/switch.h",

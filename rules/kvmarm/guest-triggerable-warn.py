@@ -53,6 +53,8 @@ class GuestTriggerableWarn(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.MEDIUM,
         scope=Scope.SERIES,
+        # prefilter: the reported WARN*/BUG_ON() call starts on an added line
+        evidence=(r"WARN|BUG_ON",),
         docs=RuleDocs(
             what="Flags an added WARN_ON()/WARN()/BUG_ON() (not the _ONCE forms) in KVM/arm64 code whose "
                  "condition reads guest-controlled state: a guest system register (__vcpu_sys_reg(), "

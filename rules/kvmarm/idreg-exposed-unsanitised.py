@@ -21,6 +21,8 @@ class IdregExposedUnsanitised(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.MEDIUM,
         scope=Scope.FILE,
+        # prefilter: the entry names an ID_*_EL1 / MVFRn_EL1 register; full mode: base lines
+        evidence=(r"(?#hunk-only)ID_|MVFR",),
         files=("sys_regs.c",),
         needs_base=True,
         uses_tree=True,

@@ -36,6 +36,8 @@ class IdregFieldNotWritable(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.MEDIUM,
         scope=Scope.SERIES,
+        # prefilter: every gate is a kvm_has_feat*() / *_has_*() call or macro; full mode: base lines
+        evidence=(r"(?#hunk-only)ctxt_has_|kvm_has_|vcpu_has_",),
         files=("*.c", "*.h"),
         needs_base=True,
         uses_tree=True,

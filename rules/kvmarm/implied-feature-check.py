@@ -27,6 +27,8 @@ class ImpliedFeatureCheck(Rule):
         severity=Severity.CHECK,
         confidence=Confidence.HIGH,
         scope=Scope.PATCH,
+        # prefilter: the implied capability tested (kb.implications) is named in the hunks; full: base predicates
+        evidence=(r"(?#hunk-only)ARM64_HAS_FGT|FEAT_FGT",),
         files=("*.c", "*.h"),
         uses_tree=True,
         docs=RuleDocs(

@@ -41,6 +41,8 @@ class NewSysregIncompleteWiring(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.MEDIUM,
         scope=Scope.SERIES,
+        # prefilter: reports only added vcpu_sysreg entries of kvm_host.h: the path is in the diff line
+        evidence=(r"arch/arm64/include/asm/kvm_host\.h",),
         needs_base=True,
         uses_tree=True,
         docs=RuleDocs(

@@ -38,6 +38,8 @@ class PmuRegisterResidency(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.MEDIUM,
         scope=Scope.FILE,
+        # prefilter: every access it counts names a PM* register or pm accessor; full mode reads base lines
+        evidence=(r"(?#hunk-only)[Pp][Mm][A-Za-z0-9]",),
         docs=RuleDocs(
             what="Flags, in arch/arm64/kvm/, an added `if (<partitioned PMU predicate>) <hardware "
                  "accessor> else <vCPU memory accessor>` (or the same as a `?:`, or an early-return "

@@ -42,6 +42,8 @@ class PreemptionUnsafeHwAccess(Rule):
         severity=Severity.CHECK,
         confidence=Confidence.LOW,
         scope=Scope.FILE,
+        # prefilter: the reported access is a call of one of these, starting on an added line
+        evidence=(r"read_sysreg|write_sysreg|read_pm|write_pm",),
         docs=RuleDocs(
             what="Asks about a new function outside arch/arm64/kvm/hyp/ (or a trap handler that gains "
                  "a hardware access) that reads or writes per-CPU PMU registers (`read_sysreg()` / "

@@ -27,6 +27,8 @@ class RedundantCapabilityCheck(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.HIGH,
         scope=Scope.PATCH,
+        # prefilter: every capability test roots in one of these calls; full mode: base predicates
+        evidence=(r"(?#hunk-only)cpus_have_|this_cpu_has_cap|alternative_has_cap|kvm_has_feat|system_supports_",),
         files=("*.c", "*.h"),
         uses_tree=True,
         docs=RuleDocs(

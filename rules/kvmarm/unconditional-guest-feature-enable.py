@@ -47,6 +47,8 @@ class UnconditionalGuestFeatureEnable(Rule):
         severity=Severity.WARNING,
         confidence=Confidence.MEDIUM,
         scope=Scope.FILE,
+        # prefilter: every enable bit reported is an HCR_*/HCRX_EL2_* name; full mode: base lines
+        evidence=(r"(?#hunk-only)HCR_|HCRX_",),
         files=("*.c", "*.h"),
         uses_tree=True,
         docs=RuleDocs(

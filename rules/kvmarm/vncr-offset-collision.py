@@ -19,6 +19,8 @@ class VncrOffsetCollision(Rule):
         severity=Severity.ERROR,
         confidence=Confidence.HIGH,
         scope=Scope.FILE,
+        # prefilter: the reported `#define VNCR_<reg>` is an added line
+        evidence=(r"VNCR_",),
         files=("*/asm/vncr_mapping.h", "vncr_mapping.h"),
         uses_tree=True,
         docs=RuleDocs(

@@ -58,6 +58,8 @@ class SingleUseExportedHelper(Rule):
         severity=Severity.CHECK,
         confidence=Confidence.HIGH,
         scope=Scope.SERIES,
+        # prefilter: needs an added prototype in a header: a .h path ends a diff line
+        evidence=(r"(?m)\.h$",),
         uses_tree=True,
         docs=RuleDocs(
             what="Flags a function the series adds to a header as a non-static prototype (with its "

@@ -24,6 +24,8 @@ class StaleTrailer(Rule):
         severity=Severity.CHECK,
         confidence=Confidence.MEDIUM,
         scope=Scope.SERIES,
+        # prefilter: the stale tag is a trailer of the series (trailers are in the prefilter text)
+        evidence=(r"(?i)(?:reviewed|acked|tested)-by",),
         files=("*",),
         docs=RuleDocs(
             what="With the previous posting compared (version tracking), reports a Reviewed-by:, "
