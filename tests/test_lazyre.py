@@ -44,3 +44,37 @@ def test_a_broken_cache_file_is_a_miss(tmp_path: Path) -> None:
         if p.name.startswith("regex-"):
             p.write_bytes(b"\x00garbage")
     assert _run(tmp_path).split()[-1] == "True"
+
+
+
+MODULE_CHECK = (
+    "import re, sys\nsys.path.insert(0, sys.argv[1])\nfrom pmureview import lazyre\n"
+    "lazyre.cache_module_patterns()\nimport mod_with_patterns as m\n"
+    "print(sorted(str(k[0]) for k in (lazyre._parts.load() if lazyre._parts else {})))\n"
+    "print([x.span() for x in m.A.finditer('Ab-12 cd-3')], [x.span() for x in m.B.finditer(b'From me\\nFrom you')],"
+    " [x.span() for x in m.C.finditer('na\\u00efve 42 xxx')], m.A.groupindex['w'], m.A.flags, m.dynamic().pattern)\n")
+
+
+def test_module_level_patterns_come_from_the_cache_and_match_alike(tmp_path: Path) -> None:
+    (tmp_path / "mod_with_patterns.py").write_text(
+        "import re\n"
+        "A = re.compile(r'(?P<w>\\w+)-(\\d+)', re.I)\n"
+        "B = re.compile(rb'^From \\S+', re.M)\n"
+        "C = re.compile(r'[^\\W\\d]+|x{2,3}')\n"
+        "def dynamic():\n"
+        "    return re.compile('built' + '-at-run-time')\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def run(code: str) -> list[str]:
+        r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()
+
+    first, second = run(MODULE_CHECK), run(MODULE_CHECK)
+    # the second run read the module-level patterns back; the one built in a function never went in
+    assert "(?P<w>" in second[0] and "x{2,3}" in second[0] and "From" in second[0], second[0]
+    assert "built-at-run-time" not in second[0], second[0]
+    assert first[1] == second[1]
+    plain = run(MODULE_CHECK.replace("lazyre.cache_module_patterns()\n", ""))
+    assert plain[1] == second[1]  # the same matches, groups and flags as re's own compiler gives

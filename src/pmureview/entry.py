@@ -13,10 +13,12 @@ def main(argv: list[str] | None = None) -> int:
         # one patch per short process: the cyclic GC would run ~70 times over import-time objects
         # that all live to the end (~8% of the run); a larger first generation lets it run rarely
         gc.set_threshold(50_000, 50, 50)
-    if hook and argv is None:  # a process of its own (not an in-process call, as tests make)
+    if argv is None and (hook or args[:1] == ["check"]):  # a process of its own (tests call in-process)
         from . import lazyre
 
-        lazyre.KIND = "hook"  # the hook's per-build caches (regexes, record code) hold only its own
+        if hook:
+            lazyre.KIND = "hook"  # the hook's per-build caches (regexes, record code) hold only its own
+        lazyre.cache_module_patterns()
     if args[:2] == ["hook", "sendemail-validate"]:
         from .hooks.sendemail import validate_main
 
