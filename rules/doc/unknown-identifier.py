@@ -12,7 +12,6 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
-from pathlib import Path
 
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
@@ -214,6 +213,8 @@ def _grep_tokens(tree: str, rev: str | None) -> frozenset[str] | None:
             if r.returncode not in (0, 1):
                 return None
             return frozenset(ln.rsplit(":", 1)[-1] for ln in r.stdout.splitlines())
+        from pathlib import Path  # a plain folder as the tree: not the hook's hunk-only path
+
         root = Path(tree)
         out: set[str] = set()
         for p in [root / "include/uapi/linux/kvm.h", *root.glob("arch/*/include/uapi/asm/kvm*.h")]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import PurePosixPath
 
 from pmureview.analyses.required_shape import definition_shape, required_elsewhere
 from pmureview.lang.c import declarator_name, enclosing_function, function_name, text, walk
@@ -161,10 +160,10 @@ class SingleUseExportedHelper(Rule):
         single = uses.total == 1 and not partial
         if not single and const is None:
             return None
-        def_file = PurePosixPath(dview.path).name
-        hdr = PurePosixPath(h.header.path).name
+        def_file = dview.path.rsplit("/", 1)[-1]
+        hdr = h.header.path.rsplit("/", 1)[-1]
         (cpath, cfn), _n = uses.sites.most_common(1)[0]
-        caller_file = PurePosixPath(cpath).name
+        caller_file = cpath.rsplit("/", 1)[-1]
         caller = f"{cfn}() in {caller_file}" if cfn else caller_file
         stubs = " and its stubs" if h.stubs else ""
         line = _name_line(dview, fn)
@@ -188,7 +187,7 @@ class SingleUseExportedHelper(Rule):
                         f"has to be kept in sync for nothing. Keep the code next to its only user; if a "
                         f"later series needs it elsewhere, it can be exported then.")
         else:
-            files = ", ".join(sorted({PurePosixPath(p).name for p, _ in uses.sites}))
+            files = ", ".join(sorted({p.rsplit("/", 1)[-1] for p, _ in uses.sites}))
             msg = (f"{h.name}() only returns a constant; why not write the value where it is applied "
                    f"({files}) instead of exporting a function from {def_file}?")
             note = (f"The body is a constant expression ({const}). Written where the register value is "

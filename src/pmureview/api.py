@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .engine.review import Options, Review
@@ -37,6 +36,8 @@ def load_series(sources: list[str], options: Options, *, stdin: bytes | None = N
     from .series.parse import parse_series
     from .series.source import read_range, read_sources
 
+    if options.range or options.files:
+        from pathlib import Path  # not on the hook path (~4 ms with the urllib it imports)
     if options.range:
         repo = options.tree if options.tree and not options.tree_found else Path.cwd()
         raws, label, from_stdin = read_range(repo, options.range), f"--range {options.range}", False

@@ -6,25 +6,38 @@ tree) plus tables `severity` (rule id -> level) and `per-path-ignores` (glob -> 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .series.kerneltree import worktree_top
+from .series.kerneltree import worktree_top_str
+
+if TYPE_CHECKING:  # the hook path works with str paths (pathlib is ~4 ms); a found config is a Path
+    from pathlib import Path
 
 KEYS = {"select", "ignore", "fail-on", "strict", "midmask", "rules-dir", "baseline", "preview",
         "severity", "per-path-ignores", "fetch-timeout", "cocci", "tree"}
 
 
 def find_config(cwd: Path | None = None) -> Path | None:
-    top = worktree_top(cwd)
+    top = worktree_top_str(cwd)
     if top is None:
         return None
     for name in (".pmureview.toml", "pyproject.toml"):
-        p = top / name
-        if p.is_file() and (name != "pyproject.toml" or "[tool.pmureview" in p.read_text("utf-8", "replace")):
-            return p
+        p = os.path.join(top, name)
+        if os.path.isfile(p) and (name != "pyproject.toml" or "[tool.pmureview" in _read(p)):
+            from pathlib import Path
+
+            return Path(p)
     return None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def load_config(explicit: Path | None = None, cwd: Path | None = None) -> dict[str, Any]:
@@ -32,6 +45,9 @@ def load_config(explicit: Path | None = None, cwd: Path | None = None) -> dict[s
     if path is None:
         return {}
     import tomllib  # most runs have no config file
+    from pathlib import Path
+
+    path = Path(path)
 
     try:
         data = tomllib.loads(path.read_text("utf-8"))
@@ -83,6 +99,8 @@ def make_options(*, config: Path | None = None, tree: Path | None = None, base: 
         tree = None
     elif tree is None and find_tree:
         if cfg.get("tree"):
+            from pathlib import Path
+
             tree, tree_found = Path(cfg["tree"]), "the config"
         else:
             from .series.kerneltree import find_kernel_tree
@@ -98,6 +116,9 @@ def make_options(*, config: Path | None = None, tree: Path | None = None, base: 
     except ValueError as exc:
         raise UsageError(f"fail-on: {exc}") from None
     bl = pick(baseline, "baseline", None)
+    dirs = _split(pick(rules_dir, "rules-dir", []))
+    if dirs or bl:
+        from pathlib import Path
     return Options(
         tree=tree, tree_found=tree_found, base=base, revision=revision, range=rev_range, files=files,
         midmask=midmask, config_midmask=cfg.get("midmask"),
@@ -107,7 +128,7 @@ def make_options(*, config: Path | None = None, tree: Path | None = None, base: 
         severity={str(k): str(v) for k, v in cfg.get("severity", {}).items()},
         per_path_ignores={str(k): _split(v) for k, v in cfg.get("per-path-ignores", {}).items()},
         fail_on=fail, strict=bool(pick(strict, "strict", False)), preview=bool(pick(preview, "preview", False)),
-        rules_dirs=tuple(Path(p) for p in _split(pick(rules_dir, "rules-dir", []))),
+        rules_dirs=tuple(Path(p) for p in dirs),
         baseline=Path(bl) if bl else None,
         cocci=bool(pick(cocci, "cocci", False)),
     )

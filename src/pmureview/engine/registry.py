@@ -10,7 +10,6 @@ import importlib.util
 import os
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cachefile import cache_path, code_stamp, crc, read_json, write_json
@@ -18,7 +17,11 @@ from ..record import dataclass, field
 from ..rule.base import Rule
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .prefilter import Prefilter
+
+# Paths are str here (os.path): the hook path does not import pathlib (~4 ms with the urllib it pulls in).
 
 
 def _log():
@@ -51,25 +54,29 @@ class Registry:
         return [self.rules[k] for k in sorted(self.rules)]
 
 
-def shipped_rules_dir() -> Path:
+def shipped_rules_dir() -> str:
     """rules/ packaged into the wheel as pmureview/_rules, or the source checkout's top-level rules/."""
-    here = Path(__file__).resolve().parent.parent
-    packaged = here / "_rules"
-    return packaged if packaged.is_dir() else here.parent.parent / "rules"
+    here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    packaged = os.path.join(here, "_rules")
+    return packaged if os.path.isdir(packaged) else os.path.join(os.path.dirname(os.path.dirname(here)), "rules")
 
 
-def _rule_files(root: Path) -> Iterable[tuple[str, Path]]:
+def _rule_files(root: str) -> Iterable[tuple[str, str]]:
     """(expected id, file) for rules/<pack>/<name>.py|.yml|.yaml."""
-    if not root.is_dir():
+    if not os.path.isdir(root):
         return
-    for pack in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
-        for f in sorted(pack.iterdir()):
-            if f.suffix in (".py", ".yml", ".yaml") and not f.name.startswith("_"):
-                yield f"{pack.name}/{f.stem}", f
+    packs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(("_", ".")))
+    for pack in packs:
+        folder = os.path.join(root, pack)
+        for name in sorted(os.listdir(folder)):
+            stem, suffix = os.path.splitext(name)
+            if suffix in (".py", ".yml", ".yaml") and not name.startswith("_"):
+                yield f"{pack}/{stem}", os.path.join(folder, name)
 
 
-def _python_rules(path: Path, expected: str | None) -> list[Rule]:
-    name = "pmureview_rules." + (expected or path.stem).replace("/", ".").replace("-", "_")
+def _python_rules(path: str, expected: str | None) -> list[Rule]:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = "pmureview_rules." + (expected or stem).replace("/", ".").replace("-", "_")
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
@@ -100,17 +107,17 @@ class StampedCache:
         self.dirty = False
 
     @staticmethod
-    def _key(path: Path) -> tuple[str, list[int]]:
+    def _key(path: str) -> tuple[str, list[int]]:
         st = os.stat(path)
         # abspath, not resolve(): no lstat per folder level, and the stamp keeps a hit honest anyway
         return os.path.abspath(path), [st.st_mtime_ns, st.st_size]
 
-    def get(self, path: Path) -> Any:
+    def get(self, path: str) -> Any:
         key, stamp = self._key(path)
         hit = self.data.get(key)
         return hit.get("value") if isinstance(hit, dict) and hit.get("stamp") == stamp else None
 
-    def put(self, path: Path, value: Any) -> None:
+    def put(self, path: str, value: Any) -> None:
         key, stamp = self._key(path)
         entry = {"stamp": stamp, "value": value}
         if self.data.get(key) != entry:
@@ -128,10 +135,10 @@ class YamlCache(StampedCache):
     """Parsed YAML rule files of one rules folder: no YAML parse per run. One file per folder, so a
     run reads only its folders' entries (not those of every folder ever reviewed with)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: str | Path) -> None:
         super().__init__(f"yaml-rules-{crc(os.path.abspath(root))}.json")
 
-    def get(self, path: Path) -> Any:
+    def get(self, path: str) -> Any:
         from ..rule.yamlrule import read_yaml
 
         data = super().get(path)
@@ -153,7 +160,7 @@ class RuleIndex(StampedCache):
     """What the prefilter needs of each rule file (scope, files, evidence in each mode): a Python rule
     that cannot fire is not even imported, a YAML or pattern rule not even built."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: str | Path) -> None:
         # one file per installed copy of the engine (two virtualenvs, or a checkout and an install,
         # would otherwise drop each other's whole index on every run) and per rules folder
         here = os.path.dirname(os.path.abspath(__file__))
@@ -163,7 +170,7 @@ class RuleIndex(StampedCache):
             self.data = {"__engine__": stamp}
             self.dirty = True
 
-    def put(self, path: Path, rules: list[Rule]) -> None:  # type: ignore[override]
+    def put(self, path: str, rules: list[Rule]) -> None:  # type: ignore[override]
         super().put(path, [_summary(r) for r in rules])
 
     @staticmethod
@@ -183,16 +190,16 @@ def _wanted(prefilter: Prefilter, rule: Rule) -> bool:
     return prefilter.wants(m.scope.value, m.files, rule.evidence(full=prefilter.full), m.id)
 
 
-def load_dir(reg: Registry, root: Path, *, eager: bool = True, cache: YamlCache | None = None,
+def load_dir(reg: Registry, root: str | Path, *, eager: bool = True, cache: YamlCache | None = None,
              prefilter: Prefilter | None = None, index: RuleIndex | None = None) -> None:
     from ..rule.yamlrule import load_yaml_rule
 
-    for expected, path in _rule_files(root):
+    for expected, path in _rule_files(os.fspath(root)):
         try:
             known = index.get(path) if index is not None and prefilter is not None else None
             if known is not None and not RuleIndex.wanted(prefilter, known):  # type: ignore[arg-type]
                 continue  # cannot fire on this series: not imported (Python) or built (YAML)
-            if path.suffix in (".yml", ".yaml"):
+            if path.endswith((".yml", ".yaml")):
                 data = cache.get(path) if cache is not None else None
                 rules = [load_yaml_rule(path, data, eager=eager)]
             else:
@@ -273,7 +280,10 @@ def _load_spec(value: str) -> Any:
 
 
 def load_entry_points(reg: Registry, *, cached: bool = False) -> None:
-    for name, value in _plugin_specs(cached):
+    specs = _plugin_specs(cached)
+    if specs:
+        from pathlib import Path
+    for name, value in specs:
         try:
             provided = _load_spec(value)
             items = provided() if callable(provided) and not isinstance(provided, type) else provided
@@ -296,7 +306,7 @@ def load_registry(rules_dirs: Iterable[Path] = (), *, shipped: bool = True, plug
     """eager: compile every query now (rules list, tests). A review passes False: YAML comes from the
     JSON cache and each query compiles when a file its globs match is first checked."""
     reg = Registry()
-    for d in [shipped_rules_dir()] * shipped + [Path(d) for d in rules_dirs]:
+    for d in [shipped_rules_dir()] * shipped + [os.fspath(d) for d in rules_dirs]:
         cache = None if eager else YamlCache(d)
         index = RuleIndex(d) if prefilter is not None else None
         load_dir(reg, d, eager=eager, cache=cache, prefilter=prefilter, index=index)

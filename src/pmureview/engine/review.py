@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..record import dataclass, field
 from ..rule.model import Finding, RuleMeta, Severity
 from ..series.model import Series
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass

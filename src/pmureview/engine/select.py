@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from fnmatch import fnmatch
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import lazyre
 from ..errors import UsageError
@@ -13,6 +13,9 @@ from ..record import replace
 from ..rule.base import Rule
 from ..rule.model import Finding, RuleMeta, Severity
 from ..views.context import SeriesContext
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _INLINE = lazyre.compile(r"pmureview:\s*ignore\[([^\]]*)\]")
 
@@ -49,7 +52,8 @@ def load_baseline(path: Path | None) -> set[str]:
     if path is None:
         return set()
     try:
-        data = json.loads(path.read_text("utf-8"))
+        with open(path, encoding="utf-8") as f:
+            data = json.loads(f.read())
     except (OSError, ValueError) as exc:
         raise UsageError(f"--baseline {path}: cannot read: {exc}") from None
     items = data.get("findings", data) if isinstance(data, dict) else data

@@ -6,13 +6,16 @@ Stdlib-only at import time: these run once per patch before a send, so they must
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import lazyre
 
 # full mode is worth it (and possible) only at the top of a kernel git work tree (checkpatch's test)
 from ..series.kerneltree import is_kernel_tree  # noqa: F401 (re-exported for sendemail)
 from ..series.rfc822 import header_pairs
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # `[PATCH v2 0/7]`, `[RFC PATCH 00/12]`: the counter of a cover letter
 _COVER_COUNTER = lazyre.compile(r"\[[^\]]*?\b0+/\d+\s*\]")

@@ -13,9 +13,12 @@ import io
 import json
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import hook_options, is_cover_or_not_patch
+
+if TYPE_CHECKING:  # str paths unless --tree: pathlib (with the urllib it imports) is ~4 ms
+    from pathlib import Path
 
 USAGE = "usage: pmureview b4-check [--format checkpatch|b4] [--strict] [--tree PATH]"
 
@@ -61,6 +64,8 @@ def main(argv: list[str]) -> int:
         if arg == "--strict":
             strict = True
         elif arg == "--tree" or arg.startswith("--tree="):
+            from pathlib import Path
+
             tree = Path(arg.split("=", 1)[1] if "=" in arg else next(it, ""))
         elif arg == "--format":
             fmt = next(it, "")

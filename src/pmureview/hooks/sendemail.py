@@ -8,11 +8,13 @@ the patch, so in a kernel tree the api picks the base from the patch's pre-image
 from __future__ import annotations
 
 import os
-import shlex
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import hook_options, is_cover_or_not_patch, is_kernel_tree
+
+if TYPE_CHECKING:  # the hook itself works with str paths: pathlib (and the urllib it imports) is ~4 ms
+    from pathlib import Path
 
 HOOK_NAME = "sendemail-validate"
 MARKER = "# pmureview-hook: sendemail-validate"
@@ -29,6 +31,7 @@ def _usage_error(msg: str) -> Exception:
 def hooks_dir(repo: Path | None) -> Path:
     """`git rev-parse --git-path hooks`: honours core.hooksPath and linked worktrees."""
     import subprocess  # only install/uninstall need git
+    from pathlib import Path
 
     cwd = repo or Path.cwd()
     try:
@@ -43,6 +46,8 @@ def hooks_dir(repo: Path | None) -> Path:
 
 
 def hook_script(fail_on: str | None = None) -> str:
+    import shlex
+
     args = ["hook", HOOK_NAME] + (["--fail-on", fail_on] if fail_on else [])
     return (
         "#!/bin/sh\n"
@@ -86,7 +91,7 @@ def uninstall(repo: Path | None) -> Path | None:
     return path
 
 
-def _parse(argv: list[str]) -> tuple[str, Path]:
+def _parse(argv: list[str]) -> tuple[str, str]:
     fail_on, files = "error", []
     it = iter(argv)
     for arg in it:
@@ -102,7 +107,7 @@ def _parse(argv: list[str]) -> tuple[str, Path]:
         raise _usage_error(f"--fail-on {fail_on!r}: expected one of {', '.join(LEVELS)}")
     if not 1 <= len(files) <= 2:  # newer git passes a second file with the SMTP headers; unused
         raise _usage_error(USAGE)
-    return fail_on, Path(files[0])
+    return fail_on, files[0]
 
 
 def validate_main(argv: list[str]) -> int:
@@ -114,7 +119,8 @@ def validate_main(argv: list[str]) -> int:
     try:
         fail_on, path = _parse(argv)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError as exc:
             raise _usage_error(f"{path}: {exc.strerror or exc}") from None
         if is_cover_or_not_patch(data):
@@ -125,21 +131,26 @@ def validate_main(argv: list[str]) -> int:
         return 2
 
 
-def _review(path: Path, fail_on: str) -> int:
+def _review(path: str, fail_on: str) -> int:
     from ..api import review  # lazy: only a real patch pays for the engine
     from ..report.lines import format_line
     from ..rule.model import Severity
 
     level = Severity(fail_on)
-    cwd = Path.cwd()
-    options = hook_options(fail_on=fail_on, tree=cwd if is_kernel_tree(cwd) else None)
-    result = review([str(path)], options, hook=True)
+    cwd = os.getcwd()
+    tree = None
+    if is_kernel_tree(cwd):
+        from pathlib import Path
+
+        tree = Path(cwd)
+    options = hook_options(fail_on=fail_on, tree=tree)
+    result = review([path], options, hook=True)
     for f in result.visible():
         print(format_line(f, stdin=False), file=sys.stderr)
     blocking = [f for f in result.findings if f.severity.rank >= level.rank]
     if blocking:
         print(
-            f"pmureview: {path.name}: {len(blocking)} finding(s) at or above {level.value}; "
+            f"pmureview: {os.path.basename(path)}: {len(blocking)} finding(s) at or above {level.value}; "
             "fix them, or send anyway with PMUREVIEW_SKIP=1 or --no-validate",
             file=sys.stderr,
         )

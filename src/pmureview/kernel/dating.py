@@ -16,14 +16,24 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from ..record import dataclass
 from ..series.rfc822 import parsedate_to_datetime
 
-DATA_DIR = Path(__file__).with_name("data")
+_DATA = os.path.join(os.path.dirname(__file__), "data")  # str: the hook path does not import pathlib
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DATA_DIR":  # the bundled data folder, as a Path (tests, tools)
+        from pathlib import Path
+
+        return Path(_DATA)
+    raise AttributeError(name)
+
+
 SNAPSHOT = "snapshot.json"
 GATING = "pack2-gating.json"
 WIRING = "pack2-wiring.json"
@@ -58,7 +68,8 @@ class Trust:
 @cache
 def _load(name: str) -> dict[str, Any]:
     try:
-        return json.loads((DATA_DIR / name).read_text("utf-8"))
+        with open(os.path.join(_DATA, name), encoding="utf-8") as f:
+            return json.loads(f.read())
     except (OSError, ValueError):
         return {}
 

@@ -10,9 +10,9 @@ gets None / empty answers and stays silent.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..record import dataclass
@@ -32,7 +32,17 @@ CONFIG_PATH = "arch/arm64/kvm/config.c"
 # Extra files for guards and capability predicates: the hyp activate path and system_supports_*().
 GUARD_PATHS = (CONFIG_PATH, "arch/arm64/kvm/hyp/include/hyp/switch.h")
 PREDICATE_PATHS = ("arch/arm64/include/asm/cpufeature.h",)
-SNAPSHOT_PATH = Path(__file__).with_name("data") / "snapshot.json"
+_SNAPSHOT = os.path.join(os.path.dirname(__file__), "data", "snapshot.json")  # str: no pathlib on the hook path
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SNAPSHOT_PATH":  # the bundled snapshot, as a Path (kb build, tests)
+        from pathlib import Path
+
+        return Path(_SNAPSHOT)
+    raise AttributeError(name)
+
+
 # the curated guard table describes config.c as KVM has had it since v6.18 (DOMAIN.md §2); dated so
 # that kernel/dating.py can weigh it (docs/knowledge.md)
 CURATED_GUARDS_PROVENANCE = {"source": "curated: DOMAIN.md §2.3, §2.5", "kernel_version": "v6.18",
@@ -257,7 +267,8 @@ def _register_from_json(name: str, d: Mapping[str, Any]) -> Register:
 # -- loading -------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def _snapshot_data() -> dict[str, Any]:
-    return json.loads(SNAPSHOT_PATH.read_text(encoding="utf-8"))
+    with open(_SNAPSHOT, encoding="utf-8") as f:
+        return json.loads(f.read())
 
 
 def snapshot_knowledge() -> Knowledge:
@@ -354,9 +365,12 @@ def load_knowledge(base_reader: Reader | None = None) -> Knowledge:
                                                    *PREDICATE_PATHS)]
     if all(t is None for t in texts):
         return _snapshot_cached()
-    import hashlib  # lazily: ~3 ms of a hook run's imports
-    key = hashlib.sha1("\0".join(t if t is not None else "\1" for t in texts).encode(
-        "utf-8", "surrogateescape")).hexdigest()
+    # by content, as kernel.predicates keys its helper scans (zlib is loaded for those anyway;
+    # hashlib would add ~3.5 ms to every hook process in a kernel tree)
+    import zlib
+
+    raw = "\0".join(t if t is not None else "\1" for t in texts).encode("utf-8", "surrogateescape")
+    key = f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}{len(raw):x}"
     kb = _TREE_CACHE.get(key)
     if kb is None:
         kb = _TREE_CACHE[key] = _tree_knowledge(key, texts)

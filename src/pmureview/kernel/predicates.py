@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pmureview.lazyre import lazy_re
@@ -51,9 +50,11 @@ Reader = Callable[[str], str | None]
 def gating_data() -> dict[str, Any]:
     """The bundled facts of the pack-2 gating rules (src/pmureview/kernel/data/pack2-gating.json)."""
     try:
-        # a plain path: importlib.resources costs milliseconds of import on the hook path
-        raw = (Path(__file__).parent / "data" / "pack2-gating.json").read_text("utf-8")
-        return json.loads(raw)
+        # a plain str path: importlib.resources (and pathlib) cost milliseconds of import on the hook path
+        import os
+
+        with open(os.path.join(os.path.dirname(__file__), "data", "pack2-gating.json"), encoding="utf-8") as f:
+            return json.loads(f.read())
     except (OSError, ValueError):
         return {}
 

@@ -19,10 +19,10 @@ kernel tree. Loaded facts are cached per process, keyed on the text hashes.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from pmureview.lazyre import lazy_re
@@ -41,7 +41,15 @@ CONFIG_PATH = "arch/arm64/kvm/config.c"
 NESTED_PATH = "arch/arm64/kvm/nested.c"
 SYSREG_SR_PATH = "arch/arm64/kvm/hyp/include/hyp/sysreg-sr.h"
 HANDLE_EXIT_PATH = "arch/arm64/kvm/handle_exit.c"
-DATA_PATH = Path(__file__).with_name("data") / "pack2-wiring.json"
+_DATA_PATH = os.path.join(os.path.dirname(__file__), "data", "pack2-wiring.json")  # str: no pathlib on the hook path
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DATA_PATH":  # as a Path (tests, tools)
+        from pathlib import Path
+
+        return Path(_DATA_PATH)
+    raise AttributeError(name)
 
 # Files where KVM computes FGU bits (and, before feature maps, per-feature RES0 bits).
 FGU_PATHS = (SYS_REGS_PATH, CONFIG_PATH, NESTED_PATH)
@@ -125,7 +133,8 @@ def _h(text: str | None) -> str:
 @cache
 def _data() -> dict[str, Any]:
     try:
-        return json.loads(DATA_PATH.read_text("utf-8"))
+        with open(_DATA_PATH, encoding="utf-8") as f:
+            return json.loads(f.read())
     except (OSError, ValueError):
         return {}
 
@@ -282,6 +291,7 @@ def generate(reader: Reader, tree_label: str) -> dict[str, Any]:
 
 if __name__ == "__main__":  # python -m pmureview.kernel.wiring TREE LABEL > data/pack2-wiring.json
     import sys
+    from pathlib import Path
 
     root = Path(sys.argv[1])
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import lazyre
 from ..views.context import FileContext
 from .base import Rule
 from .model import Confidence, Finding, RuleDocs, RuleMeta, Scope, Severity
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _KEYS = {"id", "title", "severity", "confidence", "scope", "files", "status", "docs", "query", "report",
          "exclude", "regex", "target", "message", "note", "needs_base", "where"}
@@ -168,7 +170,7 @@ class RegexRule(Rule):
         if self.target not in _TARGETS:
             raise YamlRuleError(f"target must be one of {', '.join(sorted(_TARGETS))}")
         try:
-            self.regex = re.compile(str(data["regex"]))
+            self.regex = lazyre.compile(str(data["regex"]))  # a rule file's text: sre code kept per build
         except re.error as exc:
             raise YamlRuleError(f"bad regex: {exc}") from None
         self.template = str(data["message"])
@@ -204,11 +206,12 @@ class _Missing(dict):
         return "{" + key + "}"
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: str | Path) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(path.read_text("utf-8"))
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f.read())
     except (OSError, yaml.YAMLError) as exc:
         raise YamlRuleError(f"cannot read: {exc}") from None
 
@@ -216,7 +219,7 @@ def read_yaml(path: Path) -> Any:
 _KINDS = ("query", "regex", "rule", "cases")
 
 
-def load_yaml_rule(path: Path, data: Any = None, *, eager: bool = True) -> Rule:
+def load_yaml_rule(path: str | Path, data: Any = None, *, eager: bool = True) -> Rule:
     if data is None:
         data = read_yaml(path)
     if not isinstance(data, dict):

@@ -29,7 +29,7 @@ class BlobReader:
         self._proc: subprocess.Popen[bytes] | None = None
         self._cache: dict[str, str | None] = {}
         self._greps: dict[str, list[str]] | None = None
-        self._grep_file: Path | None = None
+        self._grep_file: str | None = None
 
     def _batch(self, spec: str, kind: bytes = b"blob") -> bytes | None:
         """The content of object `spec` when it is a `kind`; with kind b"", its object id."""

@@ -9,45 +9,62 @@ the work tree somewhere a walk up the folders would not find.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the hook path works with str paths: pathlib (with the urllib it imports) is ~4 ms
+    from pathlib import Path
 
 # checkpatch.pl, sub top_of_kernel_tree
 TOP_LEVEL = ("COPYING", "CREDITS", "Kbuild", "MAINTAINERS", "Makefile", "README", "Documentation", "arch",
              "include", "drivers", "fs", "init", "ipc", "kernel", "lib", "scripts")
 
 
-def is_kernel_top(path: Path) -> bool:
+def is_kernel_top(path: str | Path) -> bool:
     """checkpatch's top-level test (any folder, git or not)."""
     return all(os.path.exists(os.path.join(path, name)) for name in TOP_LEVEL)
 
 
-def is_kernel_tree(path: Path) -> bool:
+def is_kernel_tree(path: str | Path) -> bool:
     """`path` is the top of a kernel git work tree (a `.git` folder or file there)."""
-    return (path / ".git").exists() and is_kernel_top(path)
+    return os.path.exists(os.path.join(path, ".git")) and is_kernel_top(path)
 
 
-def _git_toplevel(cwd: Path) -> Path | None:
+def _git_toplevel(cwd: str) -> str | None:
     import subprocess  # lazy: b4-check imports this module and never needs it
 
     try:
-        r = subprocess.run(["git", "-C", str(cwd), "rev-parse", "--show-toplevel"], capture_output=True,
+        r = subprocess.run(["git", "-C", cwd, "rev-parse", "--show-toplevel"], capture_output=True,
                            text=True, stdin=subprocess.DEVNULL, check=False, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     top = r.stdout.strip()
-    return Path(top) if r.returncode == 0 and top else None
+    return top if r.returncode == 0 and top else None
 
 
-def worktree_top(cwd: Path | None = None) -> Path | None:
+def worktree_top_str(cwd: str | Path | None = None) -> str | None:
     """`git rev-parse --show-toplevel` without running git when git's environment does not move the
     work tree: the nearest folder upwards holding a `.git` folder or file."""
     try:
-        start = (cwd or Path.cwd()).absolute()
+        folder = os.path.abspath(cwd if cwd is not None else os.getcwd())
     except OSError:  # the current folder was removed under us
         return None
     if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
-        return _git_toplevel(start)
-    return next((folder for folder in (start, *start.parents) if (folder / ".git").exists()), None)
+        return _git_toplevel(folder)
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def worktree_top(cwd: Path | None = None) -> Path | None:
+    """worktree_top_str() as a Path."""
+    from pathlib import Path
+
+    top = worktree_top_str(cwd)
+    return Path(top) if top is not None else None
 
 
 def find_kernel_tree(cwd: Path | None = None) -> Path | None:

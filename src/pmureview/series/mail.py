@@ -6,8 +6,8 @@ quoting must be undone, and git format-patch output must split on its `From <sha
 
 from __future__ import annotations
 
+import os
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import lazyre
@@ -17,6 +17,7 @@ from . import rfc822
 
 if TYPE_CHECKING:
     from email.message import Message as EmailMessage
+    from pathlib import Path
 
 # A separator is "From " + a sender token + a date-like tail; a bare "From " in prose is not.
 _SEP = lazyre.compile(
@@ -53,10 +54,13 @@ def _join(lines: list[bytes]) -> bytes:
     return b"\n".join(lines).rstrip(b"\n") + b"\n"
 
 
-def read_path(path: Path) -> list[bytes]:
+def read_path(path: str | Path) -> list[bytes]:
     """Raw messages from an mbox file, a single mail, a maildir or a folder of patch/eml files."""
     try:
-        if path.is_dir():
+        if os.path.isdir(path):
+            from pathlib import Path  # a folder: not the hook's case
+
+            path = Path(path)
             if all((path / d).is_dir() for d in ("cur", "new")):
                 files = sorted(p for d in ("cur", "new") for p in (path / d).iterdir() if p.is_file())
             else:
@@ -64,7 +68,8 @@ def read_path(path: Path) -> list[bytes]:
             if not files:
                 raise InputError(f"{path}: no mail or patch files in this folder")
             return [m for f in files for m in split_mbox(f.read_bytes())]
-        return split_mbox(path.read_bytes())
+        with open(path, "rb") as f:
+            return split_mbox(f.read())
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
 

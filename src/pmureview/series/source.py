@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from typing import TYPE_CHECKING
 
 from .. import lazyre
 from ..errors import InputError, UsageError
 from .mail import read_path
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 _MSGID_LIKE = lazyre.compile(r"^(<[^<>\s]+@[^<>\s]+>|(id|rfc822msgid):\S+|[^\s/<>]+@[^\s/<>]+|https?://\S+)$")
 
 
 def looks_like_msgid(arg: str) -> bool:
-    return bool(_MSGID_LIKE.match(arg.strip())) and not Path(arg).exists()
+    return bool(_MSGID_LIKE.match(arg.strip())) and not os.path.exists(arg)
 
 
 def read_sources(sources: list[str], *, stdin: bytes | None = None, midmask: str | None = None,
@@ -33,10 +37,11 @@ def read_sources(sources: list[str], *, stdin: bytes | None = None, midmask: str
                 msgs = [data.split(b"\n", 1)[0].rstrip(b"\r") + b"\n" + msgs[0]]
             raws += msgs
             from_stdin = True
-        elif Path(src).exists():
-            raws += read_path(Path(src))
+        elif os.path.exists(src):
+            raws += read_path(src)
         elif looks_like_msgid(src):
             import tempfile  # only a fetch needs it
+            from pathlib import Path
 
             from .fetch import fetch_thread
 
