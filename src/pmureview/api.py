@@ -198,6 +198,8 @@ def _note(message: str) -> None:
 
 def _open_tree(options: Options, series: Series, *, hook: bool):
     """-> (reader, base commit, what JSON/SARIF report as the base); (None, None, None): hunk-only."""
+    import os
+
     from .errors import UsageError
     from .series.gitrepo import BlobReader, FolderReader, choose_base, is_git_tree
 
@@ -205,7 +207,7 @@ def _open_tree(options: Options, series: Series, *, hook: bool):
     assert tree is not None
     where = (f"tree {tree} (from {options.tree_found})" if options.tree_found
              else f"kernel tree {tree}" if hook else f"--tree {tree}")
-    if not tree.is_dir():
+    if not os.path.isdir(tree):
         raise UsageError(f"{where}: not a folder")
     if not is_git_tree(tree):
         from .views.image import folder_base
@@ -219,7 +221,7 @@ def _open_tree(options: Options, series: Series, *, hook: bool):
                   "by reverse-applying the patches")
         else:
             _note(f"{where}: a plain folder, used as the series' base")
-        return state.reader, None, f"folder:{tree.resolve()}"
+        return state.reader, None, f"folder:{os.path.realpath(tree)}"
     # a tree found by itself or named in the config: its HEAD is the reviewer's work, not the base
     # (files mode excepted: there the files of the work tree are what is reviewed)
     found = options.tree_found is not None and not options.files

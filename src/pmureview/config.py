@@ -76,7 +76,7 @@ def _split(values) -> tuple[str, ...]:
     return tuple(v.strip() for item in items for v in str(item).split(",") if v.strip())
 
 
-def make_options(*, config: Path | None = None, tree: Path | None = None, base: str | None = None,
+def make_options(*, config: Path | None = None, tree: str | Path | None = None, base: str | None = None,
                  revision: int | None = None, rev_range: str | None = None, files: bool = False,
                  midmask: str | None = None, fetch_timeout: float | None = None,
                  select: list[str] | None = None, ignore: list[str] | None = None,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class Options:
     """Everything a review run can be told. CLI > config file > these defaults."""
 
-    tree: Path | None = None  # a kernel git checkout: full mode
+    tree: str | Path | None = None  # a kernel git checkout (or a plain folder): full mode
     tree_found: str | None = None  # the tree came not from --tree but from this ("config", …): never its HEAD
     base: str | None = None  # --base REV
     revision: int | None = None  # --revision N

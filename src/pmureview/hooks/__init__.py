@@ -41,7 +41,7 @@ def is_cover_or_not_patch(data: bytes) -> bool:
     return _DIFF.search(data) is None
 
 
-def hook_options(*, fail_on: str = "error", strict: bool = False, tree: Path | None = None):  # -> Options
+def hook_options(*, fail_on: str = "error", strict: bool = False, tree: str | Path | None = None):  # -> Options
     """Options for the hook paths: the project's config file for what to check, not for when to block.
 
     select/ignore/severity/per-path-ignores/rules-dir/baseline/preview/strict come from

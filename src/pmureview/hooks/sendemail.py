@@ -138,12 +138,8 @@ def _review(path: str, fail_on: str) -> int:
 
     level = Severity(fail_on)
     cwd = os.getcwd()
-    tree = None
-    if is_kernel_tree(cwd):
-        from pathlib import Path
-
-        tree = Path(cwd)
-    options = hook_options(fail_on=fail_on, tree=tree)
+    # a str: full mode needs no pathlib either
+    options = hook_options(fail_on=fail_on, tree=cwd if is_kernel_tree(cwd) else None)
     result = review([path], options, hook=True)
     for f in result.visible():
         print(format_line(f, stdin=False), file=sys.stderr)

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..cachefile import cache_path, read_json, write_json
 from ..errors import UsageError
 from .model import Series
 
+if TYPE_CHECKING:  # a tree is a str or a Path: the hook passes str (pathlib is ~4 ms of imports)
+    from pathlib import Path
 
-def _git(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
+
+def _git(tree: str | Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, check=False)
 
 
-def is_git_tree(path: Path) -> bool:
+def is_git_tree(path: str | Path) -> bool:
     # a work tree's top (the hook's folder, a --tree argument) answers without running git
-    return (path / ".git").exists() or _git(path, "rev-parse", "--git-dir").returncode == 0
+    return os.path.exists(os.path.join(path, ".git")) or _git(path, "rev-parse", "--git-dir").returncode == 0
 
 
 class BlobReader:
     """Reads `REV:path` through one long-lived `git cat-file --batch` (one process per run)."""
 
-    def __init__(self, tree: Path, rev: str) -> None:
+    def __init__(self, tree: str | Path, rev: str) -> None:
         self.tree = tree
         self.rev = rev
         self._proc: subprocess.Popen[bytes] | None = None
@@ -111,8 +115,10 @@ class BlobReader:
 class FolderReader:
     """A plain folder with the kernel's layout (no git): the files as they are."""
 
-    def __init__(self, tree: Path) -> None:
-        self.tree = tree.resolve()
+    def __init__(self, tree: str | Path) -> None:
+        from pathlib import Path
+
+        self.tree = Path(tree).resolve()
 
     def __call__(self, path: str) -> str | None:
         p = (self.tree / path).resolve()
@@ -143,12 +149,12 @@ class FolderReader:
         return sorted(p.relative_to(self.tree).as_posix() for p in root.rglob("*") if p.is_file())
 
 
-def _commit_exists(tree: Path, rev: str) -> str | None:
+def _commit_exists(tree: str | Path, rev: str) -> str | None:
     r = _git(tree, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     return r.stdout.strip() or None if r.returncode == 0 else None
 
 
-def choose_base(tree: Path, series: Series, explicit: str | None, *,
+def choose_base(tree: str | Path, series: Series, explicit: str | None, *,
                 allow_head: bool = True) -> tuple[str, str] | None:
     """-> (commit, how it was chosen). --base > base-commit: > pre-image blob ids > HEAD.
 
@@ -172,7 +178,7 @@ def choose_base(tree: Path, series: Series, explicit: str | None, *,
     return sha, "HEAD"
 
 
-def _base_from_blobs(tree: Path, series: Series) -> str | None:
+def _base_from_blobs(tree: str | Path, series: Series) -> str | None:
     """The newest commit (of HEAD's last 2000) whose blobs match every pre-image `index` id."""
     wanted: dict[str, str] = {}
     for p in series.patches:
@@ -211,7 +217,7 @@ def _base_from_blobs(tree: Path, series: Series) -> str | None:
     return None
 
 
-def _batch_check(tree: Path, specs: list[str]) -> list[str] | None:
+def _batch_check(tree: str | Path, specs: list[str]) -> list[str] | None:
     """`git cat-file --batch-check`'s line for each object name; None when git fails."""
     try:
         r = subprocess.run(["git", "-C", str(tree), "cat-file", "--batch-check"], input="\n".join(specs) + "\n",
