@@ -270,7 +270,7 @@ class Flow:
         self._touched = set(paths)
         # Shared by the Flows of every patch: views of unchanged files are the same objects across
         # patches and base files never change, so each file is read, parsed and indexed once per run.
-        shared = ctx.memo("fgtflow-shared", lambda: ({}, {}, {}, {}, {}, {}, {}, {}))
+        shared = ctx.memo("fgtflow-shared", lambda: ({}, {}, {}, {}, {}, {}, {}, {}, {}))
         self._base: dict[str, BaseFile | None] = shared[0]
         self._fn_index: dict[int, dict[str, list[Node]]] = shared[1]
         self._def_index: dict[int, dict[str, list[Node]]] = shared[2]
@@ -279,6 +279,8 @@ class Flow:
         self._alive: dict[int, Src] = shared[5]  # keeps indexed sources alive: their id()s stay unique
         self._walks: dict[tuple, list[Node]] = shared[6]  # per-function node lists (see _nodes)
         self._hints: dict[int, tuple[Src, bool]] = shared[7]  # id(src) -> (src, names an FGT write)
+        self._done: dict[tuple, tuple] = shared[8]  # the writes of one function (see _writes)
+        self._deps: dict[tuple, tuple] | None = None  # the lookups the function being read makes
 
     # -- sources -------------------------------------------------------------------------------
     def base_file(self, path: str) -> BaseFile | None:
@@ -353,6 +355,12 @@ class Flow:
     def functions_named(self, name: str, src: Src) -> list[tuple[Src, Node]]:
         """Every definition of `name`: in the series files, else in the base candidates (all of
         them, so that a `return 0` stub in a header does not hide the real helper)."""
+        got = self._functions_named(name, src)
+        if self._deps is not None:
+            self._deps[("fn", name, id(src), "")] = (src, got)
+        return got
+
+    def _functions_named(self, name: str, src: Src) -> list[tuple[Src, Node]]:
         series: list[tuple[Src, Node]] = []
         base: list[tuple[Src, Node]] = []
         for s in self._lookup_sources(src):
@@ -364,6 +372,12 @@ class Flow:
         return series or base
 
     def _symbol(self, name: str, src: Src, table: str) -> list[tuple[Src, Node]]:
+        got = self._symbol_in(name, src, table)
+        if self._deps is not None:
+            self._deps[("sym", name, id(src), table)] = (src, got)
+        return got
+
+    def _symbol_in(self, name: str, src: Src, table: str) -> list[tuple[Src, Node]]:
         for s in self._lookup_sources(src):
             self._index(s)
             hits = getattr(self, table)[id(s)].get(name)
@@ -520,11 +534,45 @@ class Flow:
                 fns = self._walks[key] = [fn for _name, fn in functions(src.root)
                                           if _WRITE_HINT.search(text(fn))]
             for fn in fns:
-                yield from self._function(src, fn)
+                yield from self._writes(src, fn)
             if not self.ctx.full and not isinstance(src, BaseFile):
                 # Hunk-only: statements whose function header is above the hunk parse as loose
                 # top-level statements; they are writes all the same.
-                yield from self._function(src, src.root)
+                yield from self._writes(src, src.root)
+
+    def _writes(self, src: Src, fn: Node) -> list[Contribution]:
+        """`_function(src, fn)`, kept across the Flows of a run. What it finds depends only on the
+        file, the function and what its lookups in the other files answer (helpers, #defines,
+        constants, callers), so an earlier patch's result stands while every lookup it made answers
+        the same: each patch re-reads only the functions of the files it changes (or that a changed
+        file answers for), not every FGT writer of the series again."""
+        key = (id(src), fn.type, fn.start_byte, fn.end_byte)
+        got = self._done.get(key)
+        if got is not None and got[0] is src and got[1] == fn and self._answers_same(got[3]):
+            return got[2]
+        saved, self._deps = self._deps, {}
+        try:
+            out = list(self._function(src, fn))
+            deps = self._deps
+        finally:
+            self._deps = saved
+        self._done[key] = (src, fn, out, deps)
+        self._alive[id(src)] = src  # the key holds its id
+        return out
+
+    def _answers_same(self, deps: dict[tuple, tuple]) -> bool:
+        """Do the lookups recorded by `_writes` answer now as they did (the same nodes of the same
+        sources, the same caller registers)?"""
+        for (kind, name, arg, table), (src, before) in deps.items():
+            if kind == "callers":
+                if self._caller_registers(name, arg) != before:
+                    return False
+                continue
+            now = self._functions_named(name, src) if kind == "fn" else self._symbol_in(name, src, table)
+            if len(now) != len(before) or any(a[0] is not b[0] or a[1] is not b[1]
+                                              for a, b in zip(now, before, strict=True)):
+                return False
+        return True
 
     def _registers(self, arg: Node | None, src: Src, fn: Node, sys_prefix: bool = False) -> list[str]:
         """The FGT register(s) an argument names: a constant, or a parameter bound by the callers."""
@@ -542,11 +590,18 @@ class Flow:
         if sys_prefix or name not in params:
             return []
         idx = params.index(name)
-        fname = function_name(fn)
+        fname = function_name(fn) or ""
+        got = self._caller_registers(fname, idx)
+        if self._deps is not None:
+            self._deps[("callers", fname, idx, "")] = (None, got)
+        return got
+
+    def _caller_registers(self, fname: str, idx: int) -> list[str]:
+        """The FGT register constants the callers of `fname` pass as its argument `idx`."""
         out: list[str] = []
         for s in self.sources + [b for b in (self.base_file(p) for p in WRITE_PATHS) if b is not None]:
             self._index(s)
-            for call in self._calls[id(s)].get(fname or "", ()):
+            for call in self._calls[id(s)].get(fname, ()):
                 args = _args(call)
                 a = strip(args[idx]) if idx < len(args) else None
                 if a is not None and a.type == "identifier" and self.kb.is_fgt_register(text(a)) \

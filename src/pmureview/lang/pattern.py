@@ -20,8 +20,8 @@ LANGUAGE = "c"
 CONFIG_KEYS = ("rule", "constraints", "utils", "transform")
 # ast-grep-py 0.51 replaces `$` by this character before parsing a C pattern (`$` is no identifier char)
 _EXPANDO = "\U00010000"
-_METAVAR = re.compile(r"\$(\$\$)?([A-Z_][A-Z0-9_]*)")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_METAVAR = lazy_re(r"\$(\$\$)?([A-Z_][A-Z0-9_]*)")
+_WORD = lazy_re(r"[A-Za-z_][A-Za-z0-9_]*")
 _STRICT_TEXT = {None, "smart", "cst", "ast", "relaxed"}  # strictness levels that still compare identifiers
 # the smallest enclosing "line" for `added: statement`
 _STATEMENT_KINDS = {"declaration", "field_declaration", "function_definition", "enumerator",
@@ -105,24 +105,38 @@ def _patterns(rule: Any, utils: dict[str, Any] | None = None, seen: set[str] | N
             yield from _patterns(utils.get(value), utils, seen)
 
 
-def metavariables(config: dict[str, Any]) -> tuple[set[str], set[str]]:
+def metavariables(config: dict[str, Any], memo: dict[Any, Any] | None = None) -> tuple[set[str], set[str]]:
     """(names, multi): the capturing metavariables of a config's patterns and transforms; `multi` are
-    the `$$$X` ones. Names starting with `_` do not capture (ast-grep's convention)."""
+    the `$$$X` ones. Names starting with `_` do not capture (ast-grep's convention). Every util counts,
+    used or not, so the rule's `matches:` add none. memo: id(rule object) -> (object, names, multi),
+    shared by the cases of one rule (they share their top-level utils)."""
     names: set[str] = set()
     multi: set[str] = set()
     utils = config.get("utils") or {}
-    texts = list(_patterns(config.get("rule"), utils))
-    for util in utils.values():
-        texts += _patterns(util, utils)
-    for text in texts:
+    for part in (config.get("rule"), *utils.values()):
+        got = memo.get(id(part)) if memo is not None else None
+        if got is None or got[0] is not part:
+            got = (part, *_names_in(part))
+            if memo is not None:
+                memo[id(part)] = got
+        names |= got[1]
+        multi |= got[2]
+    for name in config.get("transform") or {}:
+        names.add(str(name))
+    return names, multi
+
+
+def _names_in(rule: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """The metavariables of the patterns written in `rule` itself (not following `matches:`)."""
+    names: set[str] = set()
+    multi: set[str] = set()
+    for text in _patterns(rule):
         for m in _METAVAR.finditer(text):
             if not m.group(2).startswith("_"):
                 names.add(m.group(2))
                 if m.group(1):
                     multi.add(m.group(2))
-    for name in config.get("transform") or {}:
-        names.add(str(name))
-    return names, multi
+    return frozenset(names), frozenset(multi)
 
 
 _RULE_KEYS = {"pattern", "kind", "regex", "nthChild", "range", "inside", "has", "precedes", "follows", "all",
@@ -154,8 +168,8 @@ def check_keys(rule: Any, where: str = "rule") -> None:
 
 # Operators a match's text must show when its pattern has them (smart strictness matches the pattern's
 # unnamed tokens too): `?`, `<<`, `~` make may_match() skip most files for the word-less patterns.
-_OPERATOR = re.compile(r"<<=|>>=|->|&&|\|\||<<|>>|<=|>=|==|!=|[&|^%]=|[?~%^|&<>!]")
-_LITERAL = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|/\*.*?\*/|//[^\n]*', re.S)
+_OPERATOR = lazy_re(r"<<=|>>=|->|&&|\|\||<<|>>|<=|>=|==|!=|[&|^%]=|[?~%^|&<>!]")
+_LITERAL = lazy_re(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|/\*.*?\*/|//[^\n]*', re.S)
 # node kinds whose text always holds this token (keywords and the conditional operator)
 _KIND_TOKEN = {"conditional_expression": "?", "if_statement": "if", "return_statement": "return",
                "sizeof_expression": "sizeof", "preproc_def": "define", "preproc_function_def": "define",
@@ -170,15 +184,16 @@ def _pattern_tokens(value: Any) -> set[str]:
         # {context: 'x = foo($A);', selector: call_expression}: the context's words need not be in the
         # match, but with a single `(` in the context the selected call can only be `foo(...)`
         text = _METAVAR.sub(" ", str(value.get("context", "")))
-        calls = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", text)
+        calls = _CALLED.findall(text)
         if text.count("(") == 1 and len(calls) == 1:
             return {calls[0]}
     return set()
 
 
-_PLAIN_REGEX = re.compile(r"\^?(?:\\b)?(\w{2,})(?:\\b)?\$?")
+_CALLED = lazy_re(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_PLAIN_REGEX = lazy_re(r"\^?(?:\\b)?(\w{2,})(?:\\b)?\$?")
 # `^read_sysreg(_s|_el[012])?$`: a literal word, then a group or the end (no top-level `|` anywhere)
-_PREFIX_REGEX = re.compile(r"\^(\w{3,})(?=\(|\$?$)")
+_PREFIX_REGEX = lazy_re(r"\^(\w{3,})(?=\(|\$?$)")
 
 
 def _regex_literals(regex: str) -> set[str]:
@@ -500,8 +515,8 @@ _KIND_WORDS = {"while_statement": frozenset({"while"}), "for_statement": frozens
                "false": frozenset({"false", "FALSE"}), "null": frozenset({"NULL", "nullptr"}),
                "struct_specifier": frozenset({"struct"}), "enum_specifier": frozenset({"enum"}),
                "union_specifier": frozenset({"union"})}
-_ARITH = re.compile(r"[-+*/]")
-_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[0-9][A-Za-z0-9_]*")
+_ARITH = lazy_re(r"[-+*/]")
+_NUMBER = lazy_re(r"(?<![A-Za-z0-9_.])[0-9][A-Za-z0-9_]*")
 
 
 def _pattern_words(value: Any) -> set[str]:
@@ -604,6 +619,7 @@ def render(template: str, vars: dict[str, str]) -> str:
 # -- ast-grep ------------------------------------------------------------------------------------------
 
 _SURROGATE = lazy_re("[\ud800-\udfff]")
+_CHAIN_NUMBER = lazy_re(r"^\d+: ")
 
 
 def parse(text: str) -> Any:
@@ -612,13 +628,13 @@ def parse(text: str) -> Any:
 
     # undecodable bytes arrive as lone surrogates (surrogateescape), which cannot cross into Rust;
     # one '?' per surrogate keeps every line and column where it was
-    return SgRoot(_SURROGATE.sub("?", text), LANGUAGE)
+    return SgRoot(text if text.isascii() else _SURROGATE.sub("?", text), LANGUAGE)
 
 
 def _clean_error(exc: Exception) -> str:
     """ast-grep's error chain on one line, without the Rust backtrace and with `$` restored."""
     text = str(exc).split("Stack backtrace")[0].replace(_EXPANDO, "$")
-    parts = [re.sub(r"^\d+: ", "", ln.strip()) for ln in text.split("\n")]
+    parts = [_CHAIN_NUMBER.sub("", ln.strip()) for ln in text.split("\n")]
     parts = [p for p in parts if p and p not in ("Caused by:", "cannot get matcher")]
     return ": ".join(parts) or type(exc).__name__
 
@@ -751,6 +767,90 @@ def ascii_classes(regex: str) -> str:
     return "".join(out)
 
 
+# -- a cheaper necessary condition ---------------------------------------------------------------------
+# ast-grep-py builds a rule on every call (no compiled matcher survives a call), and the regexes of a
+# rule (utils, constraints) are most of that cost. Nearly every call finds nothing, so each case with
+# such parts first asks a relaxed rule: the same shape with regexes, `not`s, constraints and custom
+# stopBy relations left out and every metavariable non-capturing. Every node the case matches matches
+# the relaxed rule, whatever the metavariables hold, so a file where it finds nothing holds no match.
+
+_RELATIONS = ("has", "inside", "follows", "precedes")
+
+
+def _anonymous(pattern: str) -> str:
+    """`pattern` with anonymous metavariables ($X -> $_, $$$X -> $$$): it matches wherever the pattern
+    matches, without the equalities a repeated or already bound name demands (and cases that differ
+    only in their names share one relaxed rule)."""
+    return _METAVAR.sub(lambda m: "$$$" if m.group(1) else "$_", pattern)
+
+
+def _relax(rule: Any, utils: dict[str, Any], depth: int) -> dict[str, Any] | None:
+    """A metavariable-free rule every node matching `rule` (with any bindings) matches; None for no
+    condition at all. Only conditions that hold of the matched node are kept: atoms it must meet,
+    relations whose target must exist (their targets relaxed the same way, and left out when they
+    relate further: a nested search per node costs more than it filters), every branch of an `any`."""
+    if not isinstance(rule, dict) or depth > 20:
+        return None
+    parts: list[dict[str, Any]] = []
+    for key, value in rule.items():
+        if key == "pattern":
+            if isinstance(value, str):
+                parts.append({"pattern": _anonymous(value)})
+            elif isinstance(value, dict) and isinstance(value.get("context"), str):
+                parts.append({"pattern": {**value, "context": _anonymous(value["context"])}})
+        elif key == "kind" and isinstance(value, str):
+            parts.append({"kind": value})
+        elif key in _RELATIONS and isinstance(value, dict):
+            stop = value.get("stopBy")
+            if stop is not None and stop not in ("end", "neighbor"):
+                continue  # a rule that stops the search: relaxing it could stop it sooner
+            inner = _relax({k: v for k, v in value.items() if k not in ("stopBy", "field")}, utils, depth + 1)
+            if inner is None or _searches(inner):
+                continue  # a search from every node it reaches: costs more than it filters
+            parts.append({key: {**inner, **{k: value[k] for k in ("stopBy", "field") if k in value}}})
+        elif key == "all" and isinstance(value, list):
+            parts += [r for sub in value if (r := _relax(sub, utils, depth + 1)) is not None]
+        elif key == "any" and isinstance(value, list) and value:
+            branches = [_relax(sub, utils, depth + 1) for sub in value]
+            if all(b is not None for b in branches):
+                parts.append({"any": branches})
+        elif key == "matches" and isinstance(value, str):
+            r = _relax(utils.get(value), utils, depth + 1)
+            if r is not None:
+                parts.append(r)
+        # regex, not, nthChild, range: left out (a `not` cannot be relaxed: it would exclude more)
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"all": parts}
+
+
+def _searches(value: Any) -> bool:
+    """Does a (relaxed) rule object hold a relation?"""
+    if isinstance(value, dict):
+        return any(k in _RELATIONS or _searches(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_searches(v) for v in value)
+    return False
+
+
+def _has_regex(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(k == "regex" or _has_regex(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_regex(v) for v in value)
+    return False
+
+
+def relaxed(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The relaxed config of a run config (`_run_config`), or None when it says nothing or would
+    cost about as much as the config itself: without a regex (in the rule, its utils or its
+    constraints) ast-grep builds a rule in a few microseconds, and the search is what is left."""
+    if not _has_regex([config.get("rule"), config.get("utils"), config.get("constraints")]):
+        return None
+    rule = _relax(config.get("rule"), config.get("utils") or {}, 0)
+    return None if rule is None else {"rule": rule}
+
+
 def _end(rng: Any) -> tuple[int, int]:
     line, col = rng.end.line + 1, rng.end.column + 1
     if rng.end.column == 0 and rng.end.line > rng.start.line:  # a node that ends with its newline
@@ -837,11 +937,11 @@ def units(root: Any, lines: Iterable[int]) -> list[Any]:
     return out
 
 
-_DERIVED: Any = None  # config (JSON) -> {name: value}, a cachefile.BuildCache once loaded
+_DERIVED: Any = None  # config (marshalled) -> {name: value}, a cachefile.BuildCache once loaded
 
 
-def _derived(key: str | None, name: str, compute: Callable[[], Any]) -> Any:
-    """`compute()`, a pure function of the config whose JSON is `key` and of this module, kept in a
+def _derived(key: bytes | None, name: str, compute: Callable[[], Any]) -> Any:
+    """`compute()`, a pure function of the config whose marshal is `key` and of this module, kept in a
     per-build file (None: a config that is not plain data, computed every time)."""
     global _DERIVED
     if key is None:
@@ -869,21 +969,29 @@ def _derived_cache() -> Any:
 class Compiled:
     """One ast-grep rule config (rule/constraints/utils/transform) plus its fix template."""
 
-    def __init__(self, config: dict[str, Any], fix: str | None = None) -> None:
+    def __init__(self, config: dict[str, Any], fix: str | None = None, *,
+                 memo: dict[Any, Any] | None = None,
+                 known: tuple[Iterable[str], Iterable[str]] | None = None) -> None:
+        """memo: shared by the cases of one rule (see metavariables); known: (names, multi) as read
+        before from this very config."""
         self.config = config
         self.fix = fix
-        self.names, self.multi = metavariables(self.config)
+        if known is not None:
+            self.names, self.multi = set(known[0]), set(known[1])
+        else:
+            self.names, self.multi = metavariables(self.config, memo)
         self._valid = False
         self._constraint_tokens: Iterable[str] | None = None
 
     @cached_property
-    def _key(self) -> str | None:
-        """The config as JSON: the key of its derived facts across processes."""
-        import json
+    def _key(self) -> bytes | None:
+        """The config marshalled (version 2: no back-references, so the same config gives the same
+        bytes in every process; 8x cheaper than JSON): the key of its derived facts across processes."""
+        import marshal
 
         try:
-            return json.dumps(self.config, sort_keys=True)
-        except (TypeError, ValueError):
+            return marshal.dumps(self.config, 2)
+        except ValueError:  # not plain data (a YAML date read without the JSON cache)
             return None
 
     # computed on first use (a review builds every case of a selected rule, most never run), and kept
@@ -901,6 +1009,17 @@ class Compiled:
     @cached_property
     def sg(self) -> dict[str, Any]:
         return _run_config(self.config)
+
+    @cached_property
+    def pre(self) -> dict[str, Any] | None:
+        """The relaxed config asked first (see `relaxed`), or None."""
+        return _derived(self._key, "pre", lambda: relaxed(self.sg))
+
+    @cached_property
+    def _pre_key(self) -> bytes:
+        import marshal
+
+        return marshal.dumps(self.pre, 2)
 
     @cached_property
     def clauses(self) -> tuple[frozenset[str], ...]:
@@ -947,9 +1066,25 @@ class Compiled:
         """The matches in document order (`root` from `parse`). statement: also compute each match's
         enclosing statement lines. within: `units(root, lines)`; when no match can be a container node
         only those units are searched, which finds every match that touches one of the lines."""
-        out = []
-        found = root.root().find_all(self.sg) if within is None or not self.local else [
-            node for unit in within for node in unit.find_all(self.sg)]
+        out: list[PatternMatch] = []
+        units = within is not None and self.local  # search only the units (see `local`)
+        pre = self.pre
+        if pre is not None:
+            if _LAST[0] is not root:  # the relaxed rules answered on this root (cases share some)
+                _LAST[:] = [root, {}]
+            key = (self._pre_key, units)
+            found_pre = _LAST[1].get(key)
+            if found_pre is None:
+                try:
+                    found_pre = any(unit.find(pre) is not None for unit in within) if units else \
+                        root.root().find(pre) is not None
+                except Exception:  # a relaxed rule ast-grep refuses: run the case itself
+                    found_pre = True
+                _LAST[1][key] = found_pre
+            if not found_pre:
+                return out  # not even the relaxed rule matches
+        found = [node for unit in within for node in unit.find_all(self.sg)] if units else \
+            root.root().find_all(self.sg)
         for node in found:
             rng = node.range()
             vars: dict[str, str] = {}
@@ -977,6 +1112,9 @@ class Compiled:
                 statement_lines=_statement_lines(node) if statement else frozenset(),
                 fix=render(self.fix, vars) if self.fix is not None else None))
         return out
+
+
+_LAST: list[Any] = [None, {}]  # [the root last searched, {(relaxed config, in units): found}]
 
 
 def _meets(clauses: tuple[frozenset[str], ...], text: str) -> bool:

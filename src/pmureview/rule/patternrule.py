@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from .. import lazyre
 from ..lang.pattern import Compiled, PatternMatch, check_keys, units
 from ..record import replace
 from ..series.model import path_matches
@@ -36,8 +37,8 @@ CASE_KEYS = {"rule", "constraints", "utils", "transform", "fix", "message", "not
 TOP_KEYS = META_KEYS | CASE_KEYS | {"cases"}
 ADDED_MODES = ("cover", "statement", "overlap")
 DEFAULT_FILES = ("*.c", "*.h")
-_FIELD = re.compile(r"\{(\w+)\}")
-_WORDY = re.compile(r"\w")
+_FIELD = lazyre.lazy_re(r"\{(\w+)\}")
+_WORDY = lazyre.lazy_re(r"\w")
 # spellings rule authors tried first -> the key the schema has
 _SPELLINGS = {"exclude_files": "exclude-files", "not_function": "not-function", "new_only": "new-only",
               "exclude": "exclude-files", "functions": "function"}
@@ -128,7 +129,7 @@ def _regex(value: Any, where: str, key: str) -> re.Pattern[str] | None:
     if not isinstance(value, str) or not value:
         raise YamlRuleError(f"{where}: `{key}:` must be a regex string")
     try:
-        return re.compile(value)
+        return lazyre.compile(value)  # a rule file's own text: its sre code is kept per build
     except re.error as exc:
         raise YamlRuleError(f"{where}: `{key}:` bad regex {value!r}: {exc}") from None
 
@@ -160,7 +161,12 @@ def _filters(raw: dict[str, Any], where: str, defaults: dict[str, Any]) -> dict[
             "not_function": _regex(pick("not-function"), where, "not-function"), "new_only": bool(new_only)}
 
 
-def _case(raw: Any, where: str, defaults: dict[str, Any]) -> PatternCase:
+def _case(raw: Any, where: str, defaults: dict[str, Any], memo: dict[Any, Any] | None = None,
+          known: Any = None) -> PatternCase:
+    """One case. memo: what the cases of one rule share (its top-level utils are the same objects in
+    each: checked and read for metavariables once, not once per case). known: (names, multi) of this
+    case when the same rule text was built before (see _Shapes): its ast-grep keys were checked then."""
+    memo = {} if memo is None else memo
     if not isinstance(raw, dict):
         raise YamlRuleError(f"{where}: not a mapping")
     unknown = set(raw) - CASE_KEYS
@@ -171,9 +177,12 @@ def _case(raw: Any, where: str, defaults: dict[str, Any]) -> PatternCase:
         raise YamlRuleError(f"{where}: `rule:` must be an ast-grep rule object (e.g. {{pattern: ...}})")
     utils = {**(defaults.get("utils") or {}), **(raw.get("utils") or {})}
     try:
-        check_keys(raw["rule"], f"{where}.rule" if where != "rule" else "rule")
-        for name, util in utils.items():
-            check_keys(util, f"utils.{name}")
+        if known is None:
+            check_keys(raw["rule"], f"{where}.rule" if where != "rule" else "rule")
+            for name, util in utils.items():
+                if memo.get(("checked", name)) is not util:
+                    check_keys(util, f"utils.{name}")
+                    memo[("checked", name)] = util
     except ValueError as exc:
         raise YamlRuleError(str(exc)) from None
     config = {"rule": raw["rule"], "constraints": raw.get("constraints"), "utils": utils or None,
@@ -193,7 +202,7 @@ def _case(raw: Any, where: str, defaults: dict[str, Any]) -> PatternCase:
     added = str(raw.get("added", defaults.get("added", "cover")))
     if added not in ADDED_MODES:
         raise YamlRuleError(f"{where}: added: must be one of {', '.join(ADDED_MODES)}")
-    compiled = Compiled(config, fix)
+    compiled = Compiled(config, fix, memo=memo, known=known)
     for text in (message, note or ""):
         missing = set(_FIELD.findall(str(text))) - compiled.names
         if missing:
@@ -214,21 +223,29 @@ class PatternRule(Rule):
             raise YamlRuleError("a pattern rule has scope: file")
         if ("rule" in data) == ("cases" in data):
             raise YamlRuleError("needs exactly one of rule: or cases:")
+        key, known = _SHAPES.get(data)
         if "cases" in data:
             stray = {"rule", "constraints", "transform", "fix"} & set(data)
             if stray:
                 raise YamlRuleError(f"with cases:, {', '.join(sorted(stray))} belong inside a case")
             if not isinstance(data["cases"], list) or not data["cases"]:
                 raise YamlRuleError("cases: must be a non-empty list")
-            self.cases = [_case(c, f"cases[{i}]", data) for i, c in enumerate(data["cases"])]
+            if known is not None and len(known) != len(data["cases"]):
+                known = None
+            memo: dict[Any, Any] = {}
+            self.cases = [_case(c, f"cases[{i}]", data, memo, known[i] if known else None)
+                          for i, c in enumerate(data["cases"])]
         else:
             top = {k: v for k, v in data.items() if k in CASE_KEYS}
-            self.cases = [_case(top, "rule", top)]
+            self.cases = [_case(top, "rule", top, None, known[0] if known and len(known) == 1 else None)]
+        if key is not None and known is None:  # every case built: the text's shape is valid
+            _SHAPES.put(key, [(sorted(c.compiled.names), sorted(c.compiled.multi)) for c in self.cases])
         # the runner hands over files matching meta.files: a case's own `files:` may widen them
         files = tuple(dict.fromkeys(g for c in self.cases for g in c.files))
         if files != meta.files:
             self.meta = replace(meta, files=files)  # type: ignore[misc]
         self._compiled = False
+        self._on: dict[str, tuple[PatternCase, ...]] = {}  # path -> the cases that run on it
         if eager:  # `rules list` and tests compile everything; a review compiles on first use
             self.compile()
 
@@ -264,9 +281,21 @@ class PatternRule(Rule):
         view = ctx.view
         if not view.is_c or not view.added:
             return
-        added = _added_text(view)
-        live = [c for c in self.cases if c.runs_on(view.path) and c.compiled.may_match(view.text)
-                and (c.added != "cover" or c.compiled.may_match_inner(added))]
+        on = self._on.get(view.path)
+        if on is None:  # the cases whose files: take this path, once per path
+            on = self._on[view.path] = tuple(c for c in self.cases if c.runs_on(view.path))
+        text = view.text
+        added: str | None = None  # the added lines' text, joined only when a `cover` case asks
+        live = []
+        for c in on:
+            if not c.compiled.may_match(text):
+                continue
+            if c.added == "cover":
+                if added is None:
+                    added = _added_text(view)
+                if not c.compiled.may_match_inner(added):
+                    continue
+            live.append(c)
         if not live:  # no parse, no ast-grep import
             return
         # No validation probe here: `rules list` and the tests validate every shipped rule, and a
@@ -301,6 +330,37 @@ class PatternRule(Rule):
                                    column=m.start_column if line == m.start_line else None)
 
 
+class _Shapes:
+    """Rule text (marshalled) -> each case's (names, multi), kept per build for the next processes:
+    a text that built once has valid ast-grep keys, so a hook run does not walk every rule object again
+    (a few ms for the pattern rules a patch wakes). Its stamp covers the code that checks and reads them."""
+
+    def __init__(self) -> None:
+        self.cache: Any = None
+
+    def _load(self) -> Any:
+        if self.cache is None:
+            from ..cachefile import BuildCache, code_stamp
+            from ..lang import pattern
+
+            stamp = code_stamp([__file__, pattern.__file__])
+            self.cache = BuildCache(f"pattern-shapes-{lazyre.KIND}-{stamp}", 500)
+        return self.cache
+
+    def get(self, data: dict[str, Any]) -> tuple[bytes | None, list | None]:
+        import marshal
+
+        try:
+            key = marshal.dumps(data, 2)  # version 2: no back-references, the same bytes every run
+        except ValueError:  # not plain data (a YAML date read without the JSON cache): no cache
+            return None, None
+        return key, self._load().get(key)
+
+    def put(self, key: bytes, value: list) -> None:
+        self._load().put(key, value)
+
+
+_SHAPES = _Shapes()
 _UNITS: WeakKeyDictionary[FileView, list[Any]] = WeakKeyDictionary()
 _matches = lru_cache(maxsize=8192)(path_matches)  # every case of every rule asks for every file
 _ADDED: WeakKeyDictionary[FileView, str] = WeakKeyDictionary()
