@@ -9,11 +9,10 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     hook = args[:1] in (["hook"], ["b4-check"])
-    if hook and argv is None:
-        # one patch per short process: the cyclic GC would run ~70 times over import-time objects
-        # that all live to the end (~8% of the run); a larger first generation lets it run rarely
-        gc.set_threshold(50_000, 50, 50)
     if argv is None and (hook or args[:1] == ["check"]):  # a process of its own (tests call in-process)
+        # the cyclic GC would run over import-time objects and parse trees that all live to the end
+        # (a hook run: ~70 passes, ~8% of it); a larger first generation lets it run rarely
+        gc.set_threshold(50_000, 50, 50)
         from . import lazyre
 
         if hook:
