@@ -50,8 +50,36 @@ def _graph(key: str, src: str, root=None) -> tuple[dict[str, frozenset[str]], fr
     `src` is parsed here."""
     got = _GRAPHS.get(key)
     if got is None:
-        got = _GRAPHS[key] = _build_graph(src, root)
+        got = _GRAPHS[key] = _stored_graph(src, root)
     return got
+
+
+def _stored_graph(src: str, root) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    """_build_graph(), kept on disk by content and code: every hook process of a series in a kernel
+    tree that meets a log call builds the graph of the same ~20 base files (a parse and a query of
+    each, ~60 ms)."""
+    import zlib  # kernel.predicates keys its scans the same way (no hashlib on the hook path)
+
+    from pmureview.cachefile import content_cache_file, read_marshal, write_content
+
+    raw = src.encode("utf-8", "surrogateescape")
+    path = content_cache_file("call-graph", f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}{len(raw):x}-"
+                                            f"{_code_stamp()}")
+    got = read_marshal(path)
+    if (isinstance(got, tuple) and len(got) == 2 and isinstance(got[0], dict) and isinstance(got[1], frozenset)
+            and all(isinstance(v, frozenset) for v in got[0].values())):
+        return got
+    got = _build_graph(src, root)
+    write_content(path, got)
+    return got
+
+
+@cache
+def _code_stamp() -> str:
+    from pmureview.cachefile import code_stamp
+    from pmureview.lang import c
+
+    return code_stamp([__file__, c.__file__])
 
 
 def _build_graph(src: str, root) -> tuple[dict[str, frozenset[str]], frozenset[str]]:

@@ -59,12 +59,18 @@ class LockCommentInsteadOfAssert(Rule):
         if not view.added or not view.is_c or view.path.startswith(_HYP):
             return
         roots = parsed_roots(view)
-        bodies = {name: text(fn) for root in roots for name, fn in functions(root)}
+        bodies: dict[str, str] | None = None  # the file's function texts, once a comment needs them
         for root in roots:
             for comment in walk(root, {"comment"}):
+                if view.first_added_line(comment) is None:
+                    continue  # the sentence must start on an added line of the comment
                 line, lock = _requirement(view, comment)
                 fn = _function_for(comment) if lock else None
-                if fn is None or not whole(view, fn) or _asserts(fn, bodies):
+                if fn is None or not whole(view, fn):
+                    continue
+                if bodies is None:
+                    bodies = {name: text(f) for root_ in roots for name, f in functions(root_)}
+                if _asserts(fn, bodies):
                     continue
                 yield self.at_line(
                     view, line, f"the comment says {lock} must be held: assert it with lockdep_assert_held()",

@@ -31,6 +31,8 @@ def _key(access: str) -> str | None:
 
 
 def _scan(text_: str, where: str, out: dict[str, tuple[str, str]]) -> None:
+    if "_ONCE" not in text_:  # most files of a tree: no regex pass over them
+        return
     for m in _ONCE.finditer(text_):
         key = _key(m.group(2))
         if key is not None and key not in out:
@@ -43,7 +45,13 @@ def _series_accesses(series: SeriesContext) -> dict[str, tuple[str, str]]:
         out: dict[str, tuple[str, str]] = {}
         for view in series.all_views():
             if view.is_c and not view.path.startswith(_OTHER_WORLD):
-                _scan("\n".join(view.line_text(n) for n in sorted(view.known)), view.path, out)
+                known, lines = view.known, view.lines
+                # lines 1..m all known (full mode): the same text, joined in one call
+                m = len(known)
+                if m and max(known) == m <= len(lines) and min(known) == 1:
+                    _scan("\n".join(lines[:m]), view.path, out)
+                else:
+                    _scan("\n".join(view.line_text(n) for n in sorted(known)), view.path, out)
         return out
     return series.memo(("missing-write-once", "series"), build)
 
@@ -57,12 +65,40 @@ def _base_accesses(series: SeriesContext) -> dict[str, tuple[str, str]]:
         folders = tuple({v.path.rsplit("/", 1)[0] + "/" for v in series.all_views()
                          if v.is_c and not v.path.startswith(_OTHER_WORLD)})
         picked = sorted(f for f in files if f.startswith(_BASE_DIRS) or (folders and f.startswith(folders)))
+        stored, where = _stored_scans(series.base)
+        added = False
         for path in picked[:_MAX_BASE_FILES]:
-            body = series.base_text(path)
-            if body:
-                _scan(body, path, out)
+            found = stored.get(path)
+            if found is None:  # each file's own accesses, first one per field, in text order
+                body = series.base_text(path)
+                local: dict[str, tuple[str, str]] = {}
+                if body:
+                    _scan(body, path, local)
+                found = stored[path] = [(key, macro) for key, (macro, _) in local.items()]
+                added = True
+            for key, macro in found:
+                if key not in out:
+                    out[key] = (macro, path)
+        if added and where:
+            from pmureview.cachefile import write_content
+
+            write_content(where, stored)
         return out
     return series.memo(("missing-write-once", "base"), build)
+
+
+def _stored_scans(base: str | None) -> tuple[dict[str, list[tuple[str, str]]], str | None]:
+    """path -> its accesses at commit `base`, kept on disk per commit (a commit's files never
+    change): every hook process of a series in a kernel tree scans the same base files."""
+    if not base or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", base):
+        return {}, None
+    from pmureview.cachefile import code_stamp, content_cache_file, read_marshal
+
+    where = content_cache_file("write-once", f"{base}-{code_stamp([__file__])}")
+    got = read_marshal(where)
+    if not isinstance(got, dict) or not all(isinstance(v, list) for v in got.values()):
+        got = {}
+    return got, where
 
 
 _ASSIGNMENTS = frozenset({"assignment_expression"})

@@ -49,6 +49,7 @@ _TRIVIAL_LINE = lazy_re(r"^\s*(?:$|/\*|\*|//|#\s*(?:define\s+[A-Z_][A-Z0-9_]*(?:
 _MACRO_LOGIC = lazy_re(r"[?|&!<>=+\-*/]|\w\s*\(")  # a macro body with an operator or a call
 _MACRO_CALL = lazy_re(r"\b[A-Z][A-Z0-9_]*\s*\(([^()]*)\)")
 _WORD = lazy_re(r"\w+")
+_DIRECT_LOOKUPS = 16  # _holding() searches the texts for this many names, then indexes their words
 _PASTE = lazy_re(r"(\w*)\s*##\s*\w+\s*(?:##\s*(\w+))?")
 
 
@@ -242,10 +243,17 @@ class HelperWithoutUser(Rule):
 
 def _definitions(view: FileView) -> Iterator[_Helper]:
     for name, fn in view.functions():  # shared per view with other rules (same pre-order walk)
-        head = text(fn).split("{", 1)[0]
+        raw = fn.text or b""
+        brace = raw.find(b"{")  # the head alone is decoded ("{" never ends a UTF-8 sequence)
+        head = (raw[:brace] if brace >= 0 else raw).decode("utf-8", "replace")
         if re.search(r"\b__weak\b|__attribute__\s*\(\(\s*weak", head) or in_preproc_else(fn):
             continue
         static = bool(re.search(r"\bstatic\b", head))
+        if view.first_added_line(fn) is None:
+            # no added line in it (most functions of a full view): counted by name only, never a
+            # candidate (its name line is not added) and never read for its lines
+            yield _Helper(name, view, 0, "function", static)
+            continue
         yield _Helper(name, view, _name_line(view, fn), "function", static, set(view.node_lines(fn)))
     for d in _nodes(view)[0]:
         name = text(d.child_by_field_name("name"))
@@ -317,6 +325,22 @@ def _removed_by(patch, name: str) -> bool:
 
 # -- uses ------------------------------------------------------------------------------------------------
 
+def _has_word(text_: str, name: str) -> bool:
+    """`name` (a \\w+ word) is one of the maximal \\w+ runs of `text_` (_WORD.findall() holds it); str.find
+    and a look at both neighbours (a regex starting with \\b scans every position)."""
+    at = text_.find(name)
+    while at >= 0:
+        end = at + len(name)
+        if (not at or not _is_word(text_[at - 1])) and (end == len(text_) or not _is_word(text_[end])):
+            return True
+        at = text_.find(name, at + 1)
+    return False
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # what \\w matches in a str pattern
+
+
 class _UseIndex:
     """Where each name is used, per patch (the views of patch n show the file as patch n leaves it)."""
 
@@ -333,6 +357,8 @@ class _UseIndex:
         # every view, the distinct \w+ words of all their texts joined by newlines, where each word
         # starts in that blob, and which views hold it
         self._words: tuple[list[FileView], str, list[int], list[list[int]]] | None = None
+        self._direct = 0  # names _holding() looked up in the texts, before building _words
+        self._base_lookups = 0  # names novel() looked up in the base texts, before listing their words
         self._unknown = ctx.full and any(v.mode != "full" for v in ctx.all_views())
 
     def _scan(self, view: FileView) -> dict[str, int]:
@@ -409,7 +435,11 @@ class _UseIndex:
     def _holding(self, name: str) -> list[FileView]:
         """The views whose text contains the ASCII \\w+ `name`, in all_views() order."""
         # a \w+ name inside a text lies inside one of its maximal \w+ runs: the views holding a
-        # word that contains it are exactly those whose text contains it
+        # word that contains it are exactly those whose text contains it. A few names are looked
+        # up in the texts themselves (full mode: whole kernel files, whose words cost more to list)
+        if self._words is None and self._direct < _DIRECT_LOOKUPS:
+            self._direct += 1
+            return [v for v in self.ctx.all_views() if name in v.text]
         if self._words is None:
             views = list(self.ctx.all_views())
             where: dict[str, list[int]] = {}
@@ -476,6 +506,11 @@ class _UseIndex:
         if self.ctx.full and _WORD.fullmatch(name):
             # `\bname\b` matches a text iff name is one of its maximal \w+ runs: one word set of the
             # touched base files per run instead of a regex over every base file per helper
+            if self._base_lookups < _DIRECT_LOOKUPS:
+                # a few helpers: find the word in the base texts rather than list every word of
+                # every touched base file
+                self._base_lookups += 1
+                return not any(_has_word(t, name) for t in self._base_texts())
             return name not in self.ctx.memo(("helper-without-user", "base-words"), self._base_words)
         word = lazy_re(rf"\b{re.escape(name)}\b")
         if self.ctx.full:
@@ -517,6 +552,12 @@ class _UseIndex:
 
     def _base_words(self) -> set[str]:
         words: set[str] = set()
+        for base in self._base_texts():
+            words.update(_WORD.findall(base))
+        return words
+
+    def _base_texts(self) -> Iterator[str]:
+        """The base text of every file the series touches (once each)."""
         seen: set[str] = set()
         for p in self.ctx.patches:
             for f in p.files:
@@ -526,8 +567,7 @@ class _UseIndex:
                 seen.add(path)
                 base = self.ctx.base_text(path)
                 if base:
-                    words.update(_WORD.findall(base))
-        return words
+                    yield base
 
     def base_uses(self, name: str) -> bool:
         """Full mode: a base file the series does not touch names it (one git grep per helper)."""

@@ -158,7 +158,11 @@ def _acquire_words() -> re.Pattern[str]:
     (derive()). Every leak starts at such a call, so a file without one has none: most files of a
     series are never parsed or walked here."""
     names = set(table()[0]) | {"lock", "begin"}
-    minimal = {n for n in names if not any(m != n and m in n for m in names)}
+    # the names no other name is part of; shortest first, so a name containing another is met after it
+    minimal: set[str] = set()
+    for n in sorted(names, key=len):
+        if not any(m in n for m in minimal):
+            minimal.add(n)
     return re.compile("|".join(re.escape(n) for n in sorted(minimal, key=lambda n: (-len(n), n))))
 
 
@@ -1049,7 +1053,8 @@ def _unreachable_lines(view: FileView) -> Iterator[Leak]:
     lines = view.lines
     known = view.known
     for ln in sorted(known):
-        m = _RETURN.match(lines[ln - 1])
+        line = lines[ln - 1]
+        m = _RETURN.match(line) if "return" in line else None  # most lines of a full view: no regex
         if not m:
             continue
         indent = m.group(1)

@@ -143,6 +143,8 @@ def _series_predicates(series: SeriesContext, upto: int,
 
 
 _MISSING = object()
+# what guards.capabilities_checked() finds with no predicates: these calls, and system_supports_*()
+_TEST_WORDS = tuple(w.encode() for w in sorted(_guards.CAP_CALLS | _guards.FEAT_CALLS | {"system_supports_"}))
 _VIEW_SUMMARIES: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -166,7 +168,10 @@ def _summary(series: SeriesContext, view: FileView, fn: Node) -> tuple[frozenset
         typ = fn.child_by_field_name("type")
         if typ is None or text(typ).strip() == "void":
             return None
-        direct = frozenset(_guards.predicate_caps(fn, {}))
+        # a test is a call of one of these names: a function whose text names none tests nothing
+        # directly (most functions of a kernel file: no walk of their bodies)
+        body = fn.text or b""
+        direct = frozenset(_guards.predicate_caps(fn, {})) if any(w in body for w in _TEST_WORDS) else frozenset()
         callees: list[str] = []
         for ret in walk(fn, {"return_statement"}):
             body = _guards._COMMENT.sub(" ", text(ret))
@@ -506,26 +511,35 @@ def may_check(series: SeriesContext, view: FileView) -> bool:
     if not names.isdisjoint(_guards.CAP_CALLS) or not names.isdisjoint(_guards.FEAT_CALLS):
         return True
     known = getattr(series.kb, "cap_predicates", None) or {}
-    return any(n in known for n in names) or not names.isdisjoint(_candidate_predicates(series))
+    return any(n in known for n in names) or any(_candidate_predicate(series, n) for n in names)
 
 
-def _candidate_predicates(series: SeriesContext) -> frozenset[str]:
-    """Every function some view of the series (any patch's) defines with a return that tests a
-    capability or calls a function: the only series functions a predicate table can list."""
-    def build() -> frozenset[str]:
-        out = set()
+def _candidate_predicate(series: SeriesContext, name: str) -> bool:
+    """Some view of the series (any patch's) defines `name` with a return that tests a capability or
+    calls a function: only such series functions can be in a predicate table. Only the definitions of
+    the added calls' names are summarised, not every function of every (full mode: whole) file."""
+    def build() -> bool:
+        for view, fn in _series_definitions(series).get(name, ()):
+            got = _summary(series, view, fn)
+            if got is not None and (got[0] or got[1]):
+                return True
+        return False
+
+    return series.memo(("redundant-capability", "candidate-predicate", name), build)
+
+
+def _series_definitions(series: SeriesContext) -> dict[str, list[tuple[FileView, Node]]]:
+    """name -> (view, function_definition) of every C view of every patch."""
+    def build() -> dict[str, list[tuple[FileView, Node]]]:
+        out: dict[str, list[tuple[FileView, Node]]] = {}
         for views in series.views.values():
             for view in views:
-                if not view.is_c:
-                    continue
-                summaries = _view_summaries(series, view)
-                for name, fn in view.functions():
-                    got = summaries.get(fn.id)
-                    if got is not None and (got[0] or got[1]):
-                        out.add(name)
-        return frozenset(out)
+                if view.is_c:
+                    for name, fn in view.functions():
+                        out.setdefault(name, []).append((view, fn))
+        return out
 
-    return series.memo(("redundant-capability", "candidate-predicates"), build)
+    return series.memo(("redundant-capability", "series-definitions"), build)
 
 
 def added_checks(view: FileView, preds: Mapping[str, Iterable[str]]) -> Iterator[tuple[Node, str, set[str]]]:
@@ -543,15 +557,13 @@ def added_checks(view: FileView, preds: Mapping[str, Iterable[str]]) -> Iterator
 # Both rules ask for the added calls of the same views: walking every call of a whole kernel file
 # twice per view was most of added_checks(); views are immutable, so keep the list per view object.
 _ADDED_CALLS: weakref.WeakKeyDictionary[Any, list[tuple[Node, str]]] = weakref.WeakKeyDictionary()
+_CALL = frozenset({"call_expression"})
 
 
 def _added_calls(view: FileView) -> list[tuple[Node, str]]:
     found = _ADDED_CALLS.get(view)
     if found is None:
-        found = []
-        for call in walk(view.root, {"call_expression"}):
-            if view.node_line(call) in view.added and (name := call_name(call)):
-                found.append((call, name))
+        found = [(call, name) for call in view.added_nodes(_CALL) if (name := call_name(call))]
         _ADDED_CALLS[view] = found
     return found
 

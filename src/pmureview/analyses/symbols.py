@@ -299,6 +299,8 @@ class SeriesSymbols:
         (False); in hunk-only mode without evidence None (unknown)."""
         if self.pre_image_paths(name):
             return True
+        if f"{name}\0{','.join(namespaces)}" not in self._base and self._used_at_base(name, namespaces):
+            return True  # what base_refs() would show, without parsing a base file
         refs = self.base_refs(name, namespaces)
         if refs is None:
             return None
@@ -306,6 +308,37 @@ class SeriesSymbols:
             return True
         # the files the series touches, as they were at the base
         return any(self._mentions(self.ctx.base_text(p), name, namespaces) for p in self._touched())
+
+    def _used_at_base(self, name: str, namespaces: tuple[str, ...]) -> bool:
+        """A base file outside the series shows `name` as base_refs() would count it: a code line
+        holding it as a token of `namespaces` counts a use, a declaration or a definition whatever
+        site the line holds, unless an EXPORT_*() there names it (the one site kind that counts
+        nothing), and only a line with `EXPORT_` can hold that. Reads stripped lines, parses
+        nothing; False says only that the full answer is needed."""
+        files = self.ctx.base_files_using(name, ("*.c", "*.h", "*.S", "*.lds"))
+        if not files:
+            return False
+        touched = self._touched()
+        nvhe = _NVHE_PREFIX + name
+        for path in files:
+            if path in touched:
+                continue
+            src = self.ctx.base_text(path)
+            if not src or name not in src:
+                continue
+            asm = not path.endswith((".c", ".h"))
+            raw: list[str] | None = None
+            for i, ln in enumerate(self._base_code(src), 1):
+                if name not in ln or not any(tok in (name, nvhe) and (asm or ns in namespaces)
+                                             for ns, tok in tokens(ln)):
+                    continue
+                if asm:
+                    return True
+                if raw is None:
+                    raw = src.split("\n")
+                if "EXPORT_" not in raw[i - 1]:
+                    return True
+        return False
 
     def _touched(self) -> set[str]:
         return {v.path for v in self.ctx.all_views()}
@@ -581,6 +614,8 @@ def _view_sites(view: FileView, only: str | None = None) -> Iterator[Symbol]:
 
 def _line_sites(view: FileView, only: str | None = None) -> Iterator[Symbol]:
     asm_offsets = view.path.endswith("asm-offsets.c")
+    if not asm_offsets and "PER_CPU" not in view.text and "EXPORT_" not in view.text:
+        return  # every line site needs one of these on its line (most files: no pass over the lines)
     for i, ln in enumerate(view.lines, 1):
         if not ln or (i not in view.known and view.mode != "full") or (only is not None and only not in ln):
             continue

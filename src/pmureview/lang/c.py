@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache
+from itertools import compress
+from operator import attrgetter
 
 from tree_sitter import Language, Node, Parser, QueryCursor, Tree
 
@@ -86,6 +88,9 @@ def walk(node: Node, types: set[str] | frozenset[str] | None = None) -> Iterator
         else:
             seen = _walked.get(ftypes, 0)
             if seen > _WALK_BUDGET:
+                if _small(node, ftypes, None):  # no query of its own to compile yet
+                    yield from _from_all(node, ftypes, None)
+                    return
                 if _types_query(ftypes) is not None:
                     yield from query_nodes(node, ftypes, None)
                     return
@@ -107,11 +112,23 @@ def nodes_of(node: Node, types: frozenset[str], lines: tuple[int, int] | None = 
     """Nodes of the given types under `node` in pre-order (parents first), found by a cached
     tree-sitter query; `lines` (1-based, inclusive) limits the search to those rows of a large file.
     None when a type is not a grammar node type (then use `walk`)."""
-    if _types_query(types) is None:
+    if _small(node, types, lines):
+        return list(_from_all(node, types, lines))
+    if not _valid(types) and _types_query(types) is None:
         return None
     if lines is None and node.parent is None and not types & _NOT_SHARED:
         return list(_whole_tree(node, types))
     return list(_captured(node, types, lines))  # a copy: callers may change their list
+
+
+def range_nodes(node: Node, types: frozenset[str], lines: tuple[int, int]) -> tuple[Node, ...] | None:
+    """nodes_of(node, types, lines), uncached on a large range (each run of added lines is asked once
+    per type set); None when a type is not a grammar node type."""
+    if _small(node, types, lines):
+        return _from_all(node, types, lines)
+    if not _valid(types) and _types_query(types) is None:
+        return None
+    return query_nodes(node, types, lines)
 
 
 # Results about nodes, kept for the run (SeriesContext calls new_run()): the rules run one after the
@@ -154,7 +171,7 @@ class _Whole:
     def __init__(self, types: frozenset[str], nodes: tuple[Node, ...]) -> None:
         self.types = types
         self.nodes = nodes
-        self.kinds = [n.type for n in nodes]
+        self.kinds = list(map(_TYPE, nodes))
         self.sets: dict[frozenset[str], tuple[Node, ...]] = {}
 
 
@@ -167,13 +184,13 @@ def _whole_tree(root: Node, types: frozenset[str]) -> tuple[Node, ...]:
     if entry is None or not types <= entry.types:
         _whole_types.update(types)
         union = frozenset(_whole_types)
-        if _types_query(union) is None:  # cannot happen (each set compiled); stay correct anyway
+        if _types_query(union) is None:  # cannot happen (each set compiles); stay correct anyway
             return _captured(root, types, None)
         entry = _Whole(union, query_nodes(root, union, None))
         _remember(("whole", root), entry)
     got = entry.sets.get(types)
     if got is None:
-        got = entry.sets[types] = tuple(n for n, k in zip(entry.nodes, entry.kinds, strict=True) if k in types)
+        got = entry.sets[types] = tuple(compress(entry.nodes, map(types.__contains__, entry.kinds)))
     return got
 
 
@@ -197,13 +214,125 @@ def query_nodes(node: Node, types: frozenset[str], lines: tuple[int, int] | None
     found = cursor.captures(node).get("n")  # the query's one capture
     if not found:
         return ()
-    if len(found) > 1:
-        found.sort(key=_preorder)
+    return _in_preorder(found)
+
+
+def _in_preorder(found: list[Node]) -> tuple[Node, ...]:
+    """Captures in pre-order. Nodes spanning the same bytes (a node and its only child) come in an
+    order that depends on the query that captured them: put the ancestor first, as a walk does, so
+    every query (and the Python walk) answers alike."""
+    if len(found) < 2:
+        return tuple(found)
+    # by start, longest first: two stable sorts by C key functions (twice as fast as a Python key)
+    found.sort(key=_END, reverse=True)
+    found.sort(key=_START)
+    spans = list(map(_SPAN, found))
+    if len(set(spans)) != len(spans):  # equal spans are adjacent now: each run by depth, stable
+        i, n = 0, len(spans)
+        while i < n:
+            j = i + 1
+            while j < n and spans[j] == spans[i]:
+                j += 1
+            if j - i > 1:
+                found[i:j] = sorted(found[i:j], key=_depth)
+            i = j
     return tuple(found)
 
 
-def _preorder(n: Node) -> tuple[int, int]:
-    return n.start_byte, -n.end_byte
+_START = attrgetter("start_byte")
+_END = attrgetter("end_byte")
+_SPAN = attrgetter("start_byte", "end_byte")
+_TYPE = attrgetter("type")
+
+
+def _depth(n: Node) -> int:
+    d = 0
+    p = n.parent
+    while p is not None:
+        d += 1
+        p = p.parent
+    return d
+
+
+# Compiling a query costs ~1 ms whatever it holds (tree-sitter analyses the grammar for each one), and
+# a review asks a dozen type sets: a hook process of one patch spent more compiling queries than
+# running them on its small trees. One query capturing every named node serves every type set on
+# small trees and on short line ranges (kept per node and range for the run): its captures of a set's
+# types are that set's query's captures, in the same order (the whole-tree union rests on the same).
+_SMALL_NODES = 3000  # descendants (~1 ms to capture every named one: one compile)
+_SMALL_LINES = 400  # rows of a line range in a larger tree
+
+
+@cache
+def _named_types() -> frozenset[str]:
+    """The grammar's visible named node types, and ERROR: a query of any of them compiles."""
+    lang = language()
+    return frozenset({lang.node_kind_for_id(i) for i in range(lang.node_kind_count)
+                      if lang.node_kind_is_named(i) and lang.node_kind_is_visible(i)} | {"ERROR"})
+
+
+def _valid(types: frozenset[str]) -> bool:
+    """A query of `types` compiles and captures what a Python walk matching `.type` finds (supertype
+    names such as `expression` compile too, but match their subtypes: their sets keep their own query)."""
+    return types <= _named_types()
+
+
+@cache
+def _all_query():
+    from tree_sitter import Query
+
+    try:
+        return Query(language(), "[" + " ".join(f"({t})" for t in sorted(_named_types())) + "] @n")
+    except Exception:  # a grammar this code does not know: every set keeps its own query
+        return None
+
+
+def _small(node: Node, types: frozenset[str], lines: tuple[int, int] | None) -> bool:
+    """Whether the capture of every named node answers (else the set's own query)."""
+    if not _valid(types) or _all_query() is None:
+        return False
+    if lines is not None and lines[1] - lines[0] < _SMALL_LINES:
+        return True  # a run of added lines: every rule asks it, each for its own types
+    if node.descendant_count > _SMALL_NODES:
+        return False
+    # a small tree (hunk-only views) or a node inside a tree (full mode: a function of a kernel file):
+    # once a set has been answered for enough nodes this way (a long series, a function walked for
+    # one set), its own query pays for its compile and captures only its types
+    seen = _through_all.get(types, 0)
+    if seen > _ALL_BUDGET:
+        return False
+    _through_all[types] = seen + node.descendant_count
+    return True
+
+
+_ALL_BUDGET = 5000  # nodes (~1 ms of capturing everything: one compile)
+_through_all: dict[frozenset[str], int] = {}  # type set -> nodes answered from whole captures so far
+
+
+class _All:
+    __slots__ = ("kinds", "nodes", "sets")
+
+    def __init__(self, nodes: tuple[Node, ...]) -> None:
+        self.nodes = nodes
+        self.kinds = list(map(_TYPE, nodes))
+        self.sets: dict[frozenset[str], tuple[Node, ...]] = {}
+
+
+def _from_all(node: Node, types: frozenset[str], lines: tuple[int, int] | None) -> tuple[Node, ...]:
+    """query_nodes(node, types, lines) from the capture of every named node (_valid types only)."""
+    key = ("all", node, lines)
+    entry = _run_cache.get(key)
+    if entry is None:
+        cursor = QueryCursor(_all_query())
+        if lines is not None:
+            cursor.set_point_range((lines[0] - 1, 0), (lines[1], 0))
+        entry = _All(_in_preorder(cursor.captures(node).get("n") or []))
+        _remember(key, entry)
+    got = entry.sets.get(types)  # type: ignore[union-attr]
+    if got is None:
+        got = entry.sets[types] = tuple(  # type: ignore[union-attr]
+            compress(entry.nodes, map(types.__contains__, entry.kinds)))  # type: ignore[union-attr]
+    return got
 
 
 @cache

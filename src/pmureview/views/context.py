@@ -173,7 +173,7 @@ class FileView:
         """The nodes of `types` starting on an added line (touching: with an added line anywhere in
         their lines), in pre-order (as `walk` gives them): each run of added lines is searched on its
         own, not the whole file (full mode: a kernel file)."""
-        from ..lang.c import _types_query, query_nodes, walk
+        from ..lang.c import range_nodes, walk
 
         runs: list[list[int]] = []
         for n in sorted(self.added):
@@ -183,8 +183,9 @@ class FileView:
                 runs.append([n, n])
         got: dict[tuple[int, int, int], Node] = {}
         for first, last in runs:
-            # uncached: each run of added lines is asked once (rules ask different type sets)
-            found = query_nodes(self.root, types, (first, last)) if _types_query(types) else None
+            # each run of added lines is asked once per type set: a short run is captured once for
+            # every set (lang.c), a long one queried per set
+            found = range_nodes(self.root, types, (first, last))
             for node in found if found is not None else walk(self.root, types):
                 if node.start_point[0] + 1 in self.added or (touching and self.touches_added(node)):
                     got[(node.start_byte, -node.end_byte, node.kind_id)] = node
