@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PmuError, UsageError
+
+if TYPE_CHECKING:  # a Path only for an option that names one: pathlib and its urllib are ~4 ms
+    from pathlib import Path
 
 
 class Format(StrEnum):
@@ -118,6 +120,8 @@ def _convert(kind: Any, value: str) -> Any:
     if kind in ("value", "list"):
         return value
     if kind in ("path", "paths"):
+        from pathlib import Path
+
         return Path(value)
     if kind == "int":
         return int(value.strip(), 10)

@@ -73,5 +73,9 @@ def find_kernel_tree(cwd: Path | None = None) -> Path | None:
     Like `git rev-parse --show-toplevel`: the nearest folder upwards with a `.git`; None when that
     folder is not kernel-shaped, or there is none.
     """
-    top = worktree_top(cwd)
-    return top if top is not None and is_kernel_top(top) else None
+    top = worktree_top_str(cwd)
+    if top is None or not is_kernel_top(top):
+        return None
+    from pathlib import Path
+
+    return Path(top)
