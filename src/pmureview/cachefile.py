@@ -43,6 +43,15 @@ def crc(text: str) -> str:
     return f"{crc32(text.encode('utf-8', 'surrogateescape')):08x}"
 
 
+def content_key(data: str | bytes) -> str:
+    """A file name for data derived from this content (CRC-32, Adler-32 and length: 72 bits, plenty
+    for the few hundred base-file versions kept; hashlib would cost ~4 ms of imports per process)."""
+    import zlib
+
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    return f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}{len(raw):x}"
+
+
 def code_stamp(files: Iterable[str | None]) -> str:
     """The version and each file's path, mtime and size: data derived by other code (an upgrade, an
     edit) is never read back. A missing file counts as such."""

@@ -9,12 +9,9 @@ stale-trailer rule needs the previous posting attached to the context), `compare
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, PmuError, UsageError
@@ -25,6 +22,8 @@ from ..series.model import Series
 from ..series.thread import ThreadMail, series_msgids, thread_of, to_mbox
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .review import Options, Review
 
 
@@ -232,6 +231,8 @@ def previous_options(options: Options, prev: Series) -> Options:
 
 
 def _commit_in(tree: Path, rev: str) -> bool:
+    import subprocess  # only when a previous posting names a base: most checks never get here
+
     r = subprocess.run(["git", "-C", str(tree), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
                        capture_output=True, stdin=subprocess.DEVNULL, check=False)
     return r.returncode == 0
@@ -239,6 +240,9 @@ def _commit_in(tree: Path, rev: str) -> bool:
 
 def review_raws(raws: list[bytes], options: Options, reviewer: Callable[[list[str], Options], Review]) -> Review:
     """Review raw mails through a temporary mbox (the reviewer takes sources)."""
+    import tempfile
+    from pathlib import Path
+
     with tempfile.TemporaryDirectory(prefix="pmureview-prev-") as tmp:
         path = Path(tmp) / "previous.mbox"
         path.write_bytes(to_mbox(raws))

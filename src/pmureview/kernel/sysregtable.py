@@ -262,8 +262,9 @@ def _parse_cached(digest: str, c_text: str, known_key: tuple[int, ...] | None) -
 def parse_table(c_text: str, known: frozenset[int] | None = None) -> list[Entry]:
     """The sys_reg_descs[] entries of a sys_regs.c text (only known lines when `known` is given
     and the table header is not among them)."""
-    import hashlib  # lazily: ~3 ms of a hook run's imports
-    digest = hashlib.sha1(c_text.encode("utf-8", "surrogateescape")).hexdigest()
+    from ..cachefile import content_key
+
+    digest = content_key(c_text)
     key = None
     if known is not None and not _TABLE.search(_strip_comments(c_text)):
         key = tuple(sorted(known))

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
 from ..record import dataclass
 from .model import Patch, Series
@@ -59,6 +58,8 @@ def patch_ids(patches: list[Patch]) -> list[str | None]:
     out: list[str | None] = [None] * len(patches)
     if not stream:
         return out
+    import subprocess  # only when patches are matched against a previous posting
+
     try:
         r = subprocess.run(["git", "patch-id", "--stable"], input="".join(stream).encode("utf-8", "replace"),
                            capture_output=True, check=False, timeout=60)
