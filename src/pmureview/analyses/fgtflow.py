@@ -94,11 +94,14 @@ class BaseFile:
     added: frozenset[int] = frozenset()
     patch: Any = None
     _root: Any = None
+    parsed: Any = None  # SeriesContext.parsed: one parse of a base text per run, shared with the rules
 
     @property
     def root(self) -> Node:
         if self._root is None:
-            self._root = parse(self.text.encode("utf-8", "surrogateescape")).root_node
+            tree = self.parsed(self.text) if self.parsed is not None else \
+                parse(self.text.encode("utf-8", "surrogateescape"))
+            self._root = tree.root_node
         return self._root
 
     def touches_added(self, node: Node) -> bool:
@@ -291,7 +294,7 @@ class Flow:
                 t = self.ctx.base_text(path)
             except Exception:
                 t = None
-            self._base[path] = BaseFile(path, t) if t else None
+            self._base[path] = BaseFile(path, t, parsed=self.ctx.parsed) if t else None
         return self._base[path]
 
     def _hinted(self, src: Src) -> bool:

@@ -937,6 +937,201 @@ def units(root: Any, lines: Iterable[int]) -> list[Any]:
     return out
 
 
+# -- full views: parse only the top-level items the added lines touch -------------------------------
+# A kernel file is thousands of lines and a patch touches a few functions. A text holding only those
+# items (every other line blanked, so lines and columns stay where they were) parses to the same item
+# subtrees: tree-sitter parses a top-level item from the same state wherever it stands, and
+# `unit_text` checks that on the tree-sitter parse of both texts (an item inside an ERROR, or one
+# whose subtree differs, and the whole file is parsed). A case finds the same matches there when its
+# match lies inside one item and nothing it asks reaches outside it (`confined`).
+
+# the items a touched line may lie in (a touched `#if` line or anything else: the whole file is parsed)
+_ITEMS = frozenset({"function_definition", "declaration", "type_definition", "struct_specifier",
+                    "union_specifier", "enum_specifier", ";", "comment", "preproc_def",
+                    "preproc_function_def", "preproc_include", "preproc_call"})
+
+LEAF_ITEMS = frozenset({"comment", ";"})
+_TYPE_ITEMS = frozenset({"struct_specifier", "union_specifier", "enum_specifier"})
+
+
+def unit_text(ts_root: Any, lines: list[str], touched: Iterable[int]) -> tuple[str, list[tuple], frozenset[str]] | None:
+    """(the text with every line outside the items holding `touched` (1-based) blanked, those items as
+    (kind, start row, start column, end row, end column) in characters, the kinds of those that are
+    no statement: `added: statement` looks for a match's statement up to its item),
+    from the tree-sitter tree of `lines`; None when a touched line is not in a whole error-free item
+    or an item parses differently alone. The items are what `units` finds in the file's own tree."""
+    wanted = sorted(touched)
+    items: list[Any] = []
+
+    def visit(node: Any) -> bool:
+        after_type = False  # the previous child was a kept struct/union/enum: its `;` goes with it
+        for child in node.children:
+            (sr, _sc), (er, _ec) = child.start_point, child.end_point
+            i = bisect_left(wanted, sr + 1)
+            if i == len(wanted) or wanted[i] > er + 1:
+                if after_type and child.type == ";":
+                    items.append(child)  # `struct x { ... };` alone without it parses otherwise
+                after_type = False
+                continue
+            after_type = child.type in _TYPE_ITEMS
+            kind = child.type
+            if kind == "ERROR" or (kind not in _CONTAINERS and (kind not in _ITEMS or child.has_error)):
+                return False
+            if kind in _CONTAINERS:
+                if not visit(child):
+                    return False
+            else:
+                items.append(child)
+        return True
+
+    if not visit(ts_root) or not items:
+        return None
+    keep: dict[int, list[tuple[int, int | None]]] = {}
+    for item in items:
+        (sr, sc), (er, ec) = item.start_point, item.end_point
+        for r in range(sr, er + 1):
+            keep.setdefault(r, []).append((sc if r == sr else 0, ec if r == er else None))
+    out = [""] * len(lines)
+    for r, kept in keep.items():
+        if r >= len(lines):
+            continue
+        if kept == [(0, None)]:
+            out[r] = lines[r]
+        else:  # part of the line (columns are bytes in tree-sitter)
+            raw = lines[r].encode("utf-8", "surrogateescape")
+            buf = bytearray(b" " * len(raw))
+            for c0, c1 in kept:
+                c1 = len(raw) if c1 is None else c1
+                buf[c0:c1] = raw[c0:c1]
+            out[r] = buf.decode("utf-8", "surrogateescape")
+    text = "\n".join(out)
+    from .c import parse as ts_parse
+
+    alone = ts_parse(text.encode("utf-8", "surrogateescape")).root_node.children
+    if len(alone) != len(items):
+        return None
+    for a, b in zip(items, alone, strict=True):  # same kind, place and subtree (named nodes and fields) alone
+        if a.type != b.type or a.start_point != b.start_point or a.end_point != b.end_point \
+                or b.has_error or str(a) != str(b):
+            return None
+    spans = [(a.type, a.start_point[0], _char_col(lines, *a.start_point), a.end_point[0],
+              _char_col(lines, *a.end_point)) for a in items]
+    return text, spans, frozenset(a.type for a in items if not _is_statement(a.type))
+
+
+def _char_col(lines: list[str], row: int, col: int) -> int:
+    line = lines[row] if row < len(lines) else ""
+    return col if line.isascii() else len(line.encode("utf-8", "surrogateescape")[:col].decode(
+        "utf-8", "surrogateescape"))
+
+
+def parse_units(text: str, spans: list[tuple]) -> Any:
+    """The ast-grep root of a `unit_text`, or None when its top level is not exactly those items."""
+    root = parse(text)
+    top = root.root()
+    kids = top.children()
+    if len(kids) != len(spans):
+        return None
+    for kid, (kind, sr, sc, er, ec) in zip(kids, spans, strict=True):
+        rng = kid.range()
+        if kid.kind() != kind or (rng.start.line, rng.start.column, rng.end.line, rng.end.column) != (sr, sc, er, ec):
+            return None
+    return None if top.find(kind="ERROR") is not None else root
+
+
+def _confined(rule: Any, utils: dict[str, Any], below: bool, depth: int,
+              kinds: frozenset[str] | None = None) -> bool:
+    """Does nothing `rule` asks of a node inside a top-level item look outside that item? below: the
+    node is certainly inside the item, not the item itself (then its siblings and position are inside
+    the item too); so is a node whose kinds (as `rule` and the conditions around it pin them) are
+    no item's. `inside` may climb past the item only to nodes its target never matches (containers)."""
+    if depth > 20:
+        return False
+    if isinstance(rule, list):
+        return all(_confined(r, utils, below, depth + 1, kinds) for r in rule)
+    if not isinstance(rule, dict):
+        return True
+    here = _kinds(rule, utils, 0)
+    if kinds is not None:
+        here = kinds if here is None else here & kinds
+    below = below or (here is not None and not here & _ITEMS)
+    for key, value in rule.items():
+        if key in ("follows", "precedes", "nthChild") and not below:
+            return False  # the item's own siblings or position
+        if key == "inside":
+            if not (_never_container(value, utils, 0) and _confined(value, utils, False, depth + 1)):
+                return False
+        elif key in ("has", "follows", "precedes", "nthChild"):
+            if not _confined(value, utils, True, depth + 1):
+                return False
+        elif key == "stopBy":  # the nodes the relation passes
+            if not _confined(value, utils, below, depth + 1):
+                return False
+        elif key in ("all", "any", "not", "ofRule"):
+            if not _confined(value, utils, below, depth + 1, here if key != "ofRule" else None):
+                return False
+        elif key == "matches" and (
+                not isinstance(value, str) or not _confined(utils.get(value), utils, below, depth + 1, here)):
+            return False
+    return True
+
+
+def _kinds(rule: Any, utils: dict[str, Any], depth: int) -> frozenset[str] | None:
+    """The node kinds a node matching `rule` can have, or None when it does not pin them."""
+    if not isinstance(rule, dict) or depth > 20:
+        return None
+    known: frozenset[str] | None = None
+
+    def meet(more: frozenset[str] | None) -> None:
+        nonlocal known
+        if more is not None:
+            known = more if known is None else known & more
+
+    if isinstance(rule.get("kind"), str):
+        meet(frozenset({rule["kind"]}))
+    pat = rule.get("pattern")
+    if isinstance(pat, str):
+        meet(_pattern_kind(pat))
+    elif isinstance(pat, dict) and isinstance(pat.get("selector"), str):
+        meet(frozenset({pat["selector"]}))
+    if isinstance(rule.get("all"), list):
+        for sub in rule["all"]:
+            meet(_kinds(sub, utils, depth + 1))
+    if isinstance(rule.get("any"), list) and rule["any"]:
+        branches = [_kinds(sub, utils, depth + 1) for sub in rule["any"]]
+        if all(b is not None for b in branches):
+            meet(frozenset().union(*branches))  # type: ignore[arg-type]
+    if isinstance(rule.get("matches"), str):
+        meet(_kinds(utils.get(rule["matches"]), utils, depth + 1))
+    return known
+
+
+def _pattern_kind(text: str) -> frozenset[str] | None:
+    """The kind of the node a pattern matches (the single node it parses to), None for a bare
+    metavariable (any node) or when unsure."""
+    try:
+        from ast_grep_py import SgRoot
+
+        node = SgRoot(text.replace("$", _EXPANDO), LANGUAGE).root()
+        while len(kids := _nonempty_children(node)) == 1:
+            node = kids[0]
+    except Exception:
+        return None
+    if node.kind() in ("translation_unit", "ERROR") or _METAVAR.fullmatch(node.text().replace(_EXPANDO, "$").strip()):
+        return None
+    return frozenset({node.kind()})
+
+
+def confined(config: dict[str, Any]) -> bool:
+    """Does every match of a run config (`_run_config`) lie inside one top-level item and depend on
+    nothing outside it? Then a `unit_text` of the items finds the same matches in them."""
+    utils = config.get("utils") or {}
+    if not _never_container(config.get("rule"), utils, 0):
+        return False
+    return _confined(config.get("rule"), utils, False, 0) and all(
+        _confined(sub, utils, False, 0) for sub in (config.get("constraints") or {}).values())
+
+
 _DERIVED: Any = None  # config (marshalled) -> {name: value}, a cachefile.BuildCache once loaded
 
 
@@ -1030,6 +1225,18 @@ class Compiled:
     def inner_clauses(self) -> tuple[frozenset[str], ...]:
         return _derived(self._key, "inner_clauses",
                         lambda: tuple(_extra(required_clauses(self.config, inner=True), self.inner)))
+
+    @cached_property
+    def confined(self) -> bool:
+        """See `confined`: the case may search a `unit_text` instead of the whole file."""
+        return _derived(self._key, "confined", lambda: confined(self.sg))
+
+    @cached_property
+    def leafless(self) -> bool:
+        """Does the rule pin its matches to kinds other than a comment or a lone `;` (the items that
+        are no statement and hold nothing)?"""
+        return _derived(self._key, "leafless", lambda: (lambda k: k is not None and not k & LEAF_ITEMS)(
+            _kinds(self.sg.get("rule"), self.sg.get("utils") or {}, 0)))
 
     @cached_property
     def local(self) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from .. import lazyre
-from ..lang.pattern import Compiled, PatternMatch, check_keys, units
+from ..lang.pattern import LEAF_ITEMS, Compiled, PatternMatch, check_keys, parse_units, unit_text, units
 from ..record import replace
 from ..series.model import path_matches
 from ..views.context import FULL, FileContext, FileView
@@ -300,12 +300,21 @@ class PatternRule(Rule):
             return
         # No validation probe here: `rules list` and the tests validate every shipped rule, and a
         # review pays only for the matching (a broken third-party rule fails below, named).
-        root = view.sg_root()
-        within = _units(view, root) if view.mode == FULL else None  # a whole file: search what changed
+        full = view.mode == FULL
+        whole: Any = None  # the whole file's parse, only when a case needs it
+        within: list[Any] | None = None
         seen: set[int] = set()
         removed: frozenset[str] | None = None
         for case in live:
-            for m in self._run(case, root, within):
+            part = _unit_root(view, case) if full and case.compiled.confined else None
+            if part is not None:  # the items the added lines lie in, parsed alone: same matches there
+                found = self._run(case, part)
+            else:
+                if whole is None:
+                    whole = view.sg_root()
+                    within = _units(view, whole) if full else None  # a whole file: search what changed
+                found = self._run(case, whole, within)
+            for m in found:
                 line = case.anchor(view, m)
                 if line is None or line in seen or not case.function_ok(view, line):
                     continue
@@ -372,6 +381,23 @@ def _added_text(view: FileView) -> str:
     if got is None:
         got = _ADDED[view] = "\n".join(view.line_text(n) for n in sorted(view.added))
     return got
+
+
+_PARTS: WeakKeyDictionary[FileView, tuple[Any, frozenset[str]]] = WeakKeyDictionary()
+
+
+def _unit_root(view: FileView, case: PatternCase) -> Any:
+    """The ast-grep parse of the items of a full view that its added lines lie in (`unit_text`), or
+    None when that cannot stand for the file. `added: statement` looks for a match's statement up
+    to its item: every item must be one, or the case's matches none of the others (comments)."""
+    got = _PARTS.get(view)
+    if got is None:
+        made = unit_text(view.root, view.lines, view.added)
+        root = parse_units(made[0], made[1]) if made is not None else None
+        got = _PARTS[view] = (root, made[2] if made is not None else frozenset())
+    if case.added != "statement" or not got[1]:
+        return got[0]
+    return got[0] if got[1] <= LEAF_ITEMS and case.compiled.leafless else None
 
 
 def _units(view: FileView, root: Any) -> list[Any]:
