@@ -133,9 +133,8 @@ class FgtConfigOutsideConfigC(Rule):
                                    note=_NOTE)
         if not view.path.endswith(".c"):
             return
-        for fn in walk(view.root, {"function_definition"}):
-            name = function_name(fn)
-            if not name or name in applied or not view.touches_added(fn):
+        for name, fn in view.functions():  # the named ones of walk(root, {"function_definition"})
+            if not view.touches_added(fn) or name in applied:
                 continue
             for ret in walk(fn, {"return_statement"}):
                 expr = ret.named_children[0] if ret.named_children else None

@@ -75,12 +75,9 @@ class PreemptionUnsafeHwAccess(Rule):
         view = ctx.view
         if not view.added or not view.is_c or not _in_scope(view.path):
             return
-        index = _INDEX.get(ctx.series)
-        if index is None:
-            index = _INDEX[ctx.series] = _CallIndex(ctx.series)
-        added = view.added
+        index = None  # the series' call graph, built when a function first needs it
         for name, fn in view.functions():  # the named function_definitions, in walk order
-            if added.isdisjoint(view.node_lines(fn)) or _PINNED_NAME.search(name):
+            if not view.touches_added(fn) or _PINNED_NAME.search(name):  # (a bisection)
                 continue
             if _GUARD.search(text(fn.child_by_field_name("body"))):
                 continue
@@ -88,6 +85,10 @@ class PreemptionUnsafeHwAccess(Rule):
             if not hw:
                 continue
             new = view.node_line(fn) in view.added
+            if index is None:
+                index = _INDEX.get(ctx.series)
+                if index is None:
+                    index = _INDEX[ctx.series] = _CallIndex(ctx.series)
             handler = index.is_handler(name)
             if not new and not handler:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -96,7 +97,8 @@ class SysregVisibilityNotPerVm(Rule):
         if not view.added or not view.text.strip():
             return
         entries = view_entries(view)
-        added = [e for e in entries if any(n in view.added for n in range(e.start, e.end + 1))]
+        order = sorted(view.added)  # an entry is added when one of its lines is (a bisection each)
+        added = [e for e in entries if _touches(order, e.start, e.end)]
         if not ctx.series.files_mode:
             yield from self._missing_visibility(view, added)
         yield from self._host_only_callbacks(ctx, view, entries, added)
@@ -104,6 +106,12 @@ class SysregVisibilityNotPerVm(Rule):
 
     # -- (a) -----------------------------------------------------------------------------------
     def _missing_visibility(self, view: FileView, added: list[Entry]) -> Iterator[Finding]:
+        # the added entries that could be bare, before reading the table the patch started from
+        # (full mode: a whole sys_regs.c)
+        maybe = [e for e in added if e.name and e.has_storage and not e.visibility
+                 and (view.pre_text is not None or e.start in view.added)]
+        if not maybe:
+            return
         before = pre_entries(view)
         if before is None:
             return
@@ -115,9 +123,8 @@ class SysregVisibilityNotPerVm(Rule):
         # a register every VM could already read (a real access handler, no visibility) is no
         # optional feature: giving it storage does not change which VMs see it (CLIDR_EL1, CTR_EL0)
         had |= {e.key for e in before if e.get("access") not in _NOT_EMULATED and not e.visibility}
-        bare = [e for e in added if e.name and e.has_storage and not e.visibility and e.key not in had
-                # hunk-only: an entry whose first line is context existed already, as it was unseen
-                and (view.pre_text is not None or e.start in view.added)]
+        # hunk-only: an entry whose first line is context existed already, as it was unseen (maybe)
+        bare = [e for e in maybe if e.key not in had]
         if len(bare) > 3:
             # one point, made once: a block of new registers sharing the same missing visibility
             names = ", ".join(e.name for e in bare[:4] if e.name) + ", ..."
@@ -241,6 +248,12 @@ class SysregVisibilityNotPerVm(Rule):
                      "visibility depend on kvm_has_feat(vcpu->kvm, ...) for the feature instead "
                      "(the host check can stay as a shortcut)?",
             )
+
+
+def _touches(order: list[int], start: int, end: int) -> bool:
+    """Some line in start..end is in the sorted list `order`."""
+    i = bisect_left(order, start)
+    return i < len(order) and order[i] <= end
 
 
 def _series_id_fields(ctx: FileContext) -> set[str]:

@@ -12,7 +12,10 @@ from pmureview.rule.model import Confidence, Finding, RuleDocs, RuleMeta, Scope,
 from pmureview.views.context import FileContext, SeriesContext
 
 # the object READ_ONCE()/WRITE_ONCE() access: `vcpu->arch.reset_state.reset`, `&st->flag`, ...
-_ONCE = re.compile(r"\b(READ_ONCE|WRITE_ONCE)\s*\(\s*&?\s*([A-Za-z_][\w.\->\s]*?)\s*[,)]")
+# `\b(READ_ONCE|WRITE_ONCE)...`, the word boundary checked behind the name (look-behinds): a pattern
+# starting with \b is tried at every position, this one only where an R or a W is
+_ONCE = re.compile(r"(READ_ONCE|WRITE_ONCE)(?<!\wREAD_ONCE)(?<!\wWRITE_ONCE)"
+                   r"\s*\(\s*&?\s*([A-Za-z_][\w.\->\s]*?)\s*[,)]")
 # where the base is searched in full mode: KVM code and its headers, besides the series' own files
 _BASE_DIRS = ("arch/arm64/kvm/", "arch/arm64/include/asm/kvm", "include/kvm/", "virt/kvm/", "include/linux/kvm")
 _MAX_BASE_FILES = 200

@@ -47,7 +47,13 @@ _ANNOUNCE = lazy_re(
 _TRIVIAL_LINE = lazy_re(r"^\s*(?:$|/\*|\*|//|#\s*(?:define\s+[A-Z_][A-Z0-9_]*(?:\s|$)|if|ifdef|ifndef|"
                            r"else|elif|endif|include)\b|[{}];?\s*$)")
 _MACRO_LOGIC = lazy_re(r"[?|&!<>=+\-*/]|\w\s*\(")  # a macro body with an operator or a call
-_MACRO_CALL = lazy_re(r"\b[A-Z][A-Z0-9_]*\s*\(([^()]*)\)")
+# `\bNAME(args)`: the word boundary is checked after the first letter (a negative look-behind) so
+# that the search only stops at upper-case letters (a pattern starting with \b tries every position)
+_MACRO_CALL = lazy_re(r"[A-Z](?<!\w[A-Z])[A-Z0-9_]*\s*\(([^()]*)\)")
+_ARG_WORD = lazy_re(r"\b[A-Za-z_]\w*\b")
+_WEAK = lazy_re(r"\b__weak\b|__attribute__\s*\(\(\s*weak")
+_STATIC = lazy_re(r"\bstatic\b")
+_LOWER_NAME = lazy_re(r"^[a-z_][a-z0-9_]*$")
 _WORD = lazy_re(r"\w+")
 _DIRECT_LOOKUPS = 16  # _holding() searches the texts for this many names, then indexes their words
 _PASTE = lazy_re(r"(\w*)\s*##\s*\w+\s*(?:##\s*(\w+))?")
@@ -181,6 +187,7 @@ class HelperWithoutUser(Rule):
         out: dict[str, _Helper] = {}
         per_path: dict[str, dict[str, int]] = {}  # path -> name -> definitions (max over views)
         prototypes: set[str] = set()
+        views: list[FileView] = []
         for view in ctx.all_views():
             if not view.is_c or _EXEMPT_PATH.match(view.path):
                 continue
@@ -189,19 +196,27 @@ class HelperWithoutUser(Rule):
                 protos = {n for n, line in _prototypes(view) if line in view.added}
             except Exception:
                 continue
+            views.append(view)
             prototypes |= protos
-            counts: dict[str, int] = {}
-            for h in found:
-                counts[h.name] = counts.get(h.name, 0) + 1
-            seen = per_path.setdefault(view.path, {})
-            for name, n in counts.items():
-                seen[name] = max(seen.get(name, 0), n)
             for h in found:
                 if h.line not in view.added or h.name in out or _EXEMPT_NAME.match(h.name):
                     continue
                 if _removed_by(view.patch, h.name):
                     continue  # moved (or re-implemented) by the same patch
                 out[h.name] = h
+        # how many definitions each candidate has: only their names are counted (full mode: most
+        # functions of a kernel file are none of them)
+        for view in views:
+            try:
+                found = list(_definitions(view, frozenset(out)))
+            except Exception:
+                continue
+            counts: dict[str, int] = {}
+            for h in found:
+                counts[h.name] = counts.get(h.name, 0) + 1
+            seen = per_path.setdefault(view.path, {})
+            for name, n in counts.items():
+                seen[name] = max(seen.get(name, 0), n)
         defined: dict[str, int] = {}
         for names in per_path.values():
             for name, n in names.items():
@@ -241,24 +256,35 @@ class HelperWithoutUser(Rule):
 
 # -- definitions and prototypes -----------------------------------------------------------------------
 
-def _definitions(view: FileView) -> Iterator[_Helper]:
+def _definitions(view: FileView, names: frozenset[str] | None = None) -> Iterator[_Helper]:
+    """Without names: the definitions that can be candidates (a function with an added line, a macro
+    starting on one; others' lines are never read). With names: every definition of those names."""
     for name, fn in view.functions():  # shared per view with other rules (same pre-order walk)
+        if names is not None and name not in names:
+            continue
+        touched = view.first_added_line(fn) is not None
+        if names is None and not touched:
+            continue  # its name line is not added: never a candidate
         raw = fn.text or b""
         brace = raw.find(b"{")  # the head alone is decoded ("{" never ends a UTF-8 sequence)
         head = (raw[:brace] if brace >= 0 else raw).decode("utf-8", "replace")
-        if re.search(r"\b__weak\b|__attribute__\s*\(\(\s*weak", head) or in_preproc_else(fn):
+        if _WEAK.search(head) or in_preproc_else(fn):
             continue
-        static = bool(re.search(r"\bstatic\b", head))
-        if view.first_added_line(fn) is None:
+        static = bool(_STATIC.search(head))
+        if not touched:
             # no added line in it (most functions of a full view): counted by name only, never a
             # candidate (its name line is not added) and never read for its lines
             yield _Helper(name, view, 0, "function", static)
             continue
         yield _Helper(name, view, _name_line(view, fn), "function", static, set(view.node_lines(fn)))
     for d in _nodes(view)[0]:
+        if names is None and view.node_line(d) not in view.added:
+            continue  # not a candidate
         name = text(d.child_by_field_name("name"))
+        if names is not None and name not in names:
+            continue
         value = d.child_by_field_name("value")
-        if not name or not re.match(r"^[a-z_][a-z0-9_]*$", name) or not name.strip("_"):
+        if not name or not _LOWER_NAME.match(name) or not name.strip("_"):
             continue  # upper-case macros: constants and table builders
         if value is None or not _MACRO_LOGIC.search(text(value)) or in_preproc_else(d):
             continue
@@ -288,7 +314,11 @@ def _name_line(view: FileView, fn) -> int:
 
 
 def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
+    """(name, line) of the prototypes in declarations with an added line (the callers want the
+    prototypes on added lines; a declarator's line is one of its declaration's)."""
     for decl in _nodes(view)[1]:
+        if view.first_added_line(decl) is None:
+            continue
         for d in decl.children_by_field_name("declarator"):
             name = declarator_name(d)
             if name:
@@ -463,7 +493,7 @@ class _UseIndex:
         if self._pastes is None:
             self._pastes = set()
             for v in self.ctx.all_views():
-                if v.is_c:
+                if v.is_c and "##" in v.text:
                     for ln in v.text.split("\n"):
                         if "##" in ln:
                             for m in _PASTE.finditer(ln):
@@ -480,8 +510,9 @@ class _UseIndex:
         argument counts as used (uses(): name starts with `a_` or ends with `_a`, `a` an argument)."""
         args = self._args.get(id(view))
         if args is None:
-            args = self._args[id(view)] = {a for m in _MACRO_CALL.finditer(view.text)
-                                           for a in re.findall(r"\b[A-Za-z_]\w*\b", m.group(1))}
+            # the arguments joined by newlines: a word never spans two of them
+            args = self._args[id(view)] = set(_ARG_WORD.findall(
+                "\n".join([m.group(1) for m in _MACRO_CALL.finditer(view.text)])))
         return args
 
     def exported(self, name: str) -> bool:

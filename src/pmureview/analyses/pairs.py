@@ -143,7 +143,7 @@ def view_leaks(view: FileView) -> list[Leak]:
         for root in roots:
             for _name, fn in functions(root):
                 # the rules anchor on added lines inside the function: untouched ones are not walked
-                touched = not view.added.isdisjoint(range(fn.start_point[0] + 1, fn.end_point[0] + 2))
+                touched = view.touches_added(fn)  # an added line among its rows (a bisection)
                 if touched and whole(view, fn):
                     out.extend(function_leaks(fn, helpers))
                     walked.update(range(fn.start_point[0] + 1, fn.end_point[0] + 2))
@@ -1042,7 +1042,8 @@ def _matching_acquire(scope: Node, release: Node, rel: str, *, before: int) -> N
     return found
 
 
-_RETURN = lazy_re(r"^(\s*)return\b")
+# `^(\s*)return\b` on each line of a text: \s but the newline
+_RETURN_LINES = lazy_re(r"^([^\S\n]*)return\b", re.M)
 _CALL_LINE = lazy_re(r"^(\s*)([A-Za-z_]\w*)\s*\((.*)\)\s*;\s*(?:/[/*].*)?$")
 
 
@@ -1052,10 +1053,14 @@ def _unreachable_lines(view: FileView) -> Iterator[Leak]:
     earlier in the same block (same indentation, every line in between known)."""
     lines = view.lines
     known = view.known
-    for ln in sorted(known):
-        line = lines[ln - 1]
-        m = _RETURN.match(line) if "return" in line else None  # most lines of a full view: no regex
-        if not m:
+    text = view.text
+    row, at = 1, 0  # the line of text offset `at`
+    # the lines starting with a return, found in the whole text at once (most lines hold none)
+    for m in _RETURN_LINES.finditer(text):
+        row += text.count("\n", at, m.start())
+        at = m.start()
+        ln = row
+        if ln not in known:
             continue
         indent = m.group(1)
         end = ln

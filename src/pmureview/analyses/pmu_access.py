@@ -10,6 +10,7 @@ arch/arm64/include/asm/arm_pmuv3.h (read_pmcr(), write_pmevtypern(), ...).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
@@ -145,17 +146,39 @@ def code_scopes(view) -> list[Scope]:  # view: FileView
     return list(got)
 
 
+class _Lines:
+    """`in`: a line inside one of the (first, last) spans (merged and bisected, not a set of every
+    line of a kernel file)."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for first, last in sorted(spans):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        self.firsts = [m[0] for m in merged]
+        self.lasts = [m[1] for m in merged]
+
+    def __contains__(self, line: int) -> bool:
+        i = bisect_right(self.firsts, line) - 1
+        return i >= 0 and line <= self.lasts[i]
+
+
 def _code_scopes(view) -> list[Scope]:
     from ..lang.c import function_name
 
     out: list[Scope] = []
     fns = nodes_of(view.root, frozenset({"function_definition"}))
-    added = view.added
+    order = sorted(view.added)
+    spans = []  # (first, last) line of each function
     for fn in fns:
-        if not added.isdisjoint(range(fn.start_point[0] + 1, fn.end_point[0] + 2)):  # touches_added
+        first, last = fn.start_point[0] + 1, fn.end_point[0] + 1
+        spans.append((first, last))
+        i = bisect_left(order, first)
+        if i < len(order) and order[i] <= last:  # touches_added (a bisection)
             out.append(Scope(function_name(fn) or "", [fn], fn))
-    covered = {ln for s in out for ln in view.node_lines(s.fn)} | {
-        ln for fn in fns for ln in view.node_lines(fn)}
+    covered = _Lines(spans)  # the lines of every function (the scopes above are some of them)
     for hunk in view.change.hunks:
         new = [hl.new_no for hl in hunk.lines if hl.kind != "-" and hl.new_no]
         if not new or not any(n in view.added and n not in covered for n in new):

@@ -173,7 +173,7 @@ def _summary(series: SeriesContext, view: FileView, fn: Node) -> tuple[frozenset
         body = fn.text or b""
         direct = frozenset(_guards.predicate_caps(fn, {})) if any(w in body for w in _TEST_WORDS) else frozenset()
         callees: list[str] = []
-        for ret in walk(fn, {"return_statement"}):
+        for ret in _returns(view, fn):
             body = _guards._COMMENT.sub(" ", text(ret))
             callees += [m.group(1) for m in _guards._CALL.finditer(body)]
         return direct, tuple(dict.fromkeys(callees))
@@ -183,6 +183,28 @@ def _summary(series: SeriesContext, view: FileView, fn: Node) -> tuple[frozenset
     # holds the view (and so its tree), so neither id can be reused while it is cached
     return series.memo(("predicate-summary-node", id(view), fn.id),
                        lambda: (view, series.memo(("predicate-summary", fn.text), build)))[1]
+
+
+_RETURN_STATEMENT = frozenset({"return_statement"})
+_VIEW_RETURNS: weakref.WeakKeyDictionary[Any, tuple[list[int], list[Node], set[Node]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _returns(view: FileView, fn: Node) -> list[Node]:
+    """walk(fn, {"return_statement"}), read from the view's list of every return statement (one
+    whole-tree query for the file rather than one walk per function): in pre-order, every node is
+    after its ancestors and before the nodes after its end, so fn's are those starting and ending
+    within it (no return statement holds a function)."""
+    got = _VIEW_RETURNS.get(view)
+    if got is None:
+        nodes = list(walk(view.root, _RETURN_STATEMENT))
+        got = _VIEW_RETURNS[view] = ([n.start_byte for n in nodes], nodes, {f for _n, f in view.functions()})
+    starts, nodes, mine = got
+    if fn not in mine:  # not a function of the view's tree: walk it
+        return list(walk(fn, _RETURN_STATEMENT))
+    end = fn.end_byte
+    return [n for n in nodes[bisect.bisect_left(starts, fn.start_byte):bisect.bisect_right(starts, end)]
+            if n.end_byte <= end]
 
 
 def caps_tested(node: Node, preds: Mapping[str, Iterable[str]]) -> set[str]:

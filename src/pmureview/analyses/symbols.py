@@ -144,6 +144,14 @@ class SeriesSymbols:
     _pastes: list[tuple[str, str, str]] | None = None  # (prefix, suffix, path)
     _uses: dict[str, list[Use]] = field(default_factory=dict)
     _base: dict[str, dict[str, BaseRef] | None] = field(default_factory=dict)
+    # Full mode: a view is a whole kernel file, and the rules ask for the sites the patches add and
+    # for a few names. Those are read from the site nodes that can hold them (touching an added line,
+    # holding the name), each node's sites built once (the same Symbol objects whoever asks).
+    _node_sites: dict[int, dict[Node, list[Symbol]]] = field(default_factory=dict)  # id(view) -> node -> sites
+    _line_sites: dict[int, list[Symbol]] = field(default_factory=dict)  # id(view) -> its line sites
+    _src: dict[int, bytes] = field(default_factory=dict)  # id(view) -> the bytes its tree was parsed from
+    _added_sites: dict[int, list[Symbol]] = field(default_factory=dict)  # id(view) -> its added sites
+    _named: dict[str, list[Symbol]] = field(default_factory=dict)  # name -> named(name), full mode
 
     # -- sites -------------------------------------------------------------------------------------
 
@@ -151,30 +159,111 @@ class SeriesSymbols:
         got = self._sites.get(id(view))
         if got is None:
             try:
-                got = list(_view_sites(view))
+                if view.mode != "full":
+                    got = list(_view_sites(view))
+                else:  # the nodes some partial read built keep their Symbols
+                    got = self._of_nodes(view, walk(view.root, _SITE_NODES)) if view.is_c else []
+                    got += self._lines_of(view)
             except Exception:  # a parser surprise on a fragment: no sites rather than no review
                 got = []
             self._sites[id(view)] = got
         return got
 
+    def _src_of(self, view: FileView) -> bytes:
+        got = self._src.get(id(view))
+        if got is None:
+            # the bytes the tree was parsed from (hunk-only views close comments left open in the gaps)
+            got = self._src[id(view)] = getattr(view, "parse_text", view.text).encode("utf-8", "surrogateescape")
+        return got
+
+    def _of_nodes(self, view: FileView, nodes: Iterable[Node]) -> list[Symbol]:
+        """The sites of site nodes of `view` (in the order given), each node's built once."""
+        src = self._src_of(view)
+        known = self._node_sites.setdefault(id(view), {})
+        out: list[Symbol] = []
+        for node in nodes:
+            got = known.get(node)
+            if got is None:
+                got = known[node] = list(_node_sites(view, node, src))
+            out += got
+        return out
+
+    def _lines_of(self, view: FileView) -> list[Symbol]:
+        got = self._line_sites.get(id(view))
+        if got is None:
+            got = self._line_sites[id(view)] = list(_line_sites(view))
+        return got
+
+    def _partial(self, view: FileView) -> bool:
+        """Read only some of `view`'s site nodes: a full view whose sites are not all known yet."""
+        return view.mode == "full" and id(view) not in self._sites
+
     def all_sites(self) -> Iterator[Symbol]:
         for view in self.ctx.all_views():
             yield from self.sites(view)
 
+    def _added_in(self, view: FileView) -> list[Symbol]:
+        """The sites of `view` its patch adds: a site is added when a line of its node is."""
+        if not self._partial(view):
+            return [s for s in self.sites(view) if s.added]
+        got = self._added_sites.get(id(view))
+        if got is None:
+            try:
+                nodes = sorted(view.added_nodes(_SITE_NODES, touching=True), key=_preorder) if view.is_c else []
+                got = [s for s in self._of_nodes(view, nodes) + self._lines_of(view) if s.added]
+            except Exception:
+                got = [s for s in self.sites(view) if s.added]
+            self._added_sites[id(view)] = got
+        return got
+
     def added(self, kinds: Iterable[str] | None = None) -> Iterator[Symbol]:
         """Sites some patch adds (in series order), optionally of the given kinds."""
         want = frozenset(kinds) if kinds is not None else None
-        for s in self.all_sites():
-            if s.added and (want is None or s.kind in want):
-                yield s
+        for view in self.ctx.all_views():
+            for s in self._added_in(view):
+                if want is None or s.kind in want:
+                    yield s
 
     def named(self, name: str) -> list[Symbol]:
         """Every site of `name` in the series' post-images (added or context)."""
+        if self._by_name is None and self.ctx.full:
+            got = self._named.get(name)
+            if got is None:
+                got = self._named[name] = [s for view in self.ctx.all_views() for s in self._named_in(view, name)]
+            return got
         if self._by_name is None:
             self._by_name = {}
             for s in self.all_sites():
                 self._by_name.setdefault(s.name, []).append(s)
         return self._by_name.get(name, [])
+
+    def _named_in(self, view: FileView, name: str) -> list[Symbol]:
+        """The sites of `name` in `view`. A tree site's name is the text of an identifier (or field
+        identifier) inside its node: the site nodes read are the ancestors of the identifiers that
+        spell `name` exactly."""
+        if not self._partial(view) or not name.isascii():
+            return [s for s in self.sites(view) if s.name == name]
+        if name not in view.text:
+            return []
+        try:
+            nodes: dict[Node, None] = {}
+            if view.is_c:
+                src, word, names = self._src_of(view), name.encode(), frozenset((name,))
+                root, size = view.root, len(word)
+                at = src.find(word)
+                while at >= 0:
+                    n = root.descendant_for_byte_range(at, at + size)
+                    if n is not None and n.type in _NAME_TYPES and n.start_byte == at and n.end_byte == at + size:
+                        n = n.parent
+                        while n is not None:
+                            if n.type in _SITE_NODES and n not in nodes and _may_name(n, names):
+                                nodes[n] = None
+                            n = n.parent
+                    at = src.find(word, at + 1)
+            got = self._of_nodes(view, sorted(nodes, key=_preorder)) + self._lines_of(view)
+        except Exception:
+            return [s for s in self.sites(view) if s.name == name]
+        return [s for s in got if s.name == name]
 
     def exported(self, name: str) -> bool:
         return any(s.kind == EXPORT for s in self.named(name)) or any(
@@ -413,9 +502,21 @@ class SeriesSymbols:
             # every site of a touched file)
             removed = {tok for p in self.ctx.patches for f in p.files
                        for t in strip_comments(list(f.removed_text), None) for _ns, tok in tokens(t)}
-            for s in self.all_sites():
-                if s.kind in (FUNCTION, VARIABLE, PERCPU) and not s.static and s.name in removed:
-                    yield s
+            for view in self.ctx.all_views():
+                for s in self._defining(view, removed):
+                    if s.kind in (FUNCTION, VARIABLE, PERCPU) and not s.static and s.name in removed:
+                        yield s
+
+    def _defining(self, view: FileView, names: set[str]) -> list[Symbol]:
+        """The sites of `view` that can define one of `names` as a function or an object: those of the
+        top-level definitions and declarations whose declarators name one (and the line sites)."""
+        if not self._partial(view):
+            return self.sites(view)
+        try:
+            nodes = [n for n in walk(view.root, _SITE_NODES) if _may_name(n, names, True)] if view.is_c else []
+            return self._of_nodes(view, nodes) + self._lines_of(view)
+        except Exception:
+            return self.sites(view)
 
     def _file_local(self, name: str) -> FileLocalGlobal | None:
         sites = self.named(name)
@@ -646,21 +747,58 @@ def _tree_sites(view: FileView, only: str | None = None) -> Iterator[Symbol]:
     for node in walk(view.root, _SITE_NODES):
         if word is not None and src.find(word, node.start_byte, node.end_byte) < 0:
             continue  # a site's name is text inside its node
-        t = node.type
-        if t == "field_declaration":
-            yield from _members(view, node)
-            continue
-        if t in ("preproc_def", "preproc_function_def"):
-            yield from _macro(view, node)
-            continue
-        if node.start_point[1] != 0 or has_ancestor(node, _LOCAL_SCOPES):
-            continue  # not at the top level: a local, or a fragment of a function body
-        if t == "function_definition":
-            sym = _function(view, node, src)
-            if sym is not None:
-                yield sym
-        else:
-            yield from _declaration(view, node, src)
+        yield from _node_sites(view, node, src)
+
+
+def _node_sites(view: FileView, node: Node, src: bytes) -> Iterator[Symbol]:
+    """The sites one site node (a _SITE_NODES type) makes."""
+    t = node.type
+    if t == "field_declaration":
+        yield from _members(view, node)
+        return
+    if t in ("preproc_def", "preproc_function_def"):
+        yield from _macro(view, node)
+        return
+    if node.start_point[1] != 0 or has_ancestor(node, _LOCAL_SCOPES):
+        return  # not at the top level: a local, or a fragment of a function body
+    if t == "function_definition":
+        sym = _function(view, node, src)
+        if sym is not None:
+            yield sym
+    else:
+        yield from _declaration(view, node, src)
+
+
+def _preorder(node: Node) -> tuple[int, int, int]:
+    """The order `walk` gives nodes: by start, the longer first, an ancestor before a same-span child."""
+    depth = 0
+    p = node.parent
+    while p is not None:
+        depth += 1
+        p = p.parent
+    return node.start_byte, -node.end_byte, depth
+
+
+def _may_name(node: Node, names: set[str] | frozenset[str], objects: bool = False) -> bool:
+    """Whether the site node can make a site named in `names` (each name as _node_sites finds it,
+    without building anything); objects: only function and object sites (definitions, declarations)."""
+    t = node.type
+    if t == "function_definition":
+        return node.start_point[1] == 0 and function_name(node) in names
+    if t == "declaration":
+        return node.start_point[1] == 0 and any(
+            (declarator_name(d) or _object_name(d)) in names for d in node.children_by_field_name("declarator"))
+    if objects:
+        return False
+    if t == "field_declaration":
+        for d in node.children_by_field_name("declarator"):
+            ident = d
+            while ident is not None and ident.type != "field_identifier":
+                ident = ident.child_by_field_name("declarator")
+            if ident is not None and text(ident) in names:
+                return True
+        return False
+    return text(node.child_by_field_name("name")) in names  # macros
 
 
 def _macro(view: FileView, node: Node) -> Iterator[Symbol]:
@@ -759,9 +897,20 @@ def _object_name(d: Node) -> str | None:
 
 
 def _name_node(d: Node | None, name: str) -> Node | None:
+    """The first identifier (or field identifier) `name` under `d` in pre-order: a plain walk that
+    stops there (the name comes before the parameters, which a query would capture too)."""
     if d is None:
         return None
-    return next((i for i in walk(d, {"identifier", "field_identifier"}) if text(i) == name), None)
+    stack = [d]
+    while stack:
+        n = stack.pop()
+        if n.type in _NAME_TYPES and text(n) == name:
+            return n
+        stack.extend(reversed(n.children))
+    return None
+
+
+_NAME_TYPES = frozenset({"identifier", "field_identifier"})
 
 
 def _conditional(node: Node) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +85,25 @@ def lists() -> Lists:
 _DEFINE = lazy_re(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)", re.M)
 
 
+def _defines(c_text: str) -> Iterator[re.Match[str]]:
+    """_DEFINE.finditer(c_text), tried only at the starts of lines holding `define` (a pattern starting
+    with ^ is tried at every position of a kernel file): the same matches, since each one starts a
+    line with `#define`, and one starting inside the previous match is skipped as finditer does."""
+    end = 0
+    at = c_text.find("define")
+    while at >= 0:
+        start = c_text.rfind("\n", 0, at) + 1
+        if start >= end:
+            m = _DEFINE.match(c_text, start)
+            if m is not None:
+                yield m
+                end = m.end()
+            else:
+                end = start + 1  # this line holds no match: its other `define`s neither
+        nxt = c_text.find("\n", at)
+        at = c_text.find("define", nxt) if nxt >= 0 else -1
+
+
 class _Body:
     """A function's condition/return expressions, read from its node on first use: most helpers of
     the scanned headers are never looked up, and walking every body was most of helpers_for()."""
@@ -146,7 +165,7 @@ class Helpers:
 
 def _scan_tree(c_text: str, root: Node | None, parsed: Callable[[str], Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for m in _DEFINE.finditer(c_text):
+    for m in _defines(c_text):
         body = m.group(3).replace("\\\n", " ").strip()
         if body:
             out[m.group(1)] = [body]

@@ -161,7 +161,7 @@ _NOT_SHARED = frozenset({"identifier", "field_identifier", "type_identifier", "n
 # The rules run one after the other over every file, so a union learnt only from the sets asked would
 # grow (and requery every tree) once per set: start from what the shipped rules ask of whole files.
 _WHOLE_SEED = frozenset({"function_definition", "declaration", "field_declaration", "preproc_def",
-                         "preproc_function_def", "call_expression", "comment"})
+                         "preproc_function_def", "call_expression", "comment", "return_statement"})
 _whole_types: set[str] = set(_WHOLE_SEED)  # every type asked of a whole tree in this process
 
 
