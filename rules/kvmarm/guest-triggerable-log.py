@@ -58,13 +58,9 @@ def _stored_graph(src: str, root) -> tuple[dict[str, frozenset[str]], frozenset[
     """_build_graph(), kept on disk by content and code: every hook process of a series in a kernel
     tree that meets a log call builds the graph of the same ~20 base files (a parse and a query of
     each, ~60 ms)."""
-    import zlib  # kernel.predicates keys its scans the same way (no hashlib on the hook path)
+    from pmureview.cachefile import content_cache_file, content_key, read_marshal, write_content
 
-    from pmureview.cachefile import content_cache_file, read_marshal, write_content
-
-    raw = src.encode("utf-8", "surrogateescape")
-    path = content_cache_file("call-graph", f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}{len(raw):x}-"
-                                            f"{_code_stamp()}")
+    path = content_cache_file("call-graph", f"{content_key(src)}-{_code_stamp()}")
     got = read_marshal(path)
     if (isinstance(got, tuple) and len(got) == 2 and isinstance(got[0], dict) and isinstance(got[1], frozenset)
             and all(isinstance(v, frozenset) for v in got[0].values())):

@@ -365,12 +365,9 @@ def load_knowledge(base_reader: Reader | None = None) -> Knowledge:
                                                    *PREDICATE_PATHS)]
     if all(t is None for t in texts):
         return _snapshot_cached()
-    # by content, as kernel.predicates keys its helper scans (zlib is loaded for those anyway;
-    # hashlib would add ~3.5 ms to every hook process in a kernel tree)
-    import zlib
+    from ..cachefile import content_key  # by content, as every content cache (no hashlib on the hook path)
 
-    raw = "\0".join(t if t is not None else "\1" for t in texts).encode("utf-8", "surrogateescape")
-    key = f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}{len(raw):x}"
+    key = content_key("\0".join(t if t is not None else "\1" for t in texts))
     kb = _TREE_CACHE.get(key)
     if kb is None:
         kb = _TREE_CACHE[key] = _tree_knowledge(key, texts)

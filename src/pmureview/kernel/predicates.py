@@ -199,18 +199,11 @@ def _scan(c_text: str, root: Node | None = None, cache: dict | None = None,
     return got
 
 
-def _content_key(c_text: str) -> str:
-    import zlib
-
-    raw = c_text.encode("utf-8", "surrogateescape")
-    return f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}{len(raw):x}"
-
-
 def _scan_file(c_text: str) -> str:
-    from ..cachefile import code_stamp, content_cache_file
+    from ..cachefile import code_stamp, content_cache_file, content_key
 
     # the scan's own code: a changed scanner never reads old results
-    return content_cache_file("helpers", f"{_content_key(c_text)}-{code_stamp([__file__])}")
+    return content_cache_file("helpers", f"{content_key(c_text)}-{code_stamp([__file__])}")
 
 
 def _scan_from_disk(c_text: str) -> dict[str, Any] | None:

@@ -274,9 +274,21 @@ def parse_table(c_text: str, known: frozenset[int] | None = None) -> list[Entry]
         return []
 
 
+_WHOLE: dict[str, tuple[Entry, ...]] = {}  # content key -> entries, for the rules of this process
+
+
 def _whole_file(digest: str, c_text: str) -> tuple[Entry, ...]:
     """The table of a whole sys_regs.c (a base tree's, a full-mode view's): ~40 ms to parse, and the
-    hook asks it again in every process of a series, so the entries are kept on disk by content."""
+    hook asks it again in every process of a series, so the entries are kept on disk by content;
+    several rules of a run ask the same versions (patch k's "before" is patch k-1's "after")."""
+    if digest not in _WHOLE:
+        if len(_WHOLE) > 64:
+            _WHOLE.clear()
+        _WHOLE[digest] = _whole_file_read(digest, c_text)
+    return _WHOLE[digest]
+
+
+def _whole_file_read(digest: str, c_text: str) -> tuple[Entry, ...]:
     from ..cachefile import content_cache_file, read_marshal, write_content
 
     path = content_cache_file("sysregtable", digest)
