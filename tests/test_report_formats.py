@@ -283,3 +283,12 @@ def test_b4_per_patch() -> None:
     other = finding("series/debug-scaffolding", Severity.ERROR, patch=2)
     out = json.loads(render_b4(make_review([WARN, other], series=series), patch=1))
     assert out[0]["status"] == "warn"
+
+
+def test_fingerprint_is_the_documented_sha256() -> None:
+    """The fingerprint baselines store: sha256 of rule, path and normalised line (whichever module
+    computes it: the builtin _sha256 or hashlib)."""
+    import hashlib
+
+    raw = f"{ERR.rule}\0{ERR.location.path or ERR.location.section}\0{' '.join((ERR.snippet or ERR.message).split())}"
+    assert ERR.fingerprint() == hashlib.sha256(raw.encode()).hexdigest()[:16]

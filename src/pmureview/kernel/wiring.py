@@ -126,8 +126,9 @@ class WiringFacts:
 
 
 def _h(text: str | None) -> str:
-    import hashlib  # lazily: ~3 ms of a hook run's imports
-    return hashlib.sha1((text or "").encode("utf-8", "surrogateescape")).hexdigest()
+    from ..cachefile import content_key  # zlib: hashlib is ~4 ms of a hook run's imports
+
+    return content_key(text or "")
 
 
 @cache

@@ -70,9 +70,11 @@ class Finding:
         """Stable across revisions: rule, path and the normalised anchored line, not the line number."""
         text = " ".join((self.snippet or self.message).split())
         raw = f"{self.rule}\0{self.location.path or self.location.section}\0{text}"
-        import hashlib  # only baselines and reports with fingerprints need it (~4 ms to import)
-
-        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+        try:  # the builtin module: hashlib loads OpenSSL first (~4 ms; only reports with fingerprints pay)
+            from _sha256 import sha256
+        except ImportError:  # a build without it
+            from hashlib import sha256
+        return sha256(raw.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
         loc = self.location
