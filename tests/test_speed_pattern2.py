@@ -124,21 +124,32 @@ def test_every_shipped_case_is_confined() -> None:
 
 
 @cache
-def _fixture_c_files() -> list[Path]:
-    files = sorted(ROOT.rglob("*.[ch]"))
-    assert len(files) > 400
-    return files
+def _fixture_c_texts() -> list[tuple[str, str]]:
+    """(name, text) of the fixtures' C: the tracked trees' files and every series' hunk-only
+    post-image views (a clean clone has no unpacked post-image folders)."""
+    from pmureview.api import Options, load_series
+    from pmureview.views.image import build_views
+
+    texts = [(str(f), f.read_text(errors="surrogateescape")) for f in sorted(ROOT.rglob("*.[ch]"))]
+    for path in sorted(ROOT.rglob("series.mbox")):
+        try:
+            series, _ = load_series([str(path)], Options())
+        except Exception:  # a fixture of bad input
+            continue
+        views, _ = build_views(series, None)
+        texts += [(f"{path}:{v.patch.number}:{v.path}", v.text) for vs in views.values() for v in vs if v.is_c]
+    assert len(texts) > 400
+    return texts
 
 
 def test_items_find_what_the_whole_file_finds_in_its_units() -> None:
-    """Every fixture C file (the trees and the unpacked post-images), several sets of touched lines:
+    """Every fixture C text (the trees and the series' post-image views), several sets of touched lines:
     every confined shipped case finds the same matches (places, texts, metavariables, fixes and, for
     `added: statement`, statement lines) in the items' parse as in the whole file's units."""
     rnd = random.Random(15)
     cases = [(rid, c, added) for rid, c, added in _cases() if c.confined]
     compared = matches = 0
-    for f in _fixture_c_files()[::2]:
-        text = f.read_text(errors="surrogateescape")
+    for f, text in _fixture_c_texts()[::2]:
         whole = parse(text)
         n = text.count("\n") + 1
         for touched in ({*range(1, n + 1, 7)}, {*range(a := rnd.randrange(1, n + 1), a + rnd.randrange(1, 30))}):
