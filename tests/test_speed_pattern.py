@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_texts import fixture_c_texts
 from mailfactory import mbox, patch_mail
 
 from pmureview.analyses import fgtflow
@@ -117,25 +117,6 @@ def _registry_cases() -> list[tuple[str, Any]]:
     return [(r.meta.id, c.compiled) for r in reg.rules.values() for c in getattr(r, "cases", ())]
 
 
-@cache
-def _fixture_c_texts() -> list[tuple[str, str]]:
-    """(name, text) of the fixtures' C: the tracked trees' files and every series' hunk-only
-    post-image views (a clean clone has no unpacked post-image folders)."""
-    from pmureview.api import Options, load_series
-    from pmureview.views.image import build_views
-
-    texts = [(str(f), f.read_text(errors="surrogateescape")) for f in sorted(ROOT.parent.rglob("*.[ch]"))]
-    for path in sorted(ROOT.parent.rglob("series.mbox")):
-        try:
-            series, _ = load_series([str(path)], Options())
-        except Exception:  # a fixture of bad input
-            continue
-        views, _ = build_views(series, None)
-        texts += [(f"{path}:{v.patch.number}:{v.path}", v.text) for vs in views.values() for v in vs if v.is_c]
-    assert len(texts) > 400
-    return texts
-
-
 def test_every_match_of_a_shipped_case_matches_its_relaxed_rule() -> None:
     """Over every C file of the fixtures (the tracked trees, and every series' hunk-only post-image
     views): a node a case matches matches the relaxed rule, and no text where the relaxed rule finds
@@ -145,7 +126,7 @@ def test_every_match_of_a_shipped_case_matches_its_relaxed_rule() -> None:
     cases = [(rid, c) for rid, c in _registry_cases() if c.pre is not None]
     assert len(cases) > 20
     matches = 0
-    for f, text in _fixture_c_texts():
+    for f, text in fixture_c_texts():
         root = parse(text).root()
         for rid, c in cases:
             if not c.may_match(text):
@@ -222,7 +203,7 @@ def test_relaxed_rule_changes_no_run_whole_file_or_units() -> None:
     for c in plain.values():
         c.__dict__["pre"] = None  # the cached property, unset: no relaxed rule
     compared = 0
-    for f, text in _fixture_c_texts()[::3]:
+    for f, text in fixture_c_texts()[::3]:
         root = parse(text)
         within = units(root, range(1, text.count("\n") + 1, 5))
         for rid, c in cases:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_texts import fixture_c_texts
 
 from pmureview.lang.c import parse as ts_parse
 from pmureview.lang.pattern import LEAF_ITEMS, Compiled, confined, parse, parse_units, unit_text, units
@@ -123,25 +124,6 @@ def test_every_shipped_case_is_confined() -> None:
     assert [rid for rid, c, _added in cases if not c.confined] == []
 
 
-@cache
-def _fixture_c_texts() -> list[tuple[str, str]]:
-    """(name, text) of the fixtures' C: the tracked trees' files and every series' hunk-only
-    post-image views (a clean clone has no unpacked post-image folders)."""
-    from pmureview.api import Options, load_series
-    from pmureview.views.image import build_views
-
-    texts = [(str(f), f.read_text(errors="surrogateescape")) for f in sorted(ROOT.rglob("*.[ch]"))]
-    for path in sorted(ROOT.rglob("series.mbox")):
-        try:
-            series, _ = load_series([str(path)], Options())
-        except Exception:  # a fixture of bad input
-            continue
-        views, _ = build_views(series, None)
-        texts += [(f"{path}:{v.patch.number}:{v.path}", v.text) for vs in views.values() for v in vs if v.is_c]
-    assert len(texts) > 400
-    return texts
-
-
 def test_items_find_what_the_whole_file_finds_in_its_units() -> None:
     """Every fixture C text (the trees and the series' post-image views), several sets of touched lines:
     every confined shipped case finds the same matches (places, texts, metavariables, fixes and, for
@@ -149,7 +131,7 @@ def test_items_find_what_the_whole_file_finds_in_its_units() -> None:
     rnd = random.Random(15)
     cases = [(rid, c, added) for rid, c, added in _cases() if c.confined]
     compared = matches = 0
-    for f, text in _fixture_c_texts()[::2]:
+    for f, text in fixture_c_texts()[::2]:
         whole = parse(text)
         n = text.count("\n") + 1
         for touched in ({*range(1, n + 1, 7)}, {*range(a := rnd.randrange(1, n + 1), a + rnd.randrange(1, 30))}):
