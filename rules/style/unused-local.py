@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 
 from pmureview.lang.c import walk
@@ -15,6 +16,7 @@ from pmureview.views.context import FileContext
 _EXEMPT = lazy_re(r"\b(?:__maybe_unused|__always_unused|__unused|__attribute__|asm|__asm__|register)\b")
 # a name inside a string or a comment is not a use
 _NOISE = lazy_re(r'"(?:\\.|[^"\\\n])*"|/\*.*?\*/|//[^\n]*', re.S)
+_WORD = lazy_re(r"\w+")
 
 
 class UnusedLocal(Rule):
@@ -55,7 +57,7 @@ class UnusedLocal(Rule):
             body = fn.child_by_field_name("body")
             if body is None or not all(n in view.known for n in lines[:-1]) or fn.has_error:
                 continue
-            fn_text = _NOISE.sub(" ", view.node_text(body))
+            words: Counter[str] | None = None  # word -> uses in the body: one scan, not a regex per name
             for decl in walk(body, {"declaration"}):
                 line = view.node_line(decl)
                 if line not in view.added or _EXEMPT.search(view.node_text(decl)):
@@ -67,7 +69,9 @@ class UnusedLocal(Rule):
                     if name_node is None or name_node.type != "identifier":
                         continue
                     name = view.node_text(name_node)
-                    if len(re.findall(rf"\b{re.escape(name)}\b", fn_text)) == 1:
+                    if words is None:  # `\bname\b` matches exactly where a maximal word run is name
+                        words = Counter(_WORD.findall(_NOISE.sub(" ", view.node_text(body))))
+                    if words[name] == 1:
                         yield self.at_line(view, line, f"local variable '{name}' is never used",
                                            column=view.column(name_node),
                                            note="Drop it (the compiler warns: -Wunused-variable).")
