@@ -1,9 +1,10 @@
-"""The fixtures' C as texts, for checks that run a matcher over "every fixture C file": the tracked
-trees' files and every series' hunk-only post-image views (a clean clone has no unpacked post-image
-folders, so those are read from the series themselves)."""
+"""C texts for the speed tests' equivalence checks: the fixtures' C (the tracked trees' files and
+every series' hunk-only post-image views: a clean clone has no unpacked post-image folders, so those
+are read from the series themselves), a small sample, and the reference tree walk."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -26,3 +27,35 @@ def fixture_c_texts() -> list[tuple[str, str]]:
         texts += [(f"{path}:{v.patch.number}:{v.path}", v.text) for vs in views.values() for v in vs if v.is_c]
     assert len(texts) > 400
     return texts
+
+
+# A small C text with the shapes the walks and queries must agree on: macros, nested structs,
+# calls in calls, a conditional, preprocessor branches and broken code (ERROR and MISSING nodes).
+SAMPLE_C = b"""
+#define FOO(x) ((x) + 1)
+struct s { int a; struct { int b; } in; };
+static int f(int a, int b)
+{
+	int x = FOO(a), y;
+	if (a && g(b)) { return h(a, (b)); }
+	x = y = z(1)(2);
+	/* comment */ return x ? f(a, b) : sizeof(int);
+}
+#ifdef CONFIG_X
+int k(void) { return j( ; }
+#else
+int k(void) { return 0; }
+#endif
+void broken( { if (x { y(); }
+int m = n(o(p(q)));
+"""
+
+
+def python_walk(node, types) -> Iterator:
+    """The reference for lang.c's walks: a plain pre-order walk of the tree in Python."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if types is None or n.type in types:
+            yield n
+        stack.extend(reversed(n.children))

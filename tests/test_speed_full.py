@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixture_texts import SAMPLE_C, python_walk
 
 from pmureview.lang import c
 
@@ -36,37 +36,12 @@ def test_lex_line_fast_paths_match_the_lexer() -> None:
 
 # -- walks --------------------------------------------------------------------------------------------
 
-def _python_walk(node, types) -> Iterator:
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if types is None or n.type in types:
-            yield n
-        stack.extend(reversed(n.children))
 
 
 def _sig(nodes) -> list[tuple]:
     return [(n.type, n.start_byte, n.end_byte, n.is_missing) for n in nodes]
 
 
-_SOURCE = b"""
-#define FOO(x) ((x) + 1)
-struct s { int a; struct { int b; } in; };
-static int f(int a, int b)
-{
-	int x = FOO(a), y;
-	if (a && g(b)) { return h(a, (b)); }
-	x = y = z(1)(2);
-	/* comment */ return x ? f(a, b) : 0;
-}
-#ifdef CONFIG_X
-int k(void) { return j( ; }
-#else
-int k(void) { return 0; }
-#endif
-void broken( { if (x { y(); }
-int m = n(o(p(q)));
-"""
 
 _SETS = [frozenset(s) for s in (
     {"call_expression"}, {"identifier", "field_identifier"}, {"if_statement", "return_statement"},
@@ -77,48 +52,48 @@ _SETS = [frozenset(s) for s in (
 
 
 def _sources() -> list[bytes]:
-    out = [_SOURCE]
+    out = [SAMPLE_C]
     for p in sorted((ROOT / "fixtures" / "trees").rglob("*.[ch]"))[:12]:
         out.append(p.read_bytes())
     return out
 
 
-def test_query_walk_matches_python_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_query_walk_matchespython_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(c, "_WALK_BUDGET", -1)  # every small node through the query at once
     for src in _sources():
         root = c.parse(src).root_node
-        for node in _python_walk(root, None):
+        for node in python_walk(root, None):
             if not node.child_count:
                 continue
             for types in _SETS:
-                assert _sig(c.walk(node, types)) == _sig(_python_walk(node, types)), (node.type, types)
-                assert _sig(c.walk(node, set(types))) == _sig(_python_walk(node, types))
+                assert _sig(c.walk(node, types)) == _sig(python_walk(node, types)), (node.type, types)
+                assert _sig(c.walk(node, set(types))) == _sig(python_walk(node, types))
 
 
 def test_whole_tree_union_gives_each_set_its_own_nodes() -> None:
     # a large file, asked one set after another (the union grows between the asks)
-    src = _SOURCE * 60
+    src = SAMPLE_C * 60
     root = c.parse(src).root_node
     for types in _SETS + list(reversed(_SETS)):
         got = c.nodes_of(root, types)
         assert got is not None
-        assert _sig(got) == _sig(_python_walk(root, types)), types
+        assert _sig(got) == _sig(python_walk(root, types)), types
         assert _sig(c.walk(root, types)) == _sig(got)
     # sets holding a frequent leaf type are queried on their own, same answer
     entry = c._whole_entry(root)
     assert entry is not None and entry.types.isdisjoint(c._NOT_SHARED)
     # a second tree starts from the whole union at once
     other = c.parse(src.replace(b"FOO", b"BAR")).root_node
-    assert _sig(c.nodes_of(other, _SETS[0]) or []) == _sig(_python_walk(other, _SETS[0]))
+    assert _sig(c.nodes_of(other, _SETS[0]) or []) == _sig(python_walk(other, _SETS[0]))
     assert c._whole_entry(other) is not None
     # a new run forgets the trees of the last one
     c.new_run()
     assert c._whole_entry(other) is None
-    assert _sig(c.nodes_of(other, _SETS[1]) or []) == _sig(_python_walk(other, _SETS[1]))
+    assert _sig(c.nodes_of(other, _SETS[1]) or []) == _sig(python_walk(other, _SETS[1]))
 
 
 def test_lines_limited_queries_unchanged() -> None:
-    root = c.parse(_SOURCE * 60).root_node
+    root = c.parse(SAMPLE_C * 60).root_node
     got = c.nodes_of(root, frozenset({"call_expression"}), (5, 9))
     assert got and all(4 <= n.start_point[0] <= 9 or n.end_point[0] >= 4 for n in got)
 
@@ -192,7 +167,7 @@ def test_first_added_line_is_the_line_scan(tmp_path: Path) -> None:
     for v in _full_views(cases[0], tmp_path):
         if not v.is_c:
             continue
-        for node in _python_walk(v.root, None):
+        for node in python_walk(v.root, None):
             want = next((n for n in v.node_lines(node) if n in v.added), None)
             assert v.first_added_line(node) == want
             assert v.touches_added(node) == (want is not None)

@@ -15,42 +15,18 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixture_texts import SAMPLE_C, python_walk
 
 from pmureview.lang import c
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_SOURCE = b"""
-#define FOO(x) ((x) + 1)
-struct s { int a; struct { int b; } in; };
-static int f(void)
-{
-	int x = FOO(a), y;
-	if (a && g(b)) { return h(a, (b)); }
-	x = y = z(1)(2);
-	/* comment */ return x ? f() : sizeof(int);
-}
-#ifdef CONFIG_X
-int k(void) { return j( ; }
-#else
-int k(void) { return 0; }
-#endif
-void broken( { if (x { y(); }
-int m = n(o(p(q)));
-"""
 
 
-def _python_walk(node, types) -> Iterator:
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if types is None or n.type in types:
-            yield n
-        stack.extend(reversed(n.children))
 
 
 def _sig(nodes) -> list[tuple]:
@@ -58,7 +34,7 @@ def _sig(nodes) -> list[tuple]:
 
 
 def _sources() -> list[bytes]:
-    out = [_SOURCE]
+    out = [SAMPLE_C]
     for p in sorted((ROOT / "fixtures").rglob("*.[ch]"))[:60]:
         out.append(p.read_bytes())
     return out
@@ -69,7 +45,7 @@ def test_capture_of_every_type_answers_each_set() -> None:
     for src in _sources():
         c.new_run()
         root = c.parse(src).root_node
-        named = [n for n in _python_walk(root, None) if n.type in c._named_types()]
+        named = [n for n in python_walk(root, None) if n.type in c._named_types()]
         present = sorted({n.type for n in named})
         sets = [frozenset([t]) for t in present]
         sets += [frozenset(rng.sample(present, min(len(present), k))) for k in (2, 3, 6)]
@@ -84,17 +60,17 @@ def test_capture_of_every_type_answers_each_set() -> None:
                 own = c.query_nodes(node, types, lines)  # the set's own query
                 assert _sig(c._from_all(node, types, lines)) == _sig(own), (node.type, lines, sorted(types))
                 if lines is None and not any(n.is_missing for n in own):
-                    assert _sig(own) == _sig(_python_walk(node, types))
+                    assert _sig(own) == _sig(python_walk(node, types))
 
 
 def test_same_span_captures_come_ancestor_first() -> None:
     root = c.parse(b"int f(void) { return sizeof(int); }\n").root_node
     types = frozenset({"parameter_declaration", "primitive_type", "type_descriptor"})
-    walked = list(_python_walk(root, types))
+    walked = list(python_walk(root, types))
     assert any(a.start_byte == b.start_byte and a.end_byte == b.end_byte
                for a, b in itertools.pairwise(walked))
     for types_ in (types, frozenset({"parameter_declaration", "primitive_type"})):
-        want = _sig(_python_walk(root, types_))
+        want = _sig(python_walk(root, types_))
         assert _sig(c.query_nodes(root, types_, None)) == want
         assert _sig(c._from_all(root, types_, None)) == want
         assert _sig(c.nodes_of(root, types_) or []) == want
@@ -113,7 +89,7 @@ def test_valid_sets_are_the_named_grammar_types() -> None:
 
 def test_small_trees_compile_no_query_per_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(c, "_through_all", {})  # a fresh process: no set has used up its share yet
-    root = c.parse(_SOURCE).root_node
+    root = c.parse(SAMPLE_C).root_node
     sets = (frozenset({"call_expression"}), frozenset({"if_statement", "return_statement"}),
             frozenset({"comment"}), frozenset({"function_definition", "declaration"}))
     ranged = {types: _sig(c.query_nodes(root, types, (5, 9))) for types in sets}  # the sets' own queries
@@ -121,10 +97,10 @@ def test_small_trees_compile_no_query_per_set(monkeypatch: pytest.MonkeyPatch) -
     c.new_run()
     info = c._types_query.cache_info()
     for types in sets:
-        assert _sig(c.walk(root, types)) == _sig(_python_walk(root, types))
+        assert _sig(c.walk(root, types)) == _sig(python_walk(root, types))
         assert _sig(c.nodes_of(root, types, (5, 9)) or []) == ranged[types]
         assert _sig(c.range_nodes(root, types, (5, 9)) or []) == ranged[types]
-    assert [n for _, n in c.functions(root)] == list(_python_walk(root, {"function_definition"}))
+    assert [n for _, n in c.functions(root)] == list(python_walk(root, {"function_definition"}))
     after = c._types_query.cache_info()
     assert (after.hits, after.misses) == (info.hits, info.misses)  # no set's own query asked for
 
@@ -135,22 +111,22 @@ def test_sets_past_their_share_use_their_own_query(monkeypatch: pytest.MonkeyPat
     types = frozenset({"return_statement", "call_expression"})
     for _ in range(3):  # a long series: after its share, each tree gets the set's own query
         c.new_run()
-        root = c.parse(_SOURCE).root_node
-        assert _sig(c.nodes_of(root, types) or []) == _sig(_python_walk(root, types))
+        root = c.parse(SAMPLE_C).root_node
+        assert _sig(c.nodes_of(root, types) or []) == _sig(python_walk(root, types))
     assert c._through_all[types] > 0
 
 
 def test_large_ranges_and_trees_keep_their_own_queries() -> None:
-    big = _SOURCE * 400
+    big = SAMPLE_C * 400
     root = c.parse(big).root_node
     assert root.descendant_count > c._SMALL_NODES
     c.new_run()
     types = frozenset({"call_expression"})
     rows = big.count(b"\n")
     got = c.range_nodes(root, types, (1, rows))
-    assert got is not None and _sig(got) == _sig(_python_walk(root, types))
+    assert got is not None and _sig(got) == _sig(python_walk(root, types))
     assert ("all", root, (1, rows)) not in c._run_cache  # not captured whole
-    assert _sig(c.nodes_of(root, types) or []) == _sig(_python_walk(root, types))
+    assert _sig(c.nodes_of(root, types) or []) == _sig(python_walk(root, types))
 
 
 # -- the base shortcut of SeriesSymbols.existed() --------------------------------------------------------
