@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .series.kerneltree import worktree_top_str
+from .series.kerneltree import worktree_top
 
 if TYPE_CHECKING:  # the hook path works with str paths (pathlib is ~4 ms); a found config is a Path
     from pathlib import Path
@@ -20,7 +20,7 @@ KEYS = {"select", "ignore", "fail-on", "strict", "midmask", "rules-dir", "baseli
 
 
 def find_config(cwd: Path | None = None) -> Path | None:
-    top = worktree_top_str(cwd)
+    top = worktree_top(cwd)
     if top is None:
         return None
     for name in (".pmureview.toml", "pyproject.toml"):

@@ -41,7 +41,7 @@ def _git_toplevel(cwd: str) -> str | None:
     return top if r.returncode == 0 and top else None
 
 
-def worktree_top_str(cwd: str | Path | None = None) -> str | None:
+def worktree_top(cwd: str | Path | None = None) -> str | None:
     """`git rev-parse --show-toplevel` without running git when git's environment does not move the
     work tree: the nearest folder upwards holding a `.git` folder or file."""
     try:
@@ -59,21 +59,13 @@ def worktree_top_str(cwd: str | Path | None = None) -> str | None:
         folder = parent
 
 
-def worktree_top(cwd: Path | None = None) -> Path | None:
-    """worktree_top_str() as a Path."""
-    from pathlib import Path
-
-    top = worktree_top_str(cwd)
-    return Path(top) if top is not None else None
-
-
 def find_kernel_tree(cwd: Path | None = None) -> Path | None:
     """The top of the kernel git work tree holding `cwd` (checkpatch's test on the work tree's top).
 
     Like `git rev-parse --show-toplevel`: the nearest folder upwards with a `.git`; None when that
     folder is not kernel-shaped, or there is none.
     """
-    top = worktree_top_str(cwd)
+    top = worktree_top(cwd)
     if top is None or not is_kernel_top(top):
         return None
     from pathlib import Path
