@@ -178,3 +178,27 @@ def test_derived_prefilter_facts_survive_the_per_build_file(tmp_path, monkeypatc
     for c, values in fresh.values():
         again = pattern.Compiled(c.config, c.fix)
         assert [getattr(again, n) for n in names] == values
+
+
+def test_a_stamped_build_cache_drops_the_files_of_other_stamps(tmp_path, monkeypatch) -> None:
+    """One file per code version would pile up over upgrades: writing a stamped cache removes its
+    other stamps' files (this Python build's only), and leaves other caches alone."""
+    from pmureview.cachefile import BuildCache, per_build_file
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    old = BuildCache("shapes-hook", 10, stamp="aaaa1111")
+    old.put("k", 1)
+    old._save(per_build_file(old.name))
+    other = BuildCache("shapes-cli", 10, stamp="aaaa1111")
+    other.put("k", 1)
+    other._save(per_build_file(other.name))
+    foreign = tmp_path / "pmureview" / "shapes-hook-aaaa1111-other-build.marshal"
+    foreign.write_bytes(b"")
+    new = BuildCache("shapes-hook", 10, stamp="bbbb2222")
+    assert new.get("k") is None  # another version's values are never read
+    new.put("k", 2)
+    new._save(per_build_file(new.name))
+    names = sorted(p.name for p in (tmp_path / "pmureview").iterdir())
+    assert [n for n in names if n.startswith("shapes-hook-")] == [
+        "shapes-hook-aaaa1111-other-build.marshal", per_build_file("shapes-hook-bbbb2222").rsplit("/", 1)[1]]
+    assert any(n.startswith("shapes-cli-aaaa1111-") for n in names)

@@ -92,10 +92,15 @@ def read_marshal_dict(path: str) -> dict:
 
 class BuildCache:
     """A dict kept in a per-build marshal file for the next processes: read on first use, written at
-    exit when this run added to it; past `cap` entries only what this run used is kept."""
+    exit when this run added to it; past `cap` entries only what this run used is kept.
 
-    def __init__(self, name: str, cap: int) -> None:
-        self.name, self.cap = name, cap
+    `stamp` names the version of the code the values derive from: writing drops the files of other
+    stamps of the same cache (an upgrade or an edit would otherwise leave one file per version)."""
+
+    def __init__(self, name: str, cap: int, stamp: str | None = None) -> None:
+        self.name = f"{name}-{stamp}" if stamp else name
+        self.family = f"{name}-" if stamp else None
+        self.cap = cap
         self.data: dict | None = None
         self.used: dict = {}
         self.added = False
@@ -122,6 +127,20 @@ class BuildCache:
     def _save(self, path: str) -> None:
         if self.added and self.data:
             write_marshal(path, self.data if len(self.data) <= self.cap else self.used)
+            if self.family:
+                _drop_siblings(path, self.family)
+
+
+def _drop_siblings(path: str, family: str) -> None:
+    """Remove the files of `family` (`<name>-<stamp>-<build>.marshal`) other than `path`, same build."""
+    folder, mine = os.path.split(path)
+    build = mine[len(family):].split("-", 1)[-1]  # the part after the stamp: this Python build's tag
+    try:
+        for other in os.listdir(folder):
+            if other != mine and other.startswith(family) and other.endswith("-" + build):
+                os.unlink(os.path.join(folder, other))
+    except OSError:  # a parallel run removed it first
+        pass
 
 
 CONTENT_KEPT = 600  # files in content/: past this, the oldest written go

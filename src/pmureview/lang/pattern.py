@@ -1158,7 +1158,7 @@ def _derived_cache() -> Any:
 
     spec = importlib.util.find_spec("ast_grep_py")  # where it is installed; not imported here
     stamp = code_stamp([__file__, spec.origin if spec is not None else None])
-    return BuildCache(f"pattern-derived-{lazyre.KIND}-{stamp}", 3000)
+    return BuildCache(f"pattern-derived-{lazyre.KIND}", 3000, stamp=stamp)
 
 
 class Compiled:

@@ -353,7 +353,7 @@ class _Shapes:
             from ..lang import pattern
 
             stamp = code_stamp([__file__, pattern.__file__])
-            self.cache = BuildCache(f"pattern-shapes-{lazyre.KIND}-{stamp}", 500)
+            self.cache = BuildCache(f"pattern-shapes-{lazyre.KIND}", 500, stamp=stamp)
         return self.cache
 
     def get(self, data: dict[str, Any]) -> tuple[bytes | None, list | None]:
