@@ -61,6 +61,9 @@ def test_sendemail_validate_imports_only_what_it_uses(tmp_path: Path, patch_file
     loaded = _run(tmp_path, "hook", "sendemail-validate", str(patch_file))
     assert "pmureview.engine.runner" in loaded  # the patch was reviewed, not skipped
     assert sorted(m for m in loaded if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN) == []
+    # pattern rules ran on ast-grep's extension module, without the package's TypedDict declarations
+    assert "ast_grep_py.ast_grep_py" in loaded
+    assert "ast_grep_py" not in loaded
 
 
 def test_b4_check_imports_only_what_it_uses(tmp_path: Path, patch_file: Path) -> None:
@@ -69,3 +72,21 @@ def test_b4_check_imports_only_what_it_uses(tmp_path: Path, patch_file: Path) ->
     loaded = _run(tmp_path, "b4-check", stdin=data)
     assert "pmureview.engine.runner" in loaded
     assert sorted(m for m in loaded if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN) == []
+
+
+def test_ast_grep_extension_loaded_alone_is_the_packages_own() -> None:
+    """sg_root() loads only the extension; a later `import ast_grep_py` must reuse it (a PyO3 module
+    initialised twice raises ImportError) and both give the same SgRoot, which matches as usual."""
+    probe = (
+        "import sys\n"
+        "from pmureview.lang.pattern import sg_root\n"
+        "S = sg_root()\n"
+        "assert 'ast_grep_py' not in sys.modules\n"
+        "import ast_grep_py\n"
+        "assert ast_grep_py.SgRoot is S and sg_root() is S\n"
+        "m = S('int f(void)\\n{\\n\\treturn 1;\\n}\\n', 'c').root().find(pattern='return $A;')\n"
+        "print(m.get_match('A').text(), m.range().start.line)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "2"]

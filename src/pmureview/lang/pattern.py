@@ -315,7 +315,7 @@ def _pattern_binds(value: Any, name: str) -> bool:
         return True
     if not isinstance(selector, str):
         return False
-    from ast_grep_py import SgRoot
+    SgRoot = sg_root()
 
     # ast-grep matches with the first node of the selector's kind in the parsed context: the
     # metavariable is bound only when it lies inside that node
@@ -529,7 +529,7 @@ def _pattern_words(value: Any) -> set[str]:
         if not isinstance(context, str) or not isinstance(selector, str):
             return set()
         try:
-            from ast_grep_py import SgRoot
+            SgRoot = sg_root()
 
             node = SgRoot(context.replace("$", _EXPANDO), LANGUAGE).root().find(kind=selector)
         except Exception:  # an unusual selector: no words
@@ -622,9 +622,52 @@ _SURROGATE = lazy_re("[\ud800-\udfff]")
 _CHAIN_NUMBER = lazy_re(r"^\d+: ")
 
 
+def sg_root() -> Any:
+    """ast_grep_py's SgRoot, from its extension module alone: the package's __init__ only declares
+    TypedDicts for type checkers (~3 ms of every hook run). The module is registered under its own
+    name, so a later `import ast_grep_py` uses it (a PyO3 module cannot be initialised twice)."""
+    import sys
+
+    mod = sys.modules.get(_SG_EXT)
+    if mod is None:
+        try:
+            mod = _load_sg_extension()
+        except Exception:  # an unusual install: the package's own import
+            from ast_grep_py import SgRoot
+
+            return SgRoot
+    return mod.SgRoot
+
+
+_SG_EXT = "ast_grep_py.ast_grep_py"
+
+
+def _load_sg_extension() -> Any:
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+
+    spec = importlib.util.find_spec("ast_grep_py")  # locates the package without importing it
+    folder = spec.submodule_search_locations[0]  # type: ignore[union-attr,index]
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    path = next(os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                if n.startswith("ast_grep_py.") and n.endswith(suffixes))
+    loader = importlib.machinery.ExtensionFileLoader(_SG_EXT, path)
+    ext_spec = importlib.util.spec_from_file_location(_SG_EXT, path, loader=loader)
+    mod = importlib.util.module_from_spec(ext_spec)  # type: ignore[arg-type]
+    sys.modules[_SG_EXT] = mod
+    try:
+        loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[_SG_EXT]
+        raise
+    return mod
+
+
 def parse(text: str) -> Any:
     """The ast-grep root of C source `text` (opaque to callers; pass it back to `Compiled.run`)."""
-    from ast_grep_py import SgRoot
+    SgRoot = sg_root()
 
     # undecodable bytes arrive as lone surrogates (surrogateescape), which cannot cross into Rust;
     # one '?' per surrogate keeps every line and column where it was
@@ -645,7 +688,7 @@ def _nonempty_children(node: Any) -> list[Any]:
 
 def _check_pattern(text: str) -> None:
     """Reject patterns that ast-grep accepts but that can never match what their author meant."""
-    from ast_grep_py import SgRoot
+    SgRoot = sg_root()
 
     node = SgRoot(text.replace("$", _EXPANDO), LANGUAGE).root()
     while len(kids := _nonempty_children(node)) == 1:  # ast-grep matches the single node the pattern is
@@ -661,7 +704,7 @@ def _check_pattern(text: str) -> None:
 
 def validate(config: dict[str, Any]) -> None:
     """Raise ValueError naming the problem when ast-grep rejects `config` (or a pattern cannot match)."""
-    from ast_grep_py import SgRoot
+    SgRoot = sg_root()
 
     utils = config.get("utils") or {}
     for text in set(_patterns(config.get("rule"), utils)) | {
@@ -1110,7 +1153,7 @@ def _pattern_kind(text: str) -> frozenset[str] | None:
     """The kind of the node a pattern matches (the single node it parses to), None for a bare
     metavariable (any node) or when unsure."""
     try:
-        from ast_grep_py import SgRoot
+        SgRoot = sg_root()
 
         node = SgRoot(text.replace("$", _EXPANDO), LANGUAGE).root()
         while len(kids := _nonempty_children(node)) == 1:
