@@ -52,7 +52,9 @@ MODULE_CHECK = (
     "lazyre.cache_module_patterns()\nimport mod_with_patterns as m\n"
     "print(sorted(str(k[0]) for k in (lazyre._parts.load() if lazyre._parts else {})))\n"
     "print([x.span() for x in m.A.finditer('Ab-12 cd-3')], [x.span() for x in m.B.finditer(b'From me\\nFrom you')],"
-    " [x.span() for x in m.C.finditer('na\\u00efve 42 xxx')], m.A.groupindex['w'], m.A.flags, m.dynamic().pattern)\n")
+    " [x.span() for x in m.C.finditer('na\\u00efve 42 xxx')], m.A.groupindex['w'], m.A.flags, m.dynamic().pattern,"
+    " m.literal('a lit42eral'))\n"
+    "print(sorted(str(k[0]) for k in (lazyre._parts.load() if lazyre._parts else {})))\n")
 
 
 def test_module_level_patterns_come_from_the_cache_and_match_alike(tmp_path: Path) -> None:
@@ -61,8 +63,10 @@ def test_module_level_patterns_come_from_the_cache_and_match_alike(tmp_path: Pat
         "A = re.compile(r'(?P<w>\\w+)-(\\d+)', re.I)\n"
         "B = re.compile(rb'^From \\S+', re.M)\n"
         "C = re.compile(r'[^\\W\\d]+|x{2,3}')\n"
-        "def dynamic():\n"
-        "    return re.compile('built' + '-at-run-time')\n")
+        "def dynamic(part='-at-run-time'):\n"
+        "    return re.compile('built' + part)\n"
+        "def literal(s):\n"
+        "    return re.search(r'lit(?P<n>\\d+)eral', s).group('n')\n")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
 
     def run(code: str) -> list[str]:
@@ -72,9 +76,11 @@ def test_module_level_patterns_come_from_the_cache_and_match_alike(tmp_path: Pat
         return r.stdout.splitlines()
 
     first, second = run(MODULE_CHECK), run(MODULE_CHECK)
-    # the second run read the module-level patterns back; the one built in a function never went in
+    # the second run read the module-level patterns and the function's literal back; the one built
+    # in a function at run time never went in
     assert "(?P<w>" in second[0] and "x{2,3}" in second[0] and "From" in second[0], second[0]
-    assert "built-at-run-time" not in second[0], second[0]
+    assert "lit(?P<n>" in first[2] and "lit(?P<n>" in second[0], (first[2], second[0])
+    assert "built-at-run-time" not in second[2], second[2]
     assert first[1] == second[1]
     plain = run(MODULE_CHECK.replace("lazyre.cache_module_patterns()\n", ""))
     assert plain[1] == second[1]  # the same matches, groups and flags as re's own compiler gives

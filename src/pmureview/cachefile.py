@@ -3,7 +3,6 @@ a write that fails only costs speed (written atomically, so parallel hook runs n
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -19,6 +18,8 @@ def cache_path(*parts: str) -> str:
 def read_json(path: str | os.PathLike | None) -> Any:
     if path is None:
         return None
+    import json  # here, not at the top: lazyre imports this module before it serves json's patterns
+
     try:
         with open(path, encoding="utf-8") as f:
             return json.loads(f.read())
@@ -29,6 +30,8 @@ def read_json(path: str | os.PathLike | None) -> Any:
 def write_json(path: str | os.PathLike | None, data: Any) -> None:
     if path is None:
         return
+    import json
+
     try:
         raw = json.dumps(data).encode("utf-8")
     except (TypeError, ValueError):

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..cachefile import cache_path, code_stamp, crc, read_json, write_json
+from ..cachefile import code_stamp, crc, per_build_file, read_marshal, read_marshal_dict, write_marshal
 from ..record import dataclass, field
 from ..rule.base import Rule
 
@@ -98,12 +98,13 @@ def _rules_in(objects: Iterable[object], module: str | None = None) -> list[Rule
 
 
 class StampedCache:
-    """A JSON file of per-path values, each valid while its file keeps its mtime and size (so it is
-    never stale: a changed file misses and is recomputed). One per kind of derived data."""
+    """A file of per-path values, each valid while its file keeps its mtime and size (so it is never
+    stale: a changed file misses and is recomputed). One per kind of derived data. Marshal, not JSON:
+    read on every hook run, and marshal reads it 3-4x faster (one file per Python build)."""
 
     def __init__(self, name: str) -> None:
-        self.file = cache_path(name)
-        self.data: dict[str, Any] = read_json(self.file) or {}
+        self.file = per_build_file(name)
+        self.data: dict[str, Any] = read_marshal_dict(self.file)
         self.dirty = False
 
     @staticmethod
@@ -128,7 +129,7 @@ class StampedCache:
         if self.dirty:
             # entries of deleted files (a removed rules folder, a temporary one) would only grow it
             self.data = {k: v for k, v in self.data.items() if k.startswith("__") or os.path.exists(k)}
-            write_json(self.file, self.data)
+            write_marshal(self.file, self.data)
 
 
 class YamlCache(StampedCache):
@@ -136,7 +137,7 @@ class YamlCache(StampedCache):
     run reads only its folders' entries (not those of every folder ever reviewed with)."""
 
     def __init__(self, root: str | Path) -> None:
-        super().__init__(f"yaml-rules-{crc(os.path.abspath(root))}.json")
+        super().__init__(f"yaml-rules-{crc(os.path.abspath(root))}")
 
     def get(self, path: str) -> Any:
         from ..rule.yamlrule import read_yaml
@@ -164,7 +165,7 @@ class RuleIndex(StampedCache):
         # one file per installed copy of the engine (two virtualenvs, or a checkout and an install,
         # would otherwise drop each other's whole index on every run) and per rules folder
         here = os.path.dirname(os.path.abspath(__file__))
-        super().__init__(f"rule-index-{crc(here)}-{crc(os.path.abspath(root))}.json")
+        super().__init__(f"rule-index-{crc(here)}-{crc(os.path.abspath(root))}")
         stamp = _engine_stamp()
         if self.data.get("__engine__") != stamp:
             self.data = {"__engine__": stamp}
@@ -255,17 +256,17 @@ def _plugin_specs(cached: bool) -> list[tuple[str, str]]:
     import path: `python -m pmureview` (the hook: the kernel tree first) and the `pmureview` script (its
     own folder first), or two virtualenvs, would otherwise evict each other's scan on every run.
     """
-    cache = cache_path(f"plugins-{crc(chr(0).join(sys.path))}.json")
+    cache = per_build_file(f"plugins-{crc(chr(0).join(sys.path))}")
     key = _site_fingerprint()
     if cached:
-        data = read_json(cache)
+        data = read_marshal(cache)
         if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("plugins"), list):
             return [tuple(x) for x in data["plugins"]]
     from importlib.metadata import entry_points
 
     specs = [(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP)]
     if cached:
-        write_json(cache, {"key": key, "plugins": specs})
+        write_marshal(cache, {"key": key, "plugins": specs})
     return specs
 
 
