@@ -21,10 +21,11 @@ from mailfactory import patch_mail, simple_diff
 # read by series/rfc822), the config parser without a config, the entry-point scan once cached, git,
 # tracebacks of failing rules, content digests, tree_sitter_c's query files (importlib.resources),
 # the dataclasses machinery and the inspect it imports (the model classes are pmureview.record's)
-# and pathlib (paths are str on the hook paths: pathlib pulls in urllib.parse and ipaddress, ~4 ms)
+# pathlib (paths are str on the hook paths: pathlib pulls in urllib.parse and ipaddress, ~4 ms) and
+# datetime's pure-Python implementation (pmureview.clock takes the C module's classes)
 FORBIDDEN = ("typer", "rich", "click", "email.parser", "email.feedparser", "email.utils", "tomllib",
              "importlib.metadata", "subprocess", "yaml", "traceback", "textwrap",
-             "hashlib", "importlib.resources", "tempfile", "dataclasses", "inspect", "pathlib")
+             "hashlib", "importlib.resources", "tempfile", "dataclasses", "inspect", "pathlib", "datetime")
 # the patch below reaches doc/unknown-identifier (a KVM_ word): it must not import git machinery either
 
 PROBE = """

@@ -14,7 +14,7 @@ SRC = ROOT / "src" / "pmureview"
 
 # Lowest first. Utilities have no pmureview imports of their own and may be used from anywhere.
 LAYERS = ["util", "series", "lang", "kernel", "views", "analyses", "rule", "engine", "report", "app"]
-UTIL = {"errors", "cachefile", "lazyre", "record", "__init__"}
+UTIL = {"errors", "cachefile", "clock", "lazyre", "record", "__init__"}
 APP = {"api", "checkcmd", "cli", "config", "entry", "testing", "__main__", "hooks"}
 
 

@@ -226,9 +226,11 @@ def test_hook_path_does_not_import_ast_grep_without_a_matching_file(tmp_path):
     for name, diff, imported in [("doc", simple_diff("Documentation/x.rst", ("text",)), False),
                                  ("c", simple_diff(added=("\tx = (a < b) ? a : b;",)), True)]:
         mail = write(tmp_path, f"{name}.patch", patch_mail(diff=diff))
-        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "pmureview", "check", str(mail),
-                            "--rules-dir", str(root), "--select", "demo"], capture_output=True, text=True)
-        assert ("ast_grep_py" in r.stderr) == imported, name
+        probe = ("import sys\nfrom pmureview.entry import main\nmain(sys.argv[1:])\n"
+                 "print('LOADED', any(m.startswith('ast_grep_py') for m in sys.modules))")
+        r = subprocess.run([sys.executable, "-c", probe, "check", str(mail), "--rules-dir", str(root),
+                            "--select", "demo"], capture_output=True, text=True)
+        assert f"LOADED {imported}" in r.stdout, (name, r.stdout, r.stderr)
 
 
 # -- a third-party rules folder ----------------------------------------------------------------------

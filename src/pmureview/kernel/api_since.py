@@ -20,9 +20,9 @@ listed for completeness: no series this tool reads predates them.
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import Any
 
+from .. import clock as _dt
 from .. import lazyre
 from ..record import dataclass
 from .dating import series_date

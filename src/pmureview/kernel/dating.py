@@ -14,12 +14,12 @@ the last step:
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from functools import cache
 from typing import Any
 
+from .. import clock as _dt
 from ..record import dataclass
 from ..series.rfc822 import parsedate_to_datetime
 

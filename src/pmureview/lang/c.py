@@ -18,31 +18,10 @@ def language() -> Language:
 
 
 def _c_grammar() -> object:
-    """tree_sitter_c.language(), from its compiled module alone when it can be found: the package's
-    __init__ imports importlib.resources (with tempfile, shutil, bz2, lzma, random: ~5 ms of each
-    hook run) for query files pmureview never reads. Anything unexpected: the normal import."""
-    import sys
+    """tree_sitter_c.language(), from its compiled module alone when it can be found (see native)."""
+    from .native import extension
 
-    binding = sys.modules.get("tree_sitter_c._binding")
-    if binding is None and "tree_sitter_c" not in sys.modules:
-        try:
-            import importlib.machinery
-            import importlib.util
-            import os
-
-            spec = importlib.util.find_spec("tree_sitter_c")  # locates the package, does not run it
-            folder = (spec.submodule_search_locations or [None])[0] if spec is not None else None
-            if folder:
-                name = next((n for n in sorted(os.listdir(folder)) if n.startswith("_binding.")
-                             and n.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))), None)
-                found = importlib.util.spec_from_file_location("tree_sitter_c._binding",
-                                                               os.path.join(folder, name)) if name else None
-                if found is not None and found.loader is not None:
-                    module = importlib.util.module_from_spec(found)
-                    found.loader.exec_module(module)
-                    sys.modules["tree_sitter_c._binding"] = binding = module
-        except Exception:  # any layout we do not know: the package's own import
-            binding = None
+    binding = extension("tree_sitter_c", "_binding")
     if binding is None:
         import tree_sitter_c
 

@@ -623,46 +623,15 @@ _CHAIN_NUMBER = lazy_re(r"^\d+: ")
 
 
 def sg_root() -> Any:
-    """ast_grep_py's SgRoot, from its extension module alone: the package's __init__ only declares
-    TypedDicts for type checkers (~3 ms of every hook run). The module is registered under its own
-    name, so a later `import ast_grep_py` uses it (a PyO3 module cannot be initialised twice)."""
-    import sys
+    """ast_grep_py's SgRoot, from its extension module alone when it can be found (see native)."""
+    from .native import extension
 
-    mod = sys.modules.get(_SG_EXT)
+    mod = extension("ast_grep_py", "ast_grep_py")
     if mod is None:
-        try:
-            mod = _load_sg_extension()
-        except Exception:  # an unusual install: the package's own import
-            from ast_grep_py import SgRoot
+        from ast_grep_py import SgRoot
 
-            return SgRoot
+        return SgRoot
     return mod.SgRoot
-
-
-_SG_EXT = "ast_grep_py.ast_grep_py"
-
-
-def _load_sg_extension() -> Any:
-    import importlib.machinery
-    import importlib.util
-    import os
-    import sys
-
-    spec = importlib.util.find_spec("ast_grep_py")  # locates the package without importing it
-    folder = spec.submodule_search_locations[0]  # type: ignore[union-attr,index]
-    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-    path = next(os.path.join(folder, n) for n in sorted(os.listdir(folder))
-                if n.startswith("ast_grep_py.") and n.endswith(suffixes))
-    loader = importlib.machinery.ExtensionFileLoader(_SG_EXT, path)
-    ext_spec = importlib.util.spec_from_file_location(_SG_EXT, path, loader=loader)
-    mod = importlib.util.module_from_spec(ext_spec)  # type: ignore[arg-type]
-    sys.modules[_SG_EXT] = mod
-    try:
-        loader.exec_module(mod)
-    except BaseException:
-        del sys.modules[_SG_EXT]
-        raise
-    return mod
 
 
 def parse(text: str) -> Any:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 from .. import lazyre
+from ..clock import UTC, datetime
 from ..errors import InputError
 from ..record import dataclass
 from . import rfc822

@@ -10,9 +10,9 @@ that counterpart (tests/test_rfc822.py compares the two on many shapes).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
 
 from .. import lazyre
+from ..clock import datetime, timedelta, timezone
 
 # -- header blocks ---------------------------------------------------------------------------------
 
