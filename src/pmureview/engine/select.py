@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from fnmatch import fnmatch
 from typing import TYPE_CHECKING
@@ -53,6 +52,7 @@ def load_baseline(path: Path | None) -> set[str]:
         return set()
     try:
         with open(path, encoding="utf-8") as f:
+            import json  # only with a baseline: the hook path imports json when it needs it
             data = json.loads(f.read())
     except (OSError, ValueError) as exc:
         raise UsageError(f"--baseline {path}: cannot read: {exc}") from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -32,6 +31,7 @@ def _failure(fmt: str, kind: str, message: str) -> str:
     message = " ".join(message.split())
     if fmt == "b4":
         obj = {"tool": "pmureview", "status": "fail", "summary": message, "url": "", "details": ""}
+        import json  # only the b4 format writes JSON
         return json.dumps([obj], indent=2) + "\n"
     return f"-:1: ERROR:PMUREVIEW_{kind}: {message}\n"
 

@@ -14,7 +14,6 @@ the last step:
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cache
 from typing import Any
@@ -69,6 +68,7 @@ class Trust:
 def _load(name: str) -> dict[str, Any]:
     try:
         with open(os.path.join(_DATA, name), encoding="utf-8") as f:
+            import json  # here: the hook path imports json only when it reads a data file
             return json.loads(f.read())
     except (OSError, ValueError):
         return {}

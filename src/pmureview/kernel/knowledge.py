@@ -9,7 +9,6 @@ gets None / empty answers and stays silent.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
@@ -268,6 +267,7 @@ def _register_from_json(name: str, d: Mapping[str, Any]) -> Register:
 @lru_cache(maxsize=1)
 def _snapshot_data() -> dict[str, Any]:
     with open(_SNAPSHOT, encoding="utf-8") as f:
+        import json  # here: the hook path imports json only when it reads a data file
         return json.loads(f.read())
 
 

@@ -13,7 +13,6 @@ unconditional-guest-feature-enable; `path_conditions()` gives the conditions on 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
@@ -54,6 +53,7 @@ def gating_data() -> dict[str, Any]:
         import os
 
         with open(os.path.join(os.path.dirname(__file__), "data", "pack2-gating.json"), encoding="utf-8") as f:
+            import json  # here: the hook path imports json only when it reads a data file
             return json.loads(f.read())
     except (OSError, ValueError):
         return {}

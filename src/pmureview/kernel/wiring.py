@@ -18,7 +18,6 @@ kernel tree. Loaded facts are cached per process, keyed on the text hashes.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
@@ -135,6 +134,7 @@ def _h(text: str | None) -> str:
 def _data() -> dict[str, Any]:
     try:
         with open(_DATA_PATH, encoding="utf-8") as f:
+            import json  # here: the hook path imports json only when it reads a data file
             return json.loads(f.read())
     except (OSError, ValueError):
         return {}
@@ -300,4 +300,5 @@ if __name__ == "__main__":  # python -m pmureview.kernel.wiring TREE LABEL > dat
         f = root / p
         return f.read_text("utf-8", "surrogateescape") if f.is_file() else None
 
+    import json
     print(json.dumps(generate(_read, sys.argv[2] if len(sys.argv) > 2 else root.name), indent=1, sort_keys=True))
