@@ -175,9 +175,10 @@ class RuleIndex(StampedCache):
         super().put(path, [_summary(r) for r in rules])
 
     @staticmethod
-    def wanted(prefilter: Prefilter, known: list[dict]) -> bool:
+    def wanted(prefilter: Prefilter, known: list[dict]) -> set[str]:
+        """The ids of the file's rules that can fire (empty: the file is not even loaded)."""
         key = "evidence_full" if prefilter.full else "evidence"
-        return any(prefilter.wants(k["scope"], k["files"], k.get(key, ()), k["id"]) for k in known)
+        return {k["id"] for k in known if prefilter.wants(k["scope"], k["files"], k.get(key, ()), k["id"])}
 
 
 def _summary(rule: Rule) -> dict:
@@ -198,7 +199,8 @@ def load_dir(reg: Registry, root: str | Path, *, eager: bool = True, cache: Yaml
     for expected, path in _rule_files(os.fspath(root)):
         try:
             known = index.get(path) if index is not None and prefilter is not None else None
-            if known is not None and not RuleIndex.wanted(prefilter, known):  # type: ignore[arg-type]
+            ids = RuleIndex.wanted(prefilter, known) if known is not None else None  # type: ignore[arg-type]
+            if ids is not None and not ids:
                 continue  # cannot fire on this series: not imported (Python) or built (YAML)
             if path.endswith((".yml", ".yaml")):
                 data = cache.get(path) if cache is not None else None
@@ -213,7 +215,8 @@ def load_dir(reg: Registry, root: str | Path, *, eager: bool = True, cache: Yaml
             if index is not None and known is None:
                 index.put(path, rules)  # only a file that loads cleanly is indexed (a broken one is re-read)
             for rule in rules:
-                if prefilter is not None and not _wanted(prefilter, rule):
+                # the index's summary is this very file's (stamped): its answer stands for each rule
+                if prefilter is not None and not (rule.meta.id in ids if ids is not None else _wanted(prefilter, rule)):
                     continue
                 _set_origin(rule, str(path))
                 reg.add(rule, str(path))
