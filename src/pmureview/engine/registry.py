@@ -7,6 +7,7 @@ Duplicate ids are rejected (the first one loaded wins and the second is a proble
 from __future__ import annotations
 
 import importlib.util
+import marshal
 import os
 import sys
 from collections.abc import Iterable
@@ -116,11 +117,16 @@ class StampedCache:
     def get(self, path: str) -> Any:
         key, stamp = self._key(path)
         hit = self.data.get(key)
-        return hit.get("value") if isinstance(hit, dict) and hit.get("stamp") == stamp else None
+        if not (isinstance(hit, dict) and hit.get("stamp") == stamp):
+            return None
+        try:  # each value is marshalled on its own: a run decodes only the files it asks for
+            return marshal.loads(hit["value"])
+        except Exception:  # a damaged entry: a miss
+            return None
 
     def put(self, path: str, value: Any) -> None:
         key, stamp = self._key(path)
-        entry = {"stamp": stamp, "value": value}
+        entry = {"stamp": stamp, "value": marshal.dumps(value)}
         if self.data.get(key) != entry:
             self.data[key] = entry
             self.dirty = True
