@@ -164,3 +164,36 @@ def test_full_mode_pattern_search_in_the_touched_units_finds_what_the_whole_file
 def test_case_insensitive_words_find_what_the_regex_finds(text: str, regex: str) -> None:
     pf = Prefilter(text, (), full=False)
     assert pf._has(regex) == (re.search(regex, text) is not None)
+
+
+# regexes the exact fast paths take (a bounded word; `(?i)` lowered) and shapes they must refuse
+_FAST = ["(?i)fine[- ]grained|\\bFG[TU]|context[- ]switch|sav(?:e|es|ed|ing) and restor|save/restore",
+         "(?i)pmx?evtyper|ARMV8_PMU_(?:EX|IN)CLUDE", "(?i)this\\s+(?:patch|commit)", "(?i)(?:reviewed|acked)-by",
+         "\\btypedef\\b", "(?#hunk-only)\\bextern\\b", "(?i)[A-z]+x", "(?i)\\x41B", "(?i)(a)\\1",
+         "(?i)a(?-i:B)", "(?i)[^a-z]k", "(?i)\\Bvm\\b", "(?i)\\W\\d\\S",
+         "(?i)FG[TU]", "(?i)[^A-Z0-9]Vm", "(?i)[A-F_]{2}", "(?i)[\\]x-]a"]
+_TEXTS = ["Fine-Grained traps", "FGU and FGT", "PMEVTYPER0 armv8_pmu_exclude_el1", "This  Patch adds",
+          "Acked-By: x", "typedefs only", "extern int x;", "[^_]X", "aA", "ab", "AB", "1K", "kvm kVM",
+          "\u212aVM and \u0130", "x 9 y", "nothing", "-kvm", "Fg tfgt", "]A x-a", "_b AC"]
+
+
+@pytest.mark.parametrize("regex", _FAST)
+def test_fast_regex_paths_find_what_the_regex_finds(regex: str) -> None:
+    import random
+
+    rng = random.Random(15)  # and random texts over the letters and signs these regexes name
+    alphabet = "aAbBfFgGtTuUvVmMkKxXzZ09 -_]\\\n\u212a"
+    texts = _TEXTS + ["".join(rng.choice(alphabet) for _ in range(rng.randrange(12))) for _ in range(400)]
+    for text in texts:
+        pf = Prefilter(text, (), full=False)
+        assert pf._has(regex) == (re.search(regex, text) is not None), (regex, text)
+
+
+def test_lowered_patterns_are_refused_where_lowering_is_not_exact() -> None:
+    from pmureview.engine.prefilter import _lowered_pattern
+
+    assert _lowered_pattern("(?i)FG[TU]|Save\\s+X[A-F_]") == "fg[tu]|save\\s+x[a-f_]"
+    assert _lowered_pattern("(?i)Ctx[- ]Switch\\b") == "ctx[- ]switch\\b"
+    for refused in ("(?i)\\x41", "(?i)(a)\\1", "(?i)a(?-i:B)", "(?i)\\Aa", "FG", "(?i)\u00e9", "(?i)[A-z]",
+                    "(?i)[0-Z]", "(?i)[a-Z]", "(?i)[]a]", "(?i)[\\x41]", "(?i)[ab"):
+        assert _lowered_pattern(refused) is None, refused
