@@ -11,8 +11,10 @@ def main(argv: list[str] | None = None) -> int:
     hook = args[:1] in (["hook"], ["b4-check"])
     if argv is None and (hook or args[:1] == ["check"]):  # a process of its own (tests call in-process)
         # the cyclic GC would run over import-time objects and parse trees that all live to the end
-        # (a hook run: ~70 passes, ~8% of it); a larger first generation lets it run rarely
-        gc.set_threshold(50_000, 50, 50)
+        # and find next to nothing: 500 patches collected 364 objects in 5 passes costing 146 ms
+        # (14-23 ms each, a pass scanning every young parse node), with no change in peak memory.
+        # A review is one bounded process: its few cycles go with it.
+        gc.disable()
         from . import lazyre
 
         if hook:
