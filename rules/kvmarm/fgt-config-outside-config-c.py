@@ -63,8 +63,7 @@ class FgtConfigOutsideConfigC(Rule):
     def check(self, ctx: SeriesContext) -> Iterator[Finding]:  # type: ignore[override]
         if not ctx.views:
             return
-        last = max(ctx.views)
-        defs = series_functions(ctx, last)
+        defs: dict[str, list[tuple[FileView, Any]]] | None = None  # for config.c views only
         applied: set[str] = set()  # external helpers config.c applies (their own finding is here)
         reported_defs: set[str] = set()
         for number in sorted(ctx.views):
@@ -72,6 +71,8 @@ class FgtConfigOutsideConfigC(Rule):
                 if not view.is_c or not view.added or not view.text.strip():
                     continue
                 if view.path.endswith(CONFIG_C):
+                    if defs is None:
+                        defs = series_functions(ctx, max(ctx.views))
                     for f, helpers in self._applied_in_config(view, defs):
                         yield f
                         for helper, dview, dline in helpers:
@@ -119,7 +120,11 @@ class FgtConfigOutsideConfigC(Rule):
     # -- FGT values built elsewhere ---------------------------------------------------------------
     def _outside(self, ctx: SeriesContext, view: FileView, applied: set[str]) -> Iterator[Finding]:
         kb = ctx.kb
-        for asg in view.added_nodes(_ASSIGNMENTS, touching=True):  # not every assignment of the file
+        # what each finding needs in the file's text: a vcpu_fgt() slot written, or (in a return)
+        # the field constants of an FGT register, whose names all hold "FG" (kernel.fgt.FGT_SPECS)
+        source = view.root.text or b""
+        writes = b"vcpu_fgt" in source
+        for asg in view.added_nodes(_ASSIGNMENTS, touching=True) if writes else ():  # not every one of the file
             line = view.first_added_line(asg)
             if line is None:
                 continue
@@ -131,10 +136,10 @@ class FgtConfigOutsideConfigC(Rule):
                                    f"{what} trap value written outside config.c; compute it in "
                                    f"kvm_vcpu_load_fgt()'s __compute_*() helpers instead",
                                    note=_NOTE)
-        if not view.path.endswith(".c"):
+        if not view.path.endswith(".c") or b"FG" not in source:
             return
         for name, fn in view.functions():  # the named ones of walk(root, {"function_definition"})
-            if not view.touches_added(fn) or name in applied:
+            if not view.touches_added(fn) or name in applied or b"FG" not in (fn.text or b""):
                 continue
             for ret in walk(fn, {"return_statement"}):
                 expr = ret.named_children[0] if ret.named_children else None

@@ -29,21 +29,44 @@ def _readers(ctx: SeriesContext) -> dict[str, str]:
     for view in ctx.all_views():
         if not view.is_c or not _KVM.match(view.path) or not any(a in view.text for a in _GUEST_STATE):
             continue
-        # the file's calls once (in document order), each function taking those inside its bytes
-        calls = nodes_of(view.root, _CALL)
-        if calls is None:
-            calls = list(walk(view.root, _CALL))
-        starts = [c.start_byte for c in calls]
-        for name, fn in functions(view.root):
-            i, acc = bisect_left(starts, fn.start_byte), None
-            while acc is None and i < len(calls) and starts[i] <= fn.end_byte:
-                c = calls[i]
-                i += 1
-                if c.end_byte <= fn.end_byte and call_name(c) in _GUEST_STATE:  # inside the function
-                    acc = call_name(c)
-            if acc:
-                out.setdefault(name, acc)
+        for name, acc in _file_readers(view.root):
+            out.setdefault(name, acc)
     return out
+
+
+def _file_readers(root) -> list[tuple[str, str]]:
+    """(function, the first accessor it calls) for the functions of one tree that call one: the
+    file's accessor calls once (in document order), each function taking those inside its bytes."""
+    calls = _accessor_calls(root)
+    starts = [c.start_byte for c in calls]
+    out = []
+    for name, fn in functions(root):
+        i = bisect_left(starts, fn.start_byte)
+        while i < len(calls) and starts[i] <= fn.end_byte:
+            c = calls[i]
+            i += 1
+            if c.end_byte <= fn.end_byte:  # inside the function
+                out.append((name, call_name(c) or ""))
+                break
+    return out
+
+
+def _accessor_calls(root) -> list:
+    """The calls of _GUEST_STATE accessors in the tree, in document order. Such a call starts with
+    the accessor's name: only the calls starting where the source spells one are asked their name,
+    not every call of a kernel file."""
+    calls = nodes_of(root, _CALL)
+    if calls is None:
+        calls = list(walk(root, _CALL))
+    data, base = root.text or b"", root.start_byte  # a root's text starts at its first byte
+    spots: set[int] = set()
+    for a in _GUEST_STATE:
+        want = a.encode()
+        i = data.find(want)
+        while i >= 0:
+            spots.add(i + base)
+            i = data.find(want, i + 1)
+    return [c for c in calls if c.start_byte in spots and call_name(c) in _GUEST_STATE]
 
 
 class GuestTriggerableWarn(Rule):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pmureview.analyses.pmu_access import Access, accesses, code_scopes, nodes_of
+from pmureview.analyses.pmu_access import Access, accesses, code_scopes, may_write_both, nodes_of
 from pmureview.lang.c import call_name, walk
 from pmureview.lazyre import lazy_re
 from pmureview.rule.base import Rule
@@ -73,11 +73,16 @@ class PmuRegisterResidency(Rule):
                 continue
             covered: set[str] = set()
             found = []
-            for f, regs in self._branches(view, scope.nodes):
-                covered |= regs
-                found.append(f)
-            found += self._both_places(view, scope.nodes, f"{scope.name}()" if scope.name else "this code",
-                                       covered)
+            texts = [n.text or b"" for n in scope.nodes]
+            # a finding names a call in its scope's text: a partitioned-PMU predicate (each spelling
+            # holds "pmu", in ASCII whatever the case), or writes of both kinds
+            if any(b"pmu" in t.lower() and _PARTITIONED.search(t.decode("utf-8", "replace")) for t in texts):
+                for f, regs in self._branches(view, scope.nodes):
+                    covered |= regs
+                    found.append(f)
+            if may_write_both(texts):
+                found += self._both_places(view, scope.nodes, f"{scope.name}()" if scope.name else "this code",
+                                           covered)
             for f in found:  # a hunk-only scope can overlap another one
                 if (f.location.line, f.message) not in seen:
                     seen.add((f.location.line, f.message))

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,9 @@ HELPER_PATHS = (
 WRITE_PATHS = ("arch/arm64/kvm/config.c", "arch/arm64/kvm/hyp/include/hyp/switch.h")
 _WRITE_HINT = lazy_re(r"vcpu_fgt|write_sysreg|update_fgt_traps_cs|sysreg_clear_set|H[AD]?FG[RWI]TR2?_EL2|HFGxTR_EL2"
                       r"|ICH_HFG[RWI]TR_EL2")
+# Every _WRITE_HINT match holds one of these (the H... register names hold "FG"): where none
+# occurs, no search is needed.
+_HINT_PARTS = ("vcpu_fgt", "write_sysreg", "update_fgt_traps_cs", "sysreg_clear_set", "FG")
 # A local or parameter that holds bits to set (`set`, `r_set`, `set_mask`) or to clear (`clr`,
 # `w_clr`, `clear_bits`) in an FGT value: the (set, clr) pair of update_fgt_traps_cs(),
 # sysreg_clear_set_s(), __compute_fgt() and the helpers written like them.
@@ -83,6 +86,11 @@ ANY = "*"  # a target whose register is not named: the register of the constants
 _FGT_ARG = lazy_re(r"H[AD]?FG[RWI]TR2?_EL2_|HFGxTR_EL2_|ICH_HFG[RWI]TR_EL2_")
 _INCLUDE = lazy_re(r'^\s*#\s*include\s*[<"]([\w/.-]+)[>"]', re.M)
 _MAX_DEPTH = 6
+_CALL = frozenset({"call_expression"})
+_DEF_DECL = frozenset({"preproc_def", "declaration"})
+_WRITES = frozenset({"assignment_expression", "call_expression"})
+_LOCALS = frozenset({"init_declarator", "declaration", "assignment_expression", "update_expression"})
+_READ = _WRITES | _LOCALS
 
 
 @dataclass(eq=False)
@@ -302,7 +310,8 @@ class Flow:
         files are the same objects in every patch's Flow; the entry keeps the object, so its id)."""
         got = self._hints.get(id(src))
         if got is None or got[0] is not src:
-            got = self._hints[id(src)] = (src, _WRITE_HINT.search(src.text) is not None)
+            got = self._hints[id(src)] = (src, any(p in src.text for p in _HINT_PARTS)
+                                          and _WRITE_HINT.search(src.text) is not None)
         return got[1]
 
     def write_sources(self) -> list[Src]:
@@ -327,33 +336,43 @@ class Flow:
             if b is not None:
                 yield b
 
-    def _index(self, src: Src) -> None:
+    def _index(self, src: Src, table: str = "_fn_index") -> dict[str, list[Node]]:
+        """`src`'s table of function definitions (_fn_index), object-like #defines (_def_index),
+        file-scope constants (_const_index) or calls (_calls) by name. Each is built when first
+        asked: the writes of most files never look a name up, and the call index is the costly one."""
         key = id(src)
-        if key in self._fn_index:
-            return
-        fns: dict[str, list[Node]] = {}
+        got = getattr(self, table).get(key)
+        if got is not None:
+            return got
+        self._alive[key] = src
+        root = src.root
+        if table == "_fn_index":
+            fns: dict[str, list[Node]] = {}
+            for name, fn in functions(root):
+                fns.setdefault(name, []).append(fn)
+            self._fn_index[key] = fns
+            return fns
+        if table == "_calls":
+            calls: dict[str, list[Node]] = {}
+            for n in walk(root, _CALL):
+                cn = call_name(n)
+                if cn:
+                    calls.setdefault(cn, []).append(n)
+            self._calls[key] = calls
+            return calls
         defs: dict[str, list[Node]] = {}
         consts: dict[str, list[Node]] = {}
-        calls: dict[str, list[Node]] = {}
-        root = src.root
-        for name, fn in functions(root):
-            fns.setdefault(name, []).append(fn)
-        for n in walk(root, {"preproc_def", "declaration", "call_expression"}):
+        for n in walk(root, _DEF_DECL):
             if n.type == "preproc_def":
                 name = text(n.child_by_field_name("name"))
                 if name and n.child_by_field_name("value") is not None:
                     defs.setdefault(name, []).append(n)
-            elif n.type == "call_expression":
-                cn = call_name(n)
-                if cn:
-                    calls.setdefault(cn, []).append(n)
             elif n.parent is not None and n.parent.type == "translation_unit" and "const" in text(n):
                 for d in n.children_by_field_name("declarator"):
                     if d.type == "init_declarator":
                         consts.setdefault(_declared_name(d), []).append(d)
-        self._fn_index[key], self._def_index[key] = fns, defs
-        self._alive[key] = src
-        self._const_index[key], self._calls[key] = consts, calls
+        self._def_index[key], self._const_index[key] = defs, consts
+        return getattr(self, table)[key]
 
     def functions_named(self, name: str, src: Src) -> list[tuple[Src, Node]]:
         """Every definition of `name`: in the series files, else in the base candidates (all of
@@ -367,8 +386,7 @@ class Flow:
         series: list[tuple[Src, Node]] = []
         base: list[tuple[Src, Node]] = []
         for s in self._lookup_sources(src):
-            self._index(s)
-            hits = [(s, fn) for fn in self._fn_index[id(s)].get(name, ())]
+            hits = [(s, fn) for fn in self._index(s).get(name, ())]
             (base if isinstance(s, BaseFile) else series).extend(hits)
             if isinstance(s, BaseFile) and series:
                 break
@@ -382,8 +400,7 @@ class Flow:
 
     def _symbol_in(self, name: str, src: Src, table: str) -> list[tuple[Src, Node]]:
         for s in self._lookup_sources(src):
-            self._index(s)
-            hits = getattr(self, table)[id(s)].get(name)
+            hits = self._index(s, table).get(name)
             if hits:
                 return [(s, h) for h in hits]
         return []
@@ -512,30 +529,27 @@ class Flow:
     def _nodes(self, fn: Node, what: str) -> list[Node]:
         """The nodes of `fn` that _local_value/_accumulator ("locals", in its body) or _function
         ("writes") look at. Every patch's Flow asks again for the functions of unchanged files (the
-        same Node objects), so each function is walked once per run."""
-        key = (fn, what)
-        found = self._walks.get(key)
+        same Node objects), so each function is walked once per run, for both lists at once."""
+        found = self._walks.get((fn, what))
         if found is None:
-            if what == "writes":
-                found = list(walk(fn, {"assignment_expression", "call_expression"}))
-            else:
-                body = _body(fn)
-                found = [] if body is None else list(walk(body, {
-                    "init_declarator", "declaration", "assignment_expression", "update_expression"}))
+            nodes = list(walk(fn, _READ))
             if fn.type != "function_definition":  # a fragment's loose statements only
-                found = [n for n in found if not _in_function(n)]
-            self._walks[key] = found
+                nodes = [n for n in nodes if not _in_function(n)]
+            body = _body(fn)
+            self._walks[(fn, "writes")] = [n for n in nodes if n.type in _WRITES]
+            self._walks[(fn, "locals")] = [] if body is None else [
+                n for n in nodes if n.type in _LOCALS and _under(n, body)]
+            found = self._walks[(fn, what)]
         return found
 
     # -- finding writes ------------------------------------------------------------------------
     def contributions(self) -> Iterator[Contribution]:
         for src in self.write_sources():
-            self._index(src)
-            key = ("write-fns", id(src))  # src is kept alive by _index (self._alive)
+            self._alive[id(src)] = src
+            key = ("write-fns", id(src))  # src is kept alive (self._alive)
             fns = self._walks.get(key)
             if fns is None:
-                fns = self._walks[key] = [fn for _name, fn in functions(src.root)
-                                          if _WRITE_HINT.search(text(fn))]
+                fns = self._walks[key] = _hinted_functions(src.root)
             for fn in fns:
                 yield from self._writes(src, fn)
             if not self.ctx.full and not isinstance(src, BaseFile):
@@ -603,8 +617,7 @@ class Flow:
         """The FGT register constants the callers of `fname` pass as its argument `idx`."""
         out: list[str] = []
         for s in self.sources + [b for b in (self.base_file(p) for p in WRITE_PATHS) if b is not None]:
-            self._index(s)
-            for call in self._calls[id(s)].get(fname, ()):
+            for call in self._index(s, "_calls").get(fname, ()):
                 args = _args(call)
                 a = strip(args[idx]) if idx < len(args) else None
                 if a is not None and a.type == "identifier" and self.kb.is_fgt_register(text(a)) \
@@ -898,9 +911,48 @@ class Flow:
                     yield from self._value(left, reg, src, fn, stmt, seen)
 
 
+def _hinted_functions(root: Node) -> list[Node]:
+    """The functions of a tree whose text matches _WRITE_HINT, searching only those in which one
+    of _HINT_PARTS occurs (most functions of a large file hold none)."""
+    data, base = root.text or b"", root.start_byte  # the root's text starts at its first byte
+    spots: list[tuple[int, int]] = []  # (start, end) of each occurrence of a part, by start
+    for part in _HINT_PARTS:
+        b = part.encode()
+        i = data.find(b)
+        while i >= 0:
+            spots.append((i, i + len(b)))
+            i = data.find(b, i + 1)
+    spots.sort()
+    starts = [a for a, _ in spots]
+    out = []
+    for _name, fn in functions(root):
+        s, e = fn.start_byte - base, fn.end_byte - base
+        k = bisect_left(starts, s)
+        while k < len(spots) and spots[k][0] < e:
+            if spots[k][1] <= e:
+                if _WRITE_HINT.search(text(fn)):
+                    out.append(fn)
+                break
+            k += 1
+    return out
+
+
 def _body(fn: Node) -> Node | None:
     """A function's body, or the translation unit itself for a fragment's loose statements."""
     return fn.child_by_field_name("body") if fn.type == "function_definition" else fn
+
+
+def _under(node: Node, top: Node) -> bool:
+    """`node` is `top` or inside it (a node of a walk of `top`'s parent): by its bytes, which only
+    a zero-width node at an edge leaves open."""
+    if node.start_byte < top.start_byte or node.end_byte > top.end_byte:
+        return False
+    if node.start_byte != node.end_byte or top.start_byte < node.start_byte < top.end_byte:
+        return True
+    n: Node | None = node
+    while n is not None and n != top:
+        n = n.parent
+    return n is not None
 
 
 def _in_function(node: Node) -> bool:

@@ -90,6 +90,17 @@ def classify(call: Node) -> Access | None:
     return None
 
 
+# How every write classify() reports is spelled: a hardware write's callee starts with `write_`
+# (write_pm*(), write_sysreg*()), a memory write names one of these (`__vcpu_sys_reg(...) =` too).
+_MEM_WRITE_SPELLINGS = tuple(n.encode() for n in sorted({*_MEM_WRITE, "__vcpu_sys_reg"}))
+
+
+def may_write_both(texts: list[bytes]) -> bool:
+    """Can code with these texts hold a hardware write and a memory write (of any register)? A
+    necessary condition on the spellings, cheaper than classifying every call."""
+    return any(b"write_" in t for t in texts) and any(w in t for t in texts for w in _MEM_WRITE_SPELLINGS)
+
+
 def _base_reg(expr: str) -> str:
     """`PMEVTYPER0_EL0 + idx` -> `PMEVTYPER0_EL0`."""
     return re.split(r"[\s+\-()]", expr.strip().strip("()"), maxsplit=1)[0]
