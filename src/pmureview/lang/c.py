@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from functools import cache
 from itertools import compress
@@ -65,6 +66,11 @@ def walk(node: Node, types: set[str] | frozenset[str] | None = None) -> Iterator
                 yield from found
                 return
         else:
+            if node.descendant_count > _SLICE_MIN:
+                got = _sliced(node, ftypes)
+                if got is not None:
+                    yield from got
+                    return
             seen = _walked.get(ftypes, 0)
             if seen > _WALK_BUDGET:
                 if _small(node, ftypes, None):  # no query of its own to compile yet
@@ -84,6 +90,7 @@ def walk(node: Node, types: set[str] | frozenset[str] | None = None) -> Iterator
 
 
 _WALK_BUDGET = 4000  # nodes (~2 ms of Python walking)
+_SLICE_MIN = 24  # descendants: below this a Python walk costs less than finding the root
 _walked: dict[frozenset[str], int] = {}  # type set -> nodes walked in Python so far
 
 
@@ -91,6 +98,10 @@ def nodes_of(node: Node, types: frozenset[str], lines: tuple[int, int] | None = 
     """Nodes of the given types under `node` in pre-order (parents first), found by a cached
     tree-sitter query; `lines` (1-based, inclusive) limits the search to those rows of a large file.
     None when a type is not a grammar node type (then use `walk`)."""
+    if lines is None and node.parent is not None:
+        got = _sliced(node, types)
+        if got is not None:
+            return list(got)
     if _small(node, types, lines):
         return list(_from_all(node, types, lines))
     if not _valid(types) and _types_query(types) is None:
@@ -145,13 +156,14 @@ _whole_types: set[str] = set(_WHOLE_SEED)  # every type asked of a whole tree in
 
 
 class _Whole:
-    __slots__ = ("kinds", "nodes", "sets", "types")
+    __slots__ = ("kinds", "nodes", "sets", "starts", "types")
 
     def __init__(self, types: frozenset[str], nodes: tuple[Node, ...]) -> None:
         self.types = types
         self.nodes = nodes
         self.kinds = list(map(_TYPE, nodes))
         self.sets: dict[frozenset[str], tuple[Node, ...]] = {}
+        self.starts: list[int] | None = None  # start bytes, for _sliced
 
 
 def _whole_entry(root: Node) -> _Whole | None:
@@ -289,18 +301,23 @@ _through_all: dict[frozenset[str], int] = {}  # type set -> nodes answered from 
 
 
 class _All:
-    __slots__ = ("kinds", "nodes", "sets")
+    __slots__ = ("kinds", "nodes", "sets", "starts")
 
     def __init__(self, nodes: tuple[Node, ...]) -> None:
         self.nodes = nodes
         self.kinds = list(map(_TYPE, nodes))
         self.sets: dict[frozenset[str], tuple[Node, ...]] = {}
+        self.starts: list[int] | None = None
 
 
 def _from_all(node: Node, types: frozenset[str], lines: tuple[int, int] | None) -> tuple[Node, ...]:
     """query_nodes(node, types, lines) from the capture of every named node (_valid types only)."""
     key = ("all", node, lines)
     entry = _run_cache.get(key)
+    if entry is None and lines is None and node.parent is not None:
+        got = _sliced(node, types)
+        if got is not None:
+            return got
     if entry is None:
         cursor = QueryCursor(_all_query())
         if lines is not None:
@@ -312,6 +329,56 @@ def _from_all(node: Node, types: frozenset[str], lines: tuple[int, int] | None) 
         got = entry.sets[types] = tuple(  # type: ignore[union-attr]
             compress(entry.nodes, map(types.__contains__, entry.kinds)))  # type: ignore[union-attr]
     return got
+
+
+def _sliced(node: Node, types: frozenset[str]) -> tuple[Node, ...] | None:
+    """query_nodes(node, types, None) for a node inside a tree already captured at its root (every
+    named node, or the whole-tree union holding `types`): the root's captures in the node's byte
+    range, in the same pre-order, without a query per node (rules ask hundreds of statements and
+    functions). None when the root has neither."""
+    key = ("slice", node, types)
+    got = _run_cache.get(key)
+    if got is not None:
+        return got  # type: ignore[return-value]
+    root = node
+    while (up := root.parent) is not None:
+        root = up
+    entry: _All | _Whole | None = _run_cache.get(("all", root, None))  # type: ignore[assignment]
+    if entry is None or not _valid(types):  # the capture of every named node serves named types only
+        entry = _whole_entry(root)
+        if entry is None or not types <= entry.types:
+            return None
+    if entry.starts is None:
+        entry.starts = list(map(_START, entry.nodes))
+    s, e = node.start_byte, node.end_byte
+    nodes, kinds = entry.nodes, entry.kinds
+    out = []
+    for i in range(bisect_left(entry.starts, s), bisect_right(entry.starts, e)):
+        if kinds[i] not in types:
+            continue
+        n = nodes[i]
+        ns, ne = n.start_byte, n.end_byte
+        if ne > e:
+            continue
+        # strictly inside with a width: a descendant (intervals nest). The same span (the node, an
+        # ancestor or a descendant) or an empty node on an edge (a sibling's MISSING token): ask
+        if ((ns == s and ne == e) or (ns == ne and ns in (s, e))) and not _within(n, node):
+            continue
+        out.append(n)
+    got = tuple(out)
+    _remember(key, got)
+    return got
+
+
+def _within(n: Node, node: Node) -> bool:
+    """n is `node` or one of its descendants (n lies inside node's byte range)."""
+    s, e = node.start_byte, node.end_byte
+    p: Node | None = n
+    while p is not None and p.start_byte >= s and p.end_byte <= e:
+        if p == node:
+            return True
+        p = p.parent
+    return False
 
 
 @cache
