@@ -61,12 +61,17 @@ def test_slices_of_the_capture_of_every_named_node_are_each_nodes_own_query() ->
 def test_slices_of_the_whole_tree_union_are_each_nodes_own_query() -> None:
     rng = random.Random(8)
     checked = 0
-    for src in _sources():
-        c.new_run()
-        root = c.parse(src).root_node
-        c._whole_tree(root, frozenset({"call_expression", "declaration", "compound_statement", "ERROR"}))
-        assert c._run_cache.get(("all", root, None)) is None  # only the union: types outside it are None
-        checked += _check(root, rng, "whole")
+    learnt = set(c._whole_types)  # the process's union: leave it as found
+    try:
+        for src in _sources():
+            c.new_run()
+            root = c.parse(src).root_node
+            c._whole_tree(root, frozenset({"call_expression", "declaration", "compound_statement", "if_statement"}))
+            assert c._run_cache.get(("all", root, None)) is None  # only the union: types outside it are None
+            checked += _check(root, rng, "whole")
+    finally:
+        c._whole_types.clear()
+        c._whole_types.update(learnt)
     assert checked > 100
 
 
@@ -81,3 +86,20 @@ def test_edges_and_one_span_chains() -> None:
         got = c._sliced(node, types)
         assert got is not None and _sig(got) == _sig(c.query_nodes(node, types, None)), node.type
     assert c._sliced(root.children[0], frozenset({"("})) is None  # an anonymous type: not from captures
+
+
+def test_slices_of_a_captured_function_are_its_statements_own_queries() -> None:
+    rng = random.Random(9)
+    checked = 0
+    for src in _sources()[:30]:
+        c.new_run()
+        root = c.parse(src).root_node
+        for fn in [n for n in python_walk(root, frozenset({"function_definition"}))][:4]:
+            c._from_all(fn, frozenset({"identifier"}), None)  # the function captured whole, not the root
+            inner = [n for n in python_walk(fn, None) if n != fn and n.type in c._named_types()]
+            for node in rng.sample(inner, min(12, len(inner))):
+                types = frozenset(rng.sample(sorted(c._named_types()), 40)) | {node.type}
+                got = c._sliced(node, types)
+                assert got is not None and _sig(got) == _sig(c.query_nodes(node, types, None)), node.type
+                checked += 1
+    assert checked > 100

@@ -68,6 +68,8 @@ def walk(node: Node, types: set[str] | frozenset[str] | None = None) -> Iterator
         else:
             if node.descendant_count > _SLICE_MIN:
                 got = _sliced(node, ftypes)
+                if got is None and node.descendant_count >= _CAPTURE_MIN and _valid(ftypes):
+                    got = _from_all(node, ftypes, None)  # a function: its statements slice it after
                 if got is not None:
                     yield from got
                     return
@@ -91,6 +93,7 @@ def walk(node: Node, types: set[str] | frozenset[str] | None = None) -> Iterator
 
 _WALK_BUDGET = 4000  # nodes (~2 ms of Python walking)
 _SLICE_MIN = 24  # descendants: below this a Python walk costs less than finding the root
+_CAPTURE_MIN = 150  # descendants: a node this large not yet inside a capture is captured whole
 _walked: dict[frozenset[str], int] = {}  # type set -> nodes walked in Python so far
 
 
@@ -332,19 +335,22 @@ def _from_all(node: Node, types: frozenset[str], lines: tuple[int, int] | None) 
 
 
 def _sliced(node: Node, types: frozenset[str]) -> tuple[Node, ...] | None:
-    """query_nodes(node, types, None) for a node inside a tree already captured at its root (every
-    named node, or the whole-tree union holding `types`): the root's captures in the node's byte
-    range, in the same pre-order, without a query per node (rules ask hundreds of statements and
-    functions). None when the root has neither."""
+    """query_nodes(node, types, None) for a node inside a subtree already captured (every named node
+    of an ancestor, or the whole-tree union holding `types`): the captures in the node's byte range,
+    in the same pre-order, without a query or a Python walk per node (rules ask hundreds of
+    statements of the same functions). None when no ancestor has either."""
     key = ("slice", node, types)
     got = _run_cache.get(key)
     if got is not None:
         return got  # type: ignore[return-value]
+    valid = _valid(types)  # the capture of every named node serves named types only
+    entry: _All | _Whole | None = None
     root = node
-    while (up := root.parent) is not None:
+    while (up := root.parent) is not None:  # the nearest ancestor captured whole (a function), or the root
         root = up
-    entry: _All | _Whole | None = _run_cache.get(("all", root, None))  # type: ignore[assignment]
-    if entry is None or not _valid(types):  # the capture of every named node serves named types only
+        if valid and entry is None:
+            entry = _run_cache.get(("all", root, None))  # type: ignore[assignment]
+    if entry is None:
         entry = _whole_entry(root)
         if entry is None or not types <= entry.types:
             return None
