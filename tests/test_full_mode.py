@@ -123,3 +123,36 @@ def test_base_grep_is_cached_per_tree(tmp_path, monkeypatch):
     assert again.grep_files("helper") == ["a.c", "b.c"]
     assert not [c for c in calls if "grep" in c]
     assert again.grep_files("y") == ["c.h"] and [c for c in calls if "grep" in c]
+
+
+def _error_share_reference(view) -> float:
+    """api._error_share as first written: every node above an error is walked."""
+    if not view.added or not view.root.has_error:
+        return 0.0
+    bad: set[int] = set()
+    stack = [view.root]
+    while stack:
+        n = stack.pop()
+        if n.type == "ERROR" or n.is_missing:
+            bad.update(range(n.start_point[0] + 1, n.end_point[0] + 2))
+        elif n.has_error:
+            stack.extend(n.children)
+    return len(bad & view.added) / len(view.added)
+
+
+def test_error_share_walks_only_what_holds_added_lines():
+    from pmureview.api import _error_share, load_series
+    from pmureview.views.image import build_views
+
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    seen = 0
+    for mbox in sorted(fixtures.rglob("series.mbox")):
+        try:
+            series, _ = load_series([str(mbox)], Options())
+        except Exception:  # a fixture of bad input
+            continue
+        views, _ = build_views(series, None)
+        for view in (v for vs in views.values() for v in vs if v.is_c and v.added):
+            assert _error_share(view) == _error_share_reference(view), (mbox, view.path)
+            seen += view.root.has_error
+    assert seen > 20  # views with errors were compared, not only clean ones

@@ -182,6 +182,8 @@ def _error_share(view) -> float:
     stack = [view.root]
     while stack:
         n = stack.pop()
+        if not view.touches_added(n):  # no added line among its rows: nothing under it counts
+            continue
         if n.type == "ERROR" or n.is_missing:
             bad.update(range(n.start_point[0] + 1, n.end_point[0] + 2))
         elif n.has_error:
