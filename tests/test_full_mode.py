@@ -146,13 +146,13 @@ def test_error_share_walks_only_what_holds_added_lines():
 
     fixtures = Path(__file__).resolve().parent.parent / "fixtures"
     seen = 0
-    for mbox in sorted(fixtures.rglob("series.mbox")):
+    for path in sorted(fixtures.rglob("series.mbox")):
         try:
-            series, _ = load_series([str(mbox)], Options())
+            series, _ = load_series([str(path)], Options())
         except Exception:  # a fixture of bad input
             continue
         views, _ = build_views(series, None)
         for view in (v for vs in views.values() for v in vs if v.is_c and v.added):
-            assert _error_share(view) == _error_share_reference(view), (mbox, view.path)
+            assert _error_share(view) == _error_share_reference(view), (path, view.path)
             seen += view.root.has_error
     assert seen > 20  # views with errors were compared, not only clean ones

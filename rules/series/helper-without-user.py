@@ -22,7 +22,15 @@ import re
 import weakref
 from collections.abc import Iterator
 
-from pmureview.lang.c import declarator_name, enclosing_function, function_name, in_preproc_else, text, walk
+from pmureview.lang.c import (
+    declarator_name,
+    enclosing_function,
+    function_name,
+    has_ancestor,
+    in_preproc_else,
+    text,
+    walk,
+)
 from pmureview.lazyre import lazy_re
 from pmureview.record import dataclass, field
 from pmureview.rule.base import Rule
@@ -56,6 +64,13 @@ _STATIC = lazy_re(r"\bstatic\b")
 _LOWER_NAME = lazy_re(r"^[a-z_][a-z0-9_]*$")
 _WORD = lazy_re(r"\w+")
 _DIRECT_LOOKUPS = 16  # _holding() searches the texts for this many names, then indexes their words
+_DIRECT_ARG_LOOKUPS = 24  # _arg_patches() searches the texts for up to this many words, else lists every call
+_ARG_NAME = lazy_re(r"[A-Za-z_]\w*")  # what a word of _ARG_WORD can be
+_UPPER_RUN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")  # [A-Z0-9_]: a _MACRO_CALL name
+_FUNCTION = "function_definition"
+_FEW_NODES = 64  # _touching() asks each of this many nodes for an added line
+_MACRO = frozenset({"preproc_function_def"})
+_DECLARATION = frozenset({"declaration"})
 _PASTE = lazy_re(r"(\w*)\s*##\s*\w+\s*(?:##\s*(\w+))?")
 
 
@@ -123,10 +138,11 @@ class HelperWithoutUser(Rule):
         idx = _UseIndex(ctx)
         total = ctx.series.total
         unused: list[tuple[_Helper, list[int]]] = []
-        for h in helpers:
+        # novel() is the cheaper test; the names left are the ones uses() will be asked about
+        asked = [h for h in helpers if idx.novel(h.name) and not idx.exported(h.name)]
+        idx.will_ask([h.name for h in asked])
+        for h in asked:
             k = h.view.patch.number
-            if not idx.novel(h.name) or idx.exported(h.name):  # novel() is the cheaper test
-                continue
             uses = idx.uses(h.name)
             if uses is None:
                 continue  # cannot tell (a file fell back to its hunks in full mode)
@@ -259,12 +275,13 @@ class HelperWithoutUser(Rule):
 def _definitions(view: FileView, names: frozenset[str] | None = None) -> Iterator[_Helper]:
     """Without names: the definitions that can be candidates (a function with an added line, a macro
     starting on one; others' lines are never read). With names: every definition of those names."""
-    for name, fn in view.functions():  # shared per view with other rules (same pre-order walk)
-        if names is not None and name not in names:
-            continue
-        touched = view.first_added_line(fn) is not None
-        if names is None and not touched:
-            continue  # its name line is not added: never a candidate
+    fns = view.functions()  # shared per view with other rules (same pre-order walk)
+    if names is None:  # a function without an added line is never a candidate (its name line is not added)
+        pairs = [fns[i] for i in _touching(view, [fn for _, fn in fns], _FUNCTION)]
+    else:
+        pairs = [(name, fn) for name, fn in fns if name in names]
+    for name, fn in pairs:
+        touched = names is None or view.first_added_line(fn) is not None
         raw = fn.text or b""
         brace = raw.find(b"{")  # the head alone is decoded ("{" never ends a UTF-8 sequence)
         head = (raw[:brace] if brace >= 0 else raw).decode("utf-8", "replace")
@@ -291,19 +308,55 @@ def _definitions(view: FileView, names: frozenset[str] | None = None) -> Iterato
         yield _Helper(name, view, view.node_line(d), "macro", True, set(view.node_lines(d)))
 
 
-# view -> (preproc_function_defs, declarations): one query over the tree for both, and _prototypes()
-# runs again in _only_helpers(); weak keys so views of finished runs go away
+# view -> (preproc_function_defs, declarations): _prototypes() runs again in _only_helpers(); weak
+# keys so views of finished runs go away
 _NODES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _nodes(view: FileView) -> tuple[list, list]:
     got = _NODES.get(view)
     if got is None:
-        got = ([], [])
-        for n in walk(view.root, {"preproc_function_def", "declaration"}):
-            got[n.type == "declaration"].append(n)
+        if view.mode == "full":
+            # each type's list from the whole-tree query other rules ran (its declarations: the
+            # analysis of symbols' too), not a Python pass over the thousands of a kernel file
+            got = (list(walk(view.root, _MACRO)), list(walk(view.root, _DECLARATION)))
+        else:  # a few nodes: one walk for both
+            got = ([], [])
+            for n in walk(view.root, _MACRO | _DECLARATION):
+                got[n.type == "declaration"].append(n)
         _NODES[view] = got
     return got
+
+
+def _touching(view: FileView, nodes: list, node_type: str) -> list[int]:
+    """The indexes of `nodes` (nodes of `node_type`, in pre-order) with an added line among their
+    lines (view.first_added_line()), found from each run of added lines rather than by asking every
+    node: of the nodes starting by the run's last line, read back from the last one until one ends
+    before the run and has no ancestor of the type (every node before it in pre-order is then one
+    of its ancestors or ends no later than it starts: none can reach the run)."""
+    if len(nodes) <= _FEW_NODES:  # a hunk-only view's: asking each is cheaper
+        return [i for i, n in enumerate(nodes) if view.first_added_line(n) is not None]
+    added = sorted(view.added)
+    if not added:
+        return []
+    runs: list[list[int]] = []
+    for n in added:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    types = frozenset((node_type,))
+    hit: set[int] = set()
+    for first, last in runs:
+        j = bisect.bisect_right(nodes, last - 1, key=lambda n: n.start_point[0]) - 1
+        while j >= 0:
+            node = nodes[j]
+            if node.end_point[0] >= first - 1:
+                hit.add(j)
+            elif not has_ancestor(node, types):
+                break
+            j -= 1
+    return sorted(hit)
 
 
 def _name_line(view: FileView, fn) -> int:
@@ -316,9 +369,9 @@ def _name_line(view: FileView, fn) -> int:
 def _prototypes(view: FileView) -> Iterator[tuple[str, int]]:
     """(name, line) of the prototypes in declarations with an added line (the callers want the
     prototypes on added lines; a declarator's line is one of its declaration's)."""
-    for decl in _nodes(view)[1]:
-        if view.first_added_line(decl) is None:
-            continue
+    decls = _nodes(view)[1]
+    for i in _touching(view, decls, "declaration"):
+        decl = decls[i]
         for d in decl.children_by_field_name("declarator"):
             name = declarator_name(d)
             if name:
@@ -371,6 +424,43 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"  # what \\w matches in a str pattern
 
 
+def _lines_with(text_: str, needle: str) -> Iterator[str]:
+    """The lines of `text_` holding `needle`, each once, in order (found from the needle, not by
+    splitting a whole kernel file)."""
+    at = text_.find(needle)
+    while at >= 0:
+        start = text_.rfind("\n", 0, at) + 1
+        end = text_.find("\n", at)
+        if end < 0:
+            end = len(text_)
+        yield text_[start:end]
+        at = text_.find(needle, end)
+
+
+def _in_macro_args(text_: str, word: re.Pattern) -> bool:
+    """A match of `word` (an ASCII word, whole: a maximal \\w run) is a word _ARG_WORD finds in the
+    arguments _MACRO_CALL finds in `text_`: one between the `(` and `)` of an upper-case macro call
+    with no parenthesis between them. Each such call is fixed by its `(`, the nearest parenthesis
+    before the word, and by the name right before it (its blanks, then its run of [A-Z0-9_]): the
+    regex is asked there, not at every upper-case letter of the text."""
+    for m in word.finditer(text_):
+        at = m.start()
+        q = max(text_.rfind("(", 0, at), text_.rfind(")", 0, at))
+        if q < 0 or text_[q] != "(":
+            continue
+        close, opening = text_.find(")", at), text_.find("(", at)
+        if close < 0 or 0 <= opening < close:
+            continue
+        b = q
+        while b and text_[b - 1].isspace():  # \\s in a str pattern
+            b -= 1
+        while b and text_[b - 1] in _UPPER_RUN:
+            b -= 1
+        if _MACRO_CALL.match(text_, b):
+            return True
+    return False
+
+
 class _UseIndex:
     """Where each name is used, per patch (the views of patch n show the file as patch n leaves it)."""
 
@@ -384,6 +474,8 @@ class _UseIndex:
         self._old_words: set[str] | None = None
         self._cores: dict[str, list[str]] = {}
         self._arg_index: dict[str, set[int]] | None = None
+        self._arg_words: dict[str, set[int]] = {}  # word -> _arg_patches(word)
+        self._arg_direct = False  # _arg_patches() looks words up in the texts (will_ask())
         # every view, the distinct \w+ words of all their texts joined by newlines, where each word
         # starts in that blob, and which views hold it
         self._words: tuple[list[FileView], str, list[int], list[list[int]]] | None = None
@@ -446,14 +538,36 @@ class _UseIndex:
             cores = self._cores[name] = self._paste_cores(name)
         for core in cores:
             out |= self._counted(core)
-        if self._arg_index is None:
-            self._arg_index = {}
-            for v in self.ctx.all_views():
-                for a in self._view_args(v):
-                    self._arg_index.setdefault(a, set()).add(v.patch.number)
         for a in _affixes(name):
-            out |= self._arg_index.get(a, set())
+            out |= self._arg_patches(a)
         return sorted(out)
+
+    def will_ask(self, names: list[str]) -> None:
+        """uses() will be asked about these names: full mode, with few affixes to look up in all,
+        each is searched in the texts rather than every upper-case call of every text listed."""
+        self._arg_direct = self.ctx.full and len({a for n in names for a in _affixes(n)}) <= _DIRECT_ARG_LOOKUPS
+
+    def _arg_patches(self, word: str) -> set[int]:
+        """Patch numbers whose views have `word` among their macro arguments (_view_args)."""
+        got = self._arg_words.get(word)
+        if got is not None:
+            return got
+        if not _ARG_NAME.fullmatch(word):
+            got = set()  # not a word _ARG_WORD finds
+        elif self._arg_direct and word.isascii():
+            # full mode, a few words: looked up around their occurrences in the texts (whole kernel
+            # files, whose every upper-case call costs more to list)
+            rx = re.compile(rf"{re.escape(word)}(?<!\w{re.escape(word)})(?!\w)")  # the word, whole
+            got = {v.patch.number for v in self.ctx.all_views() if _in_macro_args(v.text, rx)}
+        else:
+            if self._arg_index is None:
+                self._arg_index = {}
+                for v in self.ctx.all_views():
+                    for a in self._view_args(v):
+                        self._arg_index.setdefault(a, set()).add(v.patch.number)
+            got = self._arg_index.get(word, set())
+        self._arg_words[word] = got
+        return got
 
     def _counted(self, name: str) -> set[int]:
         """Patch numbers with a view where _count(view, name) > 0."""
@@ -493,11 +607,10 @@ class _UseIndex:
         if self._pastes is None:
             self._pastes = set()
             for v in self.ctx.all_views():
-                if v.is_c and "##" in v.text:
-                    for ln in v.text.split("\n"):
-                        if "##" in ln:
-                            for m in _PASTE.finditer(ln):
-                                self._pastes.add((m.group(1) or "", m.group(2) or ""))
+                if v.is_c:
+                    for ln in _lines_with(v.text, "##"):
+                        for m in _PASTE.finditer(ln):
+                            self._pastes.add((m.group(1) or "", m.group(2) or ""))
         cores = []
         for pre, suf in self._pastes:
             if (pre or suf) and name.startswith(pre) and name.endswith(suf) and len(name) > len(pre) + len(suf):

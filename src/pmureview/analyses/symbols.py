@@ -71,6 +71,7 @@ _NVHE_PREFIX = "__kvm_nvhe_"
 _ANNOUNCE = lazy_re(r"\b(?:follow-?up|future|later|subsequent|upcoming|next|separate)\s+(?:series|patch\w*|work)"
                     r"|\bwill be used\b", re.I)
 _UPPER_CALL = lazy_re(r"^[A-Z][A-Z0-9_]*$")
+_WORD = lazy_re(r"\w+")
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,6 +153,9 @@ class SeriesSymbols:
     _src: dict[int, bytes] = field(default_factory=dict)  # id(view) -> the bytes its tree was parsed from
     _added_sites: dict[int, list[Symbol]] = field(default_factory=dict)  # id(view) -> its added sites
     _named: dict[str, list[Symbol]] = field(default_factory=dict)  # name -> named(name), full mode
+    _named_view: dict[tuple[int, str], list[Symbol]] = field(default_factory=dict)  # (id(view), name) -> sites
+    _existed_once: dict[str, bool | None] = field(default_factory=dict)  # name -> existed(name)
+    _removed_words: dict[str, int] | None = None  # \w+ word of a removed line -> the first patch removing it
 
     # -- sites -------------------------------------------------------------------------------------
 
@@ -229,13 +233,21 @@ class SeriesSymbols:
         if self._by_name is None and self.ctx.full:
             got = self._named.get(name)
             if got is None:
-                got = self._named[name] = [s for view in self.ctx.all_views() for s in self._named_in(view, name)]
+                got = self._named[name] = [s for view in self.ctx.all_views() for s in self._named_at(view, name)]
             return got
         if self._by_name is None:
             self._by_name = {}
             for s in self.all_sites():
                 self._by_name.setdefault(s.name, []).append(s)
         return self._by_name.get(name, [])
+
+    def _named_at(self, view: FileView, name: str) -> list[Symbol]:
+        """_named_in(), once per view and name (full mode: _file_local() reads a path's views first)."""
+        key = (id(view), name)
+        got = self._named_view.get(key)
+        if got is None:
+            got = self._named_view[key] = self._named_in(view, name)
+        return got
 
     def _named_in(self, view: FileView, name: str) -> list[Symbol]:
         """The sites of `name` in `view`. A tree site's name is the text of an identifier (or field
@@ -250,13 +262,15 @@ class SeriesSymbols:
             if view.is_c:
                 src, word, names = self._src_of(view), name.encode(), frozenset((name,))
                 root, size = view.root, len(word)
+                seen: set[Node] = set()  # ancestors already asked (with all of theirs: stop there)
                 at = src.find(word)
                 while at >= 0:
                     n = root.descendant_for_byte_range(at, at + size)
                     if n is not None and n.type in _NAME_TYPES and n.start_byte == at and n.end_byte == at + size:
                         n = n.parent
-                        while n is not None:
-                            if n.type in _SITE_NODES and n not in nodes and _may_name(n, names):
+                        while n is not None and n not in seen:
+                            seen.add(n)
+                            if n.type in _SITE_NODES and _may_name(n, names):
                                 nodes[n] = None
                             n = n.parent
                     at = src.find(word, at + 1)
@@ -490,7 +504,7 @@ class SeriesSymbols:
             if s.name in seen:
                 continue
             seen.add(s.name)
-            got = self._file_local(s.name)
+            got = self._file_local(s.name, s.path)
             if got is not None:
                 out.append(got)
         return out
@@ -513,12 +527,50 @@ class SeriesSymbols:
         if not self._partial(view):
             return self.sites(view)
         try:
-            nodes = [n for n in walk(view.root, _SITE_NODES) if _may_name(n, names, True)] if view.is_c else []
+            nodes: list[Node] = []
+            if view.is_c and len(names) <= _FEW_NAMES:
+                # a tree site's name is the text of a node: an ASCII name the parsed bytes lack has none
+                src = self._src_of(view)
+                names = {n for n in names if not n.isascii() or n.encode() in src}
+            if view.is_c and names:
+                # the functions' names are listed once per view (shared with other rules): only the
+                # declarations are read here, then both go back in walk order
+                nodes = [fn for fname, fn in view.functions() if fname in names and fn.start_point[1] == 0]
+                nodes += [n for n in walk(view.root, _DECLARATION)
+                          if n.start_point[1] == 0 and _may_name(n, names, True)]  # locals: indented
+                nodes.sort(key=_preorder)
             return self._of_nodes(view, nodes) + self._lines_of(view)
         except Exception:
             return self.sites(view)
 
-    def _file_local(self, name: str) -> FileLocalGlobal | None:
+    def _ruled_out(self, name: str, path: str) -> bool:
+        """Full mode, `path` a file with a site of `name`: _file_local() says None, found without
+        reading the other views (whole files to search). Either the last definition in `path` rules
+        the name out (outside a .c file, static, __weak, an #else stub), or the name existed and no
+        evidence branch can take it: no patch changes its references, adds a header declaration of it
+        or removes a static definition of it."""
+        d = None  # the last definition in `path`: from its last view back to the first with one
+        for view in reversed([v for v in self.ctx.all_views() if v.path == path]):
+            d = next((s for s in reversed(self._named_at(view, name)) if s.kind in (FUNCTION, VARIABLE, PERCPU)), None)
+            if d is not None:
+                break
+        if d is not None and (not path.endswith(".c") or d.static or d.weak or d.else_branch):
+            return True
+        return (not self.was_static(name) and self._reference_changed(name) is None
+                and not any(s.kind in DECLARATIONS and s.added for view in self.ctx.all_views()
+                            if view.path.endswith(".h") for s in self._named_at(view, name))
+                and self._existed(name) is True)
+
+    def _existed(self, name: str) -> bool | None:
+        """existed(name), once per name (_ruled_out() and _file_local() both ask)."""
+        if name not in self._existed_once:
+            self._existed_once[name] = self.existed(name)
+        return self._existed_once[name]
+
+    def _file_local(self, name: str, path: str) -> FileLocalGlobal | None:
+        """path: a file with a site of `name` (in full mode _ruled_out() answers first)."""
+        if self.ctx.full and self._ruled_out(name, path):
+            return None
         sites = self.named(name)
         last: dict[str, Symbol] = {}  # path -> its last definition (the state the series leaves)
         for d in sites:
@@ -534,7 +586,7 @@ class SeriesSymbols:
         decls = tuple(s for s in sites if s.kind in DECLARATIONS and s.added and s.in_header)
         paths = frozenset(last)
         new_def = any(d.added for d in defs)
-        existed = self.existed(name)
+        existed = self._existed(name)
         if new_def and paths & self.was_static(name):
             evidence = "made-non-static"
             # the symbol was static: whatever referred to it before the series is in its unit
@@ -609,6 +661,16 @@ class SeriesSymbols:
 
     def _reference_changed(self, name: str) -> int | None:
         """The first patch whose removed lines referred to `name` (its users changed)."""
+        if _WORD.fullmatch(name):
+            # `\bname\b` matches a text iff name is one of its maximal \w runs: one word index of the
+            # removed lines per run, not a regex per name
+            if self._removed_words is None:
+                self._removed_words = {}
+                for p in self.ctx.patches:
+                    for f in p.files:
+                        for w in _WORD.findall("\n".join(f.removed_text)):
+                            self._removed_words.setdefault(w, p.number)
+            return self._removed_words.get(name)
         word = re.compile(rf"\b{re.escape(name)}\b")
         return next((p.number for p in self.ctx.patches for f in p.files
                      if any(word.search(t) for t in f.removed_text)), None)
@@ -653,6 +715,17 @@ def symbols(ctx: SeriesContext) -> SeriesSymbols:
 def strip_comments(lines: list[str], known: frozenset[int] | None) -> list[str]:
     """Lines with comments and string/char literals blanked. `known` (hunk-only views) marks the
     lines that exist: a block of known lines starting inside a comment (` * text`) starts in it."""
+    if known is None:
+        # every line exists: lex_line()'s lexer over the joined text, in one regex pass (whole
+        # kernel files in full mode); a line holding a newline of its own cannot be joined
+        out = _BLANKS.sub(_blank, "\n".join(lines)).split("\n")
+        if len(out) == len(lines):
+            return out
+    return _strip_lines(lines, known)
+
+
+def _strip_lines(lines: list[str], known: frozenset[int] | None) -> list[str]:
+    """strip_comments() line by line, through lex_line() (tests compare the two)."""
     out: list[str] = []
     in_c = False
     prev_known = False
@@ -669,6 +742,25 @@ def strip_comments(lines: list[str], known: frozenset[int] | None) -> list[str]:
         code, in_c, _, _ = lex_line(ln, in_c)
         out.append(code)
     return out
+
+
+# what lex_line() blanks, over a whole text: a block comment up to its first `*/` (group 1 when it
+# runs to the end of the text), a `//` comment, a stray `*/`, a string or char literal of one line;
+# the same alternatives in the same order at each start. The leading class lets the regex engine skip
+# every other character, and the comment and string bodies are unrolled loops (no lazy `.*?`).
+_BLANKS = lazy_re(r"""[/*"'](?:(?<=/)(?:\*[^*]*\*+(?:[^/*][^*]*\*+)*/|(\*(?s:.*))|/[^\n]*)|(?<=\*)/"""
+                  r"""|(?<=")[^"\\\n]*(?:\\.[^"\\\n]*)*"|(?<=')(?:\\.|[^'\\\n])+')""")
+
+
+def _blank(m: re.Match) -> str:
+    """A _BLANKS match as lex_line() leaves it: a literal is one space, a block comment keeps its
+    line breaks and one space after it when it is closed, the rest goes."""
+    s = m.group()
+    if s[0] in "\"'":
+        return " "
+    if s.startswith("/*"):
+        return "\n" * s.count("\n") + ("" if m.group(1) else " ")
+    return ""
 
 
 def tokens(code: str) -> Iterator[tuple[str, str]]:
@@ -699,6 +791,8 @@ def _static_definitions(code: str) -> Iterator[str]:
 
 _SITE_NODES = frozenset({"function_definition", "declaration", "preproc_def", "preproc_function_def",
                          "field_declaration"})
+_DECLARATION = frozenset({"declaration"})
+_FEW_NAMES = 16  # _defining() looks a few names up in a view's text before reading its tree
 _MEMBER_HOSTS = frozenset({"translation_unit", "declaration", "type_definition", "field_declaration",
                            "preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif"})
 _LOCAL_SCOPES = frozenset({"function_definition", "compound_statement", "field_declaration_list",
