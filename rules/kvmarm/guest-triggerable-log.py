@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 
 from pmureview.analyses.enclosing import enclosing_function_name
@@ -175,7 +175,9 @@ class GuestTriggerableLog(Rule):
         for view in ctx.all_views():
             if not view.added or not view.path.endswith(".c") or "/hyp/" in view.path:
                 continue
-            if not any(p in view.text for p in plain):
+            # a candidate call starts on an added line, and its name (an identifier: one line) with it
+            added = "\n".join(view.line_text(n) for n in view.added)
+            if not any(p in added for p in plain):
                 continue
             for c in _calls_on_lines(view.root, min(view.added), max(view.added)):
                 line = view.node_line(c)
@@ -190,7 +192,7 @@ class GuestTriggerableLog(Rule):
                 candidates.append((view, line, name, fname))
         if not candidates:
             return
-        reach = self._reachable(ctx, facts)
+        reach = self._reachable(ctx, facts, {fname for _v, _l, _n, fname in candidates})
         for view, line, log, fname in candidates:
             path = reach.get(fname)
             if path is None:
@@ -216,8 +218,9 @@ class GuestTriggerableLog(Rule):
         return False
 
     @staticmethod
-    def _reachable(ctx: SeriesContext, facts) -> dict[str, list[str]]:
-        """function -> the call path from an entry point (entry first), depth <= MAX_DEPTH."""
+    def _reachable(ctx: SeriesContext, facts, wanted: set[str] | None = None) -> dict[str, list[str]]:
+        """function -> the call path from an entry point (entry first), depth <= MAX_DEPTH; with
+        `wanted`, exact for those functions only (the search stops once it has met them all)."""
         edges: dict[str, set[str]] = {}
         access: set[str] = set()
         finals = ctx.final_views()
@@ -238,17 +241,66 @@ class GuestTriggerableLog(Rule):
             for k, v in e.items():
                 edges.setdefault(k, set()).update(v)
             access |= a
-        pats = [re.compile(p) for p in facts.guest_entry_patterns]
         entries = set(facts.exit_handlers) | set(facts.guest_entry_points) | access
-        entries |= {f for f in edges if any(p.match(f) for p in pats)}
+        entries |= _matching(edges, facts.guest_entry_patterns)
         out: dict[str, list[str]] = {e: [e] for e in entries}
+        missing = None if wanted is None else {f for f in wanted if f not in out}
         frontier = sorted(entries)  # sorted: the path named in the message must not depend on hash seeds
         for _ in range(MAX_DEPTH):
+            if missing is not None and not missing:
+                break  # a function's path is the first one found: later levels change none of them
             nxt = []
             for f in frontier:
                 for c in sorted(edges.get(f, ())):
                     if c not in out and c in edges:
                         out[c] = [*out[f], c]
                         nxt.append(c)
+                        if missing is not None:
+                            missing.discard(c)
             frontier = nxt
         return out
+
+
+def _matching(names: Iterable[str], patterns: Iterable[str]) -> set[str]:
+    """The names some pattern matches (re.match): a name without a pattern's literal prefix is not
+    tried against it, and a pattern no name has the prefix of is not even compiled."""
+    out: set[str] = set()
+    for pattern in patterns:
+        prefix = _literal_prefix(pattern)
+        maybe = [n for n in names if n.startswith(prefix)]
+        if maybe:
+            rx = re.compile(pattern)
+            out.update(n for n in maybe if rx.match(n))
+    return out
+
+
+@cache
+def _literal_prefix(pattern: str) -> str:
+    """Text every re.match of `pattern` starts with ('' when unsure): its leading run of letters,
+    digits and underscores, after an optional `^`, when no `|` outside a group makes it optional."""
+    depth, i, in_class = 0, 0, False
+    while i < len(pattern):  # a top-level alternative: each branch starts on its own
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            i += 2 if pattern[i + 1:i + 2] == "]" else 3 if pattern[i + 1:i + 3] == "^]" else 1
+            continue  # a `]` first in a class is one of its characters
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            return ""
+        i += 1
+    start = 1 if pattern.startswith("^") else 0
+    end = start
+    while end < len(pattern) and (pattern[end].isascii() and (pattern[end].isalnum() or pattern[end] == "_")):
+        end += 1
+    if end < len(pattern) and pattern[end] in "*?{":  # the last character may be absent or repeated
+        end -= 1
+    return pattern[start:max(start, end)]

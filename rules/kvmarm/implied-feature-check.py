@@ -10,7 +10,6 @@ from pmureview.analyses.redundant_capability import (
     added_checks,
     feature_name,
     may_check,
-    series_functions,
     series_predicates,
 )
 from pmureview.kernel.guards import CAP_CALLS, FEAT_CALLS
@@ -66,12 +65,12 @@ class ImpliedFeatureCheck(Rule):
     def check(self, ctx: PatchContext) -> Iterator[Finding]:  # type: ignore[override]
         kb = ctx.kb
         preds: dict[str, set[str]] | None = None
+        upto = ctx.patch.number
         for view in ctx.views:
-            if not view.is_c or not view.added or not view.text.strip() or not may_check(ctx.series, view):
+            if not view.is_c or not view.added or not view.text.strip() or not may_check(ctx.series, view, upto):
                 continue
             if preds is None:
-                preds = series_predicates(ctx.series, ctx.patch.number,
-                                          series_functions(ctx.series, ctx.patch.number))
+                preds = series_predicates(ctx.series, upto)
             flow = CapabilityFlow(view, preds, kb, ctx.series)
             seen: set[int] = set()
             for call, callee, caps in added_checks(view, preds):

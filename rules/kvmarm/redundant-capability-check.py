@@ -73,13 +73,13 @@ class RedundantCapabilityCheck(Rule):
 
     def check(self, ctx: PatchContext) -> Iterator[Finding]:  # type: ignore[override]
         preds: dict[str, set[str]] | None = None
-        defs: dict = {}
+        defs: dict | None = None  # the series' functions: read only for a finding
+        upto = ctx.patch.number
         for view in ctx.views:
-            if not view.is_c or not view.added or not view.text.strip() or not may_check(ctx.series, view):
+            if not view.is_c or not view.added or not view.text.strip() or not may_check(ctx.series, view, upto):
                 continue
             if preds is None:
-                defs = series_functions(ctx.series, ctx.patch.number)
-                preds = series_predicates(ctx.series, ctx.patch.number, defs)
+                preds = series_predicates(ctx.series, upto)
             flow = CapabilityFlow(view, preds, ctx.kb, ctx.series)
             seen: set[int] = set()
             for call, callee, caps in added_checks(view, preds):
@@ -91,6 +91,8 @@ class RedundantCapabilityCheck(Rule):
                 if not redundant:
                     continue
                 cap = redundant[0]
+                if defs is None:
+                    defs = series_functions(ctx.series, upto)
                 if _answers_more(callee, cap, preds, defs):
                     continue
                 seen.add(line)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..kernel import guards as _guards
 from ..kernel.dating import dated_from, trust_dated
 from ..kernel.fgt import FGT_SPECS
-from ..lang.c import call_name, function_name, text, walk
+from ..lang.c import call_name, function_name, nodes_of, text, walk
 from ..record import dataclass
 
 if TYPE_CHECKING:
@@ -121,14 +121,18 @@ def series_predicates(series: SeriesContext, upto: int,
 def _series_predicates(series: SeriesContext, upto: int,
                        defs: Mapping[str, list[tuple[FileView, Node]]] | None = None) -> dict[str, set[str]]:
     preds: dict[str, set[str]] = {k: set(v) for k, v in getattr(series.kb, "cap_predicates", {}).items()}
-    defs = defs if defs is not None else series_functions(series, upto)
-    summaries = []
-    for name, found in defs.items():
-        for view, fn in found:
-            got = _view_summaries(series, view).get(fn.id, _MISSING)
-            summary = _summary(series, view, fn) if got is _MISSING else got
-            if summary is not None and (summary[0] or summary[1]):  # others add nothing below
-                summaries.append((name, summary))
+    found = _candidates(series, upto) if defs is None else None
+    if found is not None:
+        summaries = found.summaries
+    else:
+        defs = defs if defs is not None else series_functions(series, upto)
+        summaries = []
+        for name, fns in defs.items():
+            for view, fn in fns:
+                got = _view_summaries(series, view).get(fn.id, _MISSING)
+                summary = _summary(series, view, fn) if got is _MISSING else got
+                if summary is not None and (summary[0] or summary[1]):  # others add nothing below
+                    summaries.append((name, summary))
     for _ in range(2):  # a predicate calling another predicate of the series
         for name, summary in summaries:
             if summary is None:
@@ -142,9 +146,159 @@ def _series_predicates(series: SeriesContext, upto: int,
     return preds
 
 
+Summary = tuple[frozenset[str], tuple[str, ...]]
+# more names than this to look for: summarising every function costs no more (never on a kernel series)
+_MAX_SEARCHED = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidates:
+    """What can enter the predicate table at a patch: `summaries`, the (name, summary) of every series
+    function that may, in the order a walk of series_functions() meets them; `names`, a superset of
+    the table's names."""
+
+    summaries: list[tuple[str, Summary]]
+    names: frozenset[str]
+
+
+def _candidates(series: SeriesContext, upto: int) -> _Candidates | None:
+    """The functions of the series' C files at `upto` that can enter the predicate table (None: too
+    many names to look for; summarise every function instead).
+
+    A function enters it only when its text holds a test word (a direct test) or the name of a
+    predicate (a call of one). Starting from the kb's predicates, the functions whose text names a
+    name found so far are summarised until no new predicate name turns up; each name costs one search
+    of each file's text rather than a summary of every function (in full mode ~1,200 per patch, and on
+    a kernel series almost none tests a capability). A function left out has no direct test and calls
+    none of the names, so it adds nothing to the table, and the table's two passes over the rest, in
+    the same order, give the same table."""
+    def build() -> _Candidates | None:
+        got: dict[tuple[int, int], tuple[str, Summary | None]] = {}  # (path, position) -> name, summary
+        names = set(getattr(series.kb, "cap_predicates", {}))
+        searched: set[str] = set()
+        todo = [*_TEST_WORD_STRS, *sorted(names)]
+        while todo:
+            searched.update(todo)
+            if len(searched) > _MAX_SEARCHED:
+                return None
+            for pi, view in _views_at(series, upto, _holding_paths(series, tuple(todo))):
+                index = _fn_index(view)
+                for k in index.holding(tuple(todo)):
+                    if (pi, k) not in got:
+                        name, fn = index.fns[k]
+                        got[(pi, k)] = (name, _summary(series, view, fn))
+            for name, summary in got.values():
+                if summary is not None and (summary[0] or not names.isdisjoint(summary[1])):
+                    names.add(name)
+            todo = sorted(names - searched)
+        keep = [(key, name, summary) for key, (name, summary) in got.items()
+                if summary is not None and (summary[0] or summary[1])]
+        # series_functions() order: each name's definitions in path order, then position, and the
+        # names by their first definition (path, position), which may be one left out here
+        rank: dict[str, tuple[int, int]] = {}
+        if len({name for _key, name, _s in keep}) > 1:
+            firsts = [(pi, _fn_index(view).first) for pi, view in _views_at(series, upto)]
+            for _key, name, _s in keep:
+                if name not in rank:
+                    rank[name] = next((pi, first[name]) for pi, first in firsts if name in first)
+        keep.sort(key=lambda e: (rank.get(e[1], (0, 0)), e[0]))
+        return _Candidates([(name, summary) for _key, name, summary in keep], frozenset(names))
+
+    return series.memo(("redundant-capability", "candidates", upto), build)
+
+
+def _views_at(series: SeriesContext, upto: int, paths: Iterable[int] | None = None) -> Iterator[tuple[int, FileView]]:
+    """(index in _path_index(), view) of the C files touched up to `upto` as that patch leaves them
+    (series_views()), or of those of them at the given indexes (ascending)."""
+    index = _path_index(series)
+    for pi in range(len(index)) if paths is None else paths:
+        _path, numbers, views = index[pi]
+        i = bisect.bisect_right(numbers, upto)
+        if i and views[i - 1] is not None:
+            yield pi, views[i - 1]
+
+
+def _holding_paths(series: SeriesContext, words: tuple[str, ...]) -> list[int]:
+    """Indexes into _path_index() of the paths some view of which has a function holding one of
+    `words`: every patch's search reads only these (the test words are in few files)."""
+    return series.memo(("redundant-capability", "holding-paths", words), lambda: [
+        pi for pi, (_path, _numbers, views) in enumerate(_path_index(series))
+        if any(v is not None and _fn_index(v).holding(words) for v in views)])
+
+
+class _FnIndex:
+    """The functions of one view by byte range, to find the ones whose text holds a word."""
+
+    def __init__(self, view: FileView) -> None:
+        text = view.parse_text  # what view.tree was parsed from: ASCII (most files), offsets are bytes
+        self.src: str | bytes = text if text.isascii() else text.encode("utf-8", "surrogateescape")
+        self.fns = view.functions()
+        self._first: dict[str, int] | None = None
+        self._layout: tuple[list[int], list[int], bool] | None = None
+        self._found: dict[tuple[str, ...], list[int]] = {}
+
+    @property
+    def first(self) -> dict[str, int]:
+        """name -> position of its first definition in view.functions()."""
+        if self._first is None:
+            self._first = {}
+            for k, (name, _fn) in enumerate(self.fns):
+                self._first.setdefault(name, k)
+        return self._first
+
+    def holding(self, words: tuple[str, ...]) -> list[int]:
+        """Positions (in view.functions(), ascending) of the functions whose text holds one of `words`
+        (`word in fn.text`); asked for the same words by every later patch."""
+        got = self._found.get(words)
+        if got is None:
+            got = self._found[words] = (self._search(words[0]) if len(words) == 1 else
+                                        sorted({k for w in words for k in self.holding((w,))}))
+        return got
+
+    def _search(self, word: str) -> list[int]:
+        want = word if isinstance(self.src, str) else word.encode("utf-8", "surrogateescape")
+        if not want:
+            return list(range(len(self.fns)))
+        src = self.src
+        i = src.find(want)  # type: ignore[arg-type]
+        if i < 0:  # most words are in no function of most files: no layout needed
+            return []
+        if self._layout is None:
+            starts = [fn.start_byte for _n, fn in self.fns]
+            ends = [fn.end_byte for _n, fn in self.fns]
+            # in source order and apart (the list is in pre-order); nested or overlapping definitions
+            # (a broken parse): let every function hold every word
+            self._layout = starts, ends, all(ends[k] <= starts[k + 1] for k in range(len(starts) - 1))
+        starts, ends, disjoint = self._layout
+        if not disjoint:
+            return list(range(len(self.fns)))
+        out: list[int] = []
+        while i >= 0:
+            at = bisect.bisect_right(starts, i) - 1  # the last function starting at or before the hit
+            if at >= 0 and i + len(want) <= ends[at]:
+                out.append(at)  # one hit is enough: go on at the next function
+            elif at >= 0 and i < ends[at]:
+                i = src.find(want, i + 1)  # type: ignore[arg-type]  # runs past the function's end
+                continue
+            if at + 1 >= len(starts):
+                break
+            i = src.find(want, starts[at + 1])  # type: ignore[arg-type]
+        return out
+
+
+_FN_INDEX: weakref.WeakKeyDictionary[Any, _FnIndex] = weakref.WeakKeyDictionary()
+
+
+def _fn_index(view: FileView) -> _FnIndex:
+    got = _FN_INDEX.get(view)
+    if got is None:
+        got = _FN_INDEX[view] = _FnIndex(view)
+    return got
+
+
 _MISSING = object()
 # what guards.capabilities_checked() finds with no predicates: these calls, and system_supports_*()
-_TEST_WORDS = tuple(w.encode() for w in sorted(_guards.CAP_CALLS | _guards.FEAT_CALLS | {"system_supports_"}))
+_TEST_WORD_STRS = tuple(sorted(_guards.CAP_CALLS | _guards.FEAT_CALLS | {"system_supports_"}))
 _VIEW_SUMMARIES: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -153,6 +307,7 @@ def _view_summaries(series: SeriesContext, view: FileView) -> dict[int, Any]:
     every function of the series, and one dict per view is cheaper to ask than the memo per node."""
     got = _VIEW_SUMMARIES.get(view)
     if got is None:
+        _view_returns(view)  # every function's: one query of the file
         got = _VIEW_SUMMARIES[view] = {fn.id: _summary(series, view, fn) for _name, fn in view.functions()}
     return got
 
@@ -168,14 +323,16 @@ def _summary(series: SeriesContext, view: FileView, fn: Node) -> tuple[frozenset
         typ = fn.child_by_field_name("type")
         if typ is None or text(typ).strip() == "void":
             return None
-        # a test is a call of one of these names: a function whose text names none tests nothing
-        # directly (most functions of a kernel file: no walk of their bodies)
-        body = fn.text or b""
-        direct = frozenset(_guards.predicate_caps(fn, {})) if any(w in body for w in _TEST_WORDS) else frozenset()
         callees: list[str] = []
-        for ret in _returns(view, fn):
-            body = _guards._COMMENT.sub(" ", text(ret))
+        tests = False
+        for ret in _returns(view, fn):  # every return statement predicate_caps() reads, and more
+            body = text(ret)
+            # a test is a call of one of these names: a function whose returns name none tests
+            # nothing directly (most functions of a kernel file: no walk of their bodies)
+            tests = tests or any(w in body for w in _TEST_WORD_STRS)
+            body = _guards._COMMENT.sub(" ", body)
             callees += [m.group(1) for m in _guards._CALL.finditer(body)]
+        direct = frozenset(_guards.predicate_caps(fn, {})) if tests else frozenset()
         return direct, tuple(dict.fromkeys(callees))
 
     # by node first (the same function is summarised for every later patch: fn.text copies and
@@ -190,18 +347,25 @@ _VIEW_RETURNS: weakref.WeakKeyDictionary[Any, tuple[list[int], list[Node], set[N
     weakref.WeakKeyDictionary()
 
 
-def _returns(view: FileView, fn: Node) -> list[Node]:
-    """walk(fn, {"return_statement"}), read from the view's list of every return statement (one
-    whole-tree query for the file rather than one walk per function): in pre-order, every node is
-    after its ancestors and before the nodes after its end, so fn's are those starting and ending
-    within it (no return statement holds a function)."""
+def _view_returns(view: FileView) -> tuple[list[int], list[Node], set[Node]]:
+    """Every return statement of the view (one whole-tree query), their starts, and its functions."""
     got = _VIEW_RETURNS.get(view)
     if got is None:
         nodes = list(walk(view.root, _RETURN_STATEMENT))
         got = _VIEW_RETURNS[view] = ([n.start_byte for n in nodes], nodes, {f for _n, f in view.functions()})
-    starts, nodes, mine = got
-    if fn not in mine:  # not a function of the view's tree: walk it
-        return list(walk(fn, _RETURN_STATEMENT))
+    return got
+
+
+def _returns(view: FileView, fn: Node) -> list[Node]:
+    """walk(fn, {"return_statement"}), read from the view's list of every return statement when it
+    was made (summaries of every function of the file; a few are cheaper to walk one by one): in
+    pre-order, every node is after its ancestors and before the nodes after its end, so fn's are
+    those starting and ending within it (no return statement holds a function)."""
+    got = _VIEW_RETURNS.get(view)
+    if got is None or fn not in got[2]:  # no list yet, or not a function of the view's tree: walk it
+        found = nodes_of(fn, _RETURN_STATEMENT)  # a query, not a Python walk of a kernel function
+        return found if found is not None else list(walk(fn, _RETURN_STATEMENT))
+    starts, nodes, _mine = got
     end = fn.end_byte
     return [n for n in nodes[bisect.bisect_left(starts, fn.start_byte):bisect.bisect_right(starts, end)]
             if n.end_byte <= end]
@@ -522,18 +686,23 @@ def _squash(s: str) -> str:
     return "".join(s.split())
 
 
-def may_check(series: SeriesContext, view: FileView) -> bool:
-    """Can `added_checks` find anything in `view`, whatever patch's predicates it is given? Only
-    when an added call is a capability/feature test, a predicate of the kb, or a function some
-    view of the series defines (the predicate tables hold nothing else). The per-patch tables
-    cost a pass over every function of the series: a view without such a call needs none."""
+def may_check(series: SeriesContext, view: FileView, upto: int | None = None) -> bool:
+    """Can `added_checks` find anything in `view`, given patch `upto`'s predicates (None: whatever
+    patch's)? Only when an added call is a capability/feature test, a predicate of the kb, or a
+    function that can be in that table (the predicate tables hold nothing else). The per-patch tables
+    cost a pass over the functions of the series: a view without such a call needs none."""
     names = {name for _call, name in _added_calls(view)}
     if not names:
         return False
     if not names.isdisjoint(_guards.CAP_CALLS) or not names.isdisjoint(_guards.FEAT_CALLS):
         return True
     known = getattr(series.kb, "cap_predicates", None) or {}
-    return any(n in known for n in names) or any(_candidate_predicate(series, n) for n in names)
+    if any(n in known for n in names):
+        return True
+    found = _candidates(series, upto) if upto is not None else None
+    if found is not None:  # the names patch `upto`'s table can hold
+        return not names.isdisjoint(found.names)
+    return any(_candidate_predicate(series, n) for n in names)
 
 
 def _candidate_predicate(series: SeriesContext, name: str) -> bool:
