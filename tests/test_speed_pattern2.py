@@ -188,3 +188,24 @@ def test_statement_cases_need_statement_items() -> None:
     leafy = Compiled({"rule": {"pattern": "$X"}})
     pinned = Compiled({"rule": {"kind": "call_expression"}})
     assert not leafy.leafless and pinned.leafless
+
+
+def test_a_case_whose_words_are_not_in_the_items_text_finds_nothing_there() -> None:
+    """patternrule skips a confined case whose words are missing from the items' text (not only from
+    the file's): every such case finds nothing in the items' parse."""
+    rnd = random.Random(16)
+    cases = [(rid, c, added) for rid, c, added in _cases() if c.confined]
+    skipped = 0
+    for f, text in fixture_c_texts()[1::2]:
+        lines = text.split("\n")
+        n = len(lines)
+        for touched in ({*range(1, n + 1, 5)}, {*range(a := rnd.randrange(1, n + 1), a + rnd.randrange(1, 30))}):
+            made = unit_text(ts_parse(text.encode("utf-8", "surrogateescape")).root_node, lines, touched)
+            part = parse_units(made[0], made[1]) if made is not None else None
+            if part is None:
+                continue
+            for rid, c, added in cases:
+                if c.may_match(text) and not c.may_match(made[0]):
+                    assert c.run(part, statement=added == "statement") == [], (rid, f, touched)
+                    skipped += 1
+    assert skipped > 200

@@ -308,6 +308,8 @@ class PatternRule(Rule):
         for case in live:
             part = _unit_root(view, case) if full and case.compiled.confined else None
             if part is not None:  # the items the added lines lie in, parsed alone: same matches there
+                if not case.compiled.may_match(_PARTS[view][2]):
+                    continue  # a match there has its words in those items' text: not in the file's
                 found = self._run(case, part)
             else:
                 if whole is None:
@@ -383,7 +385,7 @@ def _added_text(view: FileView) -> str:
     return got
 
 
-_PARTS: WeakKeyDictionary[FileView, tuple[Any, frozenset[str]]] = WeakKeyDictionary()
+_PARTS: WeakKeyDictionary[FileView, tuple[Any, frozenset[str], str]] = WeakKeyDictionary()
 
 
 def _unit_root(view: FileView, case: PatternCase) -> Any:
@@ -394,7 +396,7 @@ def _unit_root(view: FileView, case: PatternCase) -> Any:
     if got is None:
         made = unit_text(view.root, view.lines, view.added)
         root = parse_units(made[0], made[1]) if made is not None else None
-        got = _PARTS[view] = (root, made[2] if made is not None else frozenset())
+        got = _PARTS[view] = (root, made[2] if made is not None else frozenset(), made[0] if made else "")
     if case.added != "statement" or not got[1]:
         return got[0]
     return got[0] if got[1] <= LEAF_ITEMS and case.compiled.leafless else None
