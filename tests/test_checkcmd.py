@@ -91,3 +91,21 @@ def test_typer_answers_what_the_fast_path_leaves(capsys) -> None:
     assert "--fail-on-new" in capsys.readouterr().out
     assert main(["check", DEMO, "--format", "html"]) == 2
     assert "html" in capsys.readouterr().err
+
+
+def test_own_process_leaves_without_teardown_but_with_output_caches_and_code(tmp_path) -> None:
+    """`check` in a process of its own ends with os._exit after the atexit functions and a flush:
+    the whole report is on stdout, the per-build caches are written, the exit code is check's."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "pmureview", "check", str(DEMO), "--format", "json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1, r.stderr  # the demo series has error findings
+    report = json.loads(r.stdout)
+    assert report["findings"] and r.stdout.endswith("\n")
+    cached = {p.name.split("-")[0] for p in (tmp_path / "cache" / "pmureview").iterdir()}
+    assert {"regex", "record"} <= cached, cached
