@@ -146,3 +146,39 @@ def test_fgt_config_text_tests_are_necessary(roots: list) -> None:
                 masks += bool(regs)
                 assert not regs or b"FG" in (fn.text or b"")
     assert targets and masks
+
+
+def test_idreg_gates_skip_the_macro_scan_only_where_no_added_line_can_be_in_a_define() -> None:
+    """idreg-field-not-writable scans the file for #define helpers only when an added line is a `#`
+    line or follows a `\\` continuation: with the scan forced, every fixture text and many sets of
+    added lines give the same gates (lines inside multi-line macros included)."""
+    import random
+
+    mod = _rule_module("rules/kvmarm/idreg-field-not-writable.py")
+    macro = ("#define kvm_has_foo(kvm) \\\n\t(kvm_has_feat(kvm, ID_AA64PFR0_EL1, SVE, IMP) && \\\n"
+             "\t kvm_has_feat(kvm, ID_AA64ISAR0_EL1, RNDR, IMP))\nint x;\n")
+    texts = [*[t for _n, t in fixture_c_texts() if "define" in t][:80], macro, "int y;\n" + macro]
+    rng = random.Random(20)
+    compared = found = 0
+    for t in texts:
+        lines = t.split("\n")
+        for added in ({rng.randrange(1, len(lines) + 1) for _ in range(3)}, set(range(1, len(lines) + 1)),
+                      {n for n in range(1, len(lines) + 1) if n % 4 == 0}):
+            view = SimpleNamespace(text=t, lines=lines, added=added)
+            forced = _macro_gates(mod, view, force=True)
+            assert _macro_gates(mod, view, force=False) == forced, (t[:60], sorted(added))
+            compared += 1
+            found += len(forced)
+    assert compared > 100 and found > 0
+
+
+def _macro_gates(mod: ModuleType, view: SimpleNamespace, *, force: bool) -> list:
+    """The #define part of _gates, with the added-line test honoured or forced open."""
+    saved = mod._in_a_define
+    if force:
+        mod._in_a_define = lambda _view: True
+    try:
+        view.added_nodes = lambda *_a, **_k: []
+        return list(mod._gates(view, {}))
+    finally:
+        mod._in_a_define = saved
