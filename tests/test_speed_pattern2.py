@@ -209,3 +209,23 @@ def test_a_case_whose_words_are_not_in_the_items_text_finds_nothing_there() -> N
                     assert c.run(part, statement=added == "statement") == [], (rid, f, touched)
                     skipped += 1
     assert skipped > 200
+
+
+def test_word_answers_are_kept_per_text_for_the_run() -> None:
+    """may_match keeps what it learnt of a text's words for the run: the same answers as asking the
+    text afresh, whatever was asked before, and forgotten when a run starts."""
+    from pmureview.lang import c as lang_c
+    from pmureview.lang import pattern
+
+    cases = [c for _rid, c, _added in _cases()]
+    texts = [t for _f, t in fixture_c_texts()[:40]]
+    lang_c.new_run()
+    for text in texts:
+        first = [c.may_match(text) for c in cases]
+        again = [c.may_match(text) for c in reversed(cases)][::-1]
+        pattern._WORDS.clear()
+        fresh = [c.may_match(text) for c in cases]
+        assert first == again == fresh
+    assert pattern._WORDS
+    lang_c.new_run()
+    assert not pattern._WORDS

@@ -131,9 +131,13 @@ _run_cache: dict[tuple, object] = {}
 _RUN_CACHE_MAX = 100_000  # a caller that never starts a run cannot grow it without bound
 
 
+_run_caches: list[dict] = [_run_cache]  # other per-run caches of this layer (lang.pattern's) join
+
+
 def new_run() -> None:
-    """Forget the trees of earlier runs."""
-    _run_cache.clear()
+    """Forget the trees (and texts) of earlier runs."""
+    for cache_ in _run_caches:
+        cache_.clear()
 
 
 def _remember(key: tuple, value: object) -> None:

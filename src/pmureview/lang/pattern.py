@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from ..lazyre import lazy_re
+from .c import _run_caches as _c_run_caches
 
 LANGUAGE = "c"
 CONFIG_KEYS = ("rule", "constraints", "utils", "transform")
@@ -1258,23 +1259,34 @@ class Compiled:
     def may_match(self, text: str) -> bool:
         """False when the text lacks a word every match contains (no parse needed). Asked for every
         case of every pattern rule on every file: plain loops, no generators."""
+        has = _words_of(text)
         for t in self.tokens:
-            if t not in text:
+            got = has.get(t)
+            if got is None:
+                got = has[t] = t in text
+            if not got:
                 return False
         if self._constraint_tokens is None:  # lazily: it may parse a pattern's context
             self._constraint_tokens = _derived(self._key, "constraint_tokens", lambda: tuple(
                 constraint_tokens(self.config)) if self.config.get("constraints") else ())
         for t in self._constraint_tokens:
-            if t not in text:
+            got = has.get(t)
+            if got is None:
+                got = has[t] = t in text
+            if not got:
                 return False
-        return _meets(self.clauses, text)
+        return _meets(self.clauses, text, has)
 
     def may_match_inner(self, text: str) -> bool:
         """False when `text` cannot hold a whole match (for `added: cover`, the added lines' text)."""
+        has = _words_of(text)
         for t in self.inner:
-            if t not in text:
+            got = has.get(t)
+            if got is None:
+                got = has[t] = t in text
+            if not got:
                 return False
-        return _meets(self.inner_clauses, text)
+        return _meets(self.inner_clauses, text, has)
 
     def validate(self) -> None:
         if not self._valid:
@@ -1336,15 +1348,38 @@ class Compiled:
 _LAST: list[Any] = [None, {}]  # [the root last searched, {(relaxed config, in units): found}]
 
 
-def _meets(clauses: tuple[frozenset[str], ...], text: str) -> bool:
-    """Every clause has a word in `text`."""
+def _meets(clauses: tuple[frozenset[str], ...], text: str, has: dict[str, bool] | None = None) -> bool:
+    """Every clause has a word in `text` (`has`: what is known of the text's words, and is learnt)."""
     for clause in clauses:
         for word in clause:
-            if word in text:
+            if has is None:
+                if word in text:
+                    break
+                continue
+            got = has.get(word)
+            if got is None:
+                got = has[word] = word in text
+            if got:
                 break
         else:
             return False
     return True
+
+
+# text -> {word: whether the text holds it}: ~90 pattern cases ask the same file for the same words
+# (2.3 asks per distinct word on a full-mode series, each a scan of a kernel file); kept for the run
+_WORDS: dict[str, dict[str, bool]] = {}
+_WORDS_KEPT = 1024  # texts: a caller that never starts a run cannot grow it without bound
+_c_run_caches.append(_WORDS)
+
+
+def _words_of(text: str) -> dict[str, bool]:
+    got = _WORDS.get(text)
+    if got is None:
+        if len(_WORDS) >= _WORDS_KEPT:
+            _WORDS.clear()
+        got = _WORDS[text] = {}
+    return got
 
 
 def _extra(clauses: frozenset[frozenset[str]], words: frozenset[str]) -> tuple[frozenset[str], ...]:
