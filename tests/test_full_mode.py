@@ -141,18 +141,13 @@ def _error_share_reference(view) -> float:
 
 
 def test_error_share_walks_only_what_holds_added_lines():
-    from pmureview.api import _error_share, load_series
-    from pmureview.views.image import build_views
+    from fixture_texts import fixture_c_views
 
-    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    from pmureview.api import _error_share
+
     seen = 0
-    for path in sorted(fixtures.rglob("series.mbox")):
-        try:
-            series, _ = load_series([str(path)], Options())
-        except Exception:  # a fixture of bad input
-            continue
-        views, _ = build_views(series, None)
-        for view in (v for vs in views.values() for v in vs if v.is_c and v.added):
+    for path, view in fixture_c_views():
+        if view.added:
             assert _error_share(view) == _error_share_reference(view), (path, view.path)
             seen += view.root.has_error
     assert seen > 20  # views with errors were compared, not only clean ones

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
 from pathlib import Path
 from types import ModuleType
+
+from fixture_texts import rule_module
 
 from pmureview.analyses import pmu_access, redundant_capability
 from pmureview.analyses.symbols import SeriesSymbols
@@ -29,11 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _rule_module(rel: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_speed3_" + rel.replace("/", "_").replace("-", "_"), ROOT / rel)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return rule_module(rel, "_speed3_")
 
 
 def _sig(rx, text: str) -> list[tuple]:

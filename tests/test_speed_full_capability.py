@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
-from fixture_texts import SAMPLE_C, fixture_c_texts
+from fixture_texts import SAMPLE_C, fixture_c_texts, rule_module
 
 from pmureview.analyses import redundant_capability as rc
 from pmureview.lang.c import functions, parse
@@ -26,11 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _rule_module(rel: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_speedcap_" + rel.replace("/", "_").replace("-", "_"), ROOT / rel)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return rule_module(rel, "_speedcap_")
 
 
 # -- _FnIndex ---------------------------------------------------------------------------------------------

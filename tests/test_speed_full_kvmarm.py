@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from bisect import bisect_left
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
-from fixture_texts import SAMPLE_C, fixture_c_texts
+from fixture_texts import SAMPLE_C, fixture_c_texts, rule_module
 
 from pmureview.analyses import fgtflow, pmu_access
 from pmureview.kernel.knowledge import load_knowledge
@@ -38,11 +37,7 @@ EXTRA_C = [
 
 
 def _rule_module(rel: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_speedk_" + rel.replace("/", "_").replace("-", "_"), ROOT / rel)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return rule_module(rel, "_speedk_")
 
 
 def _roots() -> list:

@@ -10,13 +10,12 @@ changes no answer.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
 from pathlib import Path
 from types import ModuleType
 
-from fixture_texts import fixture_c_texts
+from fixture_texts import fixture_c_texts, rule_module
 
 from pmureview.analyses.symbols import SeriesSymbols, _strip_lines, strip_comments
 from pmureview.lang.c import functions, parse, walk
@@ -26,11 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _rule_module(rel: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_speed_sym_" + rel.replace("/", "_").replace("-", "_"), ROOT / rel)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return rule_module(rel, "_speed_sym_")
 
 
 def _random_texts(alphabet: list[str], n: int, seed: int, most: int = 30) -> list[str]:
