@@ -21,6 +21,7 @@ from fixture_texts import SAMPLE_C, fixture_c_texts, rule_module
 from pmureview.analyses import fgtflow, pmu_access
 from pmureview.kernel.knowledge import load_knowledge
 from pmureview.lang.c import call_name, functions, parse, text, walk
+from pmureview.views.context import FileView
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,6 +161,7 @@ def test_idreg_gates_skip_the_macro_scan_only_where_no_added_line_can_be_in_a_de
         for added in ({rng.randrange(1, len(lines) + 1) for _ in range(3)}, set(range(1, len(lines) + 1)),
                       {n for n in range(1, len(lines) + 1) if n % 4 == 0}):
             view = SimpleNamespace(text=t, lines=lines, added=added)
+            view.added_may_be_in_define = lambda v=view: FileView.added_may_be_in_define(v)
             forced = _macro_gates(mod, view, force=True)
             assert _macro_gates(mod, view, force=False) == forced, (t[:60], sorted(added))
             compared += 1
@@ -169,11 +171,38 @@ def test_idreg_gates_skip_the_macro_scan_only_where_no_added_line_can_be_in_a_de
 
 def _macro_gates(mod: ModuleType, view: SimpleNamespace, *, force: bool) -> list:
     """The #define part of _gates, with the added-line test honoured or forced open."""
-    saved = mod._in_a_define
+    saved = view.added_may_be_in_define
     if force:
-        mod._in_a_define = lambda _view: True
+        view.added_may_be_in_define = lambda: True
     try:
         view.added_nodes = lambda *_a, **_k: []
         return list(mod._gates(view, {}))
     finally:
-        mod._in_a_define = saved
+        view.added_may_be_in_define = saved
+
+
+def test_guest_flag_masks_skip_the_macro_scan_only_where_nothing_can_be_found() -> None:
+    """unconditional-guest-feature-enable scans #defines for *GUEST_FLAGS* masks only when the text
+    names one and an added line can lie in a macro: forcing the scan finds the same."""
+    import random
+
+    mod = _rule_module("rules/kvmarm/unconditional-guest-feature-enable.py")
+    rule = next(v for v in vars(mod).values() if isinstance(v, type) and hasattr(v, "meta")
+                and v.__module__ == mod.__name__)()
+    rule._finding = lambda view, anchor, bits, where, feats: (anchor, tuple(bits), where)
+    macro = ("#define VM_GUEST_FLAGS (HCR_TVM | \\\n\t\t\tHCR_TWE | \\\n\t\t\tHCR_API)\n"
+             "#define HOST_GUEST_FLAGS HCR_API\nint x;\n")
+    texts = [*[t for _n, t in fixture_c_texts() if "define" in t][:60], macro, "int y;\n" + macro]
+    rng = random.Random(21)
+    compared = found = 0
+    for t in texts:
+        lines = t.split("\n")
+        for added in ({rng.randrange(1, len(lines) + 1) for _ in range(3)}, set(range(1, len(lines) + 1))):
+            view = SimpleNamespace(text=t, lines=lines, added=added)
+            view.added_may_be_in_define = lambda v=view: FileView.added_may_be_in_define(v)
+            got = list(rule._static_masks(view, {}))
+            view.added_may_be_in_define = lambda: True
+            assert got == list(rule._static_masks(view, {})), (t[:60], sorted(added))
+            compared += 1
+            found += len(got)
+    assert compared > 100 and found > 0

@@ -144,7 +144,7 @@ def _gates(view: FileView, bodies: dict[str, list[str]]) -> Iterator[tuple[int, 
                     if not m.group(1):
                         yield line, m.group(2), m.group(3)
     # function-like macros: #define kvm_has_foo(kvm) kvm_has_feat((kvm), R, F, IMP)
-    if not _in_a_define(view):
+    if not view.added_may_be_in_define():
         return
     pos, first = 0, 1
     for m in _DEFINE.finditer(view.text):
@@ -156,18 +156,6 @@ def _gates(view: FileView, bodies: dict[str, list[str]]) -> Iterator[tuple[int, 
         for g in _FEAT_TEXT.finditer(m.group(3)):
             if not g.group(1):
                 yield first, g.group(2), g.group(3)
-
-
-def _in_a_define(view: FileView) -> bool:
-    """Can an added line lie in a #define: is one a `#` line, or the line after a `\\` continuation?
-    (A macro's first line starts with `#`; each later one follows a line ending in a backslash.)
-    Without one the whole-file scan for macros is skipped: full mode has every line of big files."""
-    lines = view.lines
-    for n in view.added:
-        if 0 < n <= len(lines) and (lines[n - 1].lstrip().startswith("#") or
-                                    (n > 1 and lines[n - 2].endswith("\\"))):
-            return True
-    return False
 
 
 def _positive_gate(call: Node, view: FileView, definition: bool = True) -> bool:

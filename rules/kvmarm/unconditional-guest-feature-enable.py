@@ -85,6 +85,8 @@ class UnconditionalGuestFeatureEnable(Rule):
             yield from self._trap_functions(ctx, view, feats)
 
     def _static_masks(self, view: FileView, feats: dict[str, str]) -> Iterator[Finding]:
+        if "GUEST_FLAGS" not in view.text or not view.added_may_be_in_define():
+            return  # no such macro, or no added line in any macro: the whole-file scan finds nothing
         for m in _DEFINE.finditer(view.text):
             name = m.group(1)
             if "GUEST_FLAGS" not in name or "HOST" in name:

@@ -155,6 +155,17 @@ class FileView:
     def node_lines(self, node: Node) -> range:
         return range(node.start_point[0] + 1, node.end_point[0] + 2)
 
+    def added_may_be_in_define(self) -> bool:
+        """Can an added line lie in a #define: is one a `#` line, or the line after a `\\`
+        continuation? (A macro's first line starts with `#`; each later one follows a line ending in
+        a backslash.) Rules scanning a whole file for macros skip the scan without one."""
+        lines = self.lines
+        for n in self.added:
+            if 0 < n <= len(lines) and (lines[n - 1].lstrip().startswith("#") or
+                                        (n > 1 and lines[n - 2].endswith("\\"))):
+                return True
+        return False
+
     def touches_added(self, node: Node) -> bool:
         return self.first_added_line(node) is not None
 
