@@ -52,7 +52,8 @@ def _series_accesses(series: SeriesContext) -> dict[str, tuple[str, str]]:
                 # lines 1..m all known (full mode): the same text, joined in one call
                 m = len(known)
                 if m and max(known) == m <= len(lines) and min(known) == 1:
-                    _scan("\n".join(lines[:m]), view.path, out)
+                    # every line: the view's own text (its lines are that text split), not a copy
+                    _scan(view.text if m == len(lines) else "\n".join(lines[:m]), view.path, out)
                 else:
                     _scan("\n".join(view.line_text(n) for n in sorted(known)), view.path, out)
         return out
