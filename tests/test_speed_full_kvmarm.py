@@ -144,65 +144,57 @@ def test_fgt_config_text_tests_are_necessary(roots: list) -> None:
     assert targets and masks
 
 
+def _macro_views(macro: str, seed: int):
+    """Views (text, lines, added lines) of fixture texts holding a #define and of `macro`, with
+    several sets of added lines each, asking FileView's own added_may_be_in_define."""
+    import random
+
+    rng = random.Random(seed)
+    for t in [*[t for _n, t in fixture_c_texts() if "define" in t][:80], macro, "int y;\n" + macro]:
+        lines = t.split("\n")
+        for added in ({rng.randrange(1, len(lines) + 1) for _ in range(3)}, set(range(1, len(lines) + 1)),
+                      {n for n in range(1, len(lines) + 1) if n % 4 == 0}):
+            view = SimpleNamespace(text=t, lines=lines, added=added, added_nodes=lambda *_a, **_k: [])
+            view.added_may_be_in_define = lambda v=view: FileView.added_may_be_in_define(v)
+            yield view
+
+
+def _honoured_and_forced(view: SimpleNamespace, scan) -> tuple[list, list]:
+    """scan(view) with the added-line test as it is, then forced open."""
+    honoured = list(scan(view))
+    view.added_may_be_in_define = lambda: True
+    return honoured, list(scan(view))
+
+
 def test_idreg_gates_skip_the_macro_scan_only_where_no_added_line_can_be_in_a_define() -> None:
     """idreg-field-not-writable scans the file for #define helpers only when an added line is a `#`
     line or follows a `\\` continuation: with the scan forced, every fixture text and many sets of
     added lines give the same gates (lines inside multi-line macros included)."""
-    import random
-
     mod = _rule_module("rules/kvmarm/idreg-field-not-writable.py")
     macro = ("#define kvm_has_foo(kvm) \\\n\t(kvm_has_feat(kvm, ID_AA64PFR0_EL1, SVE, IMP) && \\\n"
              "\t kvm_has_feat(kvm, ID_AA64ISAR0_EL1, RNDR, IMP))\nint x;\n")
-    texts = [*[t for _n, t in fixture_c_texts() if "define" in t][:80], macro, "int y;\n" + macro]
-    rng = random.Random(20)
     compared = found = 0
-    for t in texts:
-        lines = t.split("\n")
-        for added in ({rng.randrange(1, len(lines) + 1) for _ in range(3)}, set(range(1, len(lines) + 1)),
-                      {n for n in range(1, len(lines) + 1) if n % 4 == 0}):
-            view = SimpleNamespace(text=t, lines=lines, added=added)
-            view.added_may_be_in_define = lambda v=view: FileView.added_may_be_in_define(v)
-            forced = _macro_gates(mod, view, force=True)
-            assert _macro_gates(mod, view, force=False) == forced, (t[:60], sorted(added))
-            compared += 1
-            found += len(forced)
+    for view in _macro_views(macro, 20):
+        honoured, forced = _honoured_and_forced(view, lambda v: mod._gates(v, {}))
+        assert honoured == forced, (view.text[:60], sorted(view.added))
+        compared += 1
+        found += len(forced)
     assert compared > 100 and found > 0
-
-
-def _macro_gates(mod: ModuleType, view: SimpleNamespace, *, force: bool) -> list:
-    """The #define part of _gates, with the added-line test honoured or forced open."""
-    saved = view.added_may_be_in_define
-    if force:
-        view.added_may_be_in_define = lambda: True
-    try:
-        view.added_nodes = lambda *_a, **_k: []
-        return list(mod._gates(view, {}))
-    finally:
-        view.added_may_be_in_define = saved
 
 
 def test_guest_flag_masks_skip_the_macro_scan_only_where_nothing_can_be_found() -> None:
     """unconditional-guest-feature-enable scans #defines for *GUEST_FLAGS* masks only when the text
     names one and an added line can lie in a macro: forcing the scan finds the same."""
-    import random
-
     mod = _rule_module("rules/kvmarm/unconditional-guest-feature-enable.py")
     rule = next(v for v in vars(mod).values() if isinstance(v, type) and hasattr(v, "meta")
                 and v.__module__ == mod.__name__)()
     rule._finding = lambda view, anchor, bits, where, feats: (anchor, tuple(bits), where)
     macro = ("#define VM_GUEST_FLAGS (HCR_TVM | \\\n\t\t\tHCR_TWE | \\\n\t\t\tHCR_API)\n"
              "#define HOST_GUEST_FLAGS HCR_API\nint x;\n")
-    texts = [*[t for _n, t in fixture_c_texts() if "define" in t][:60], macro, "int y;\n" + macro]
-    rng = random.Random(21)
     compared = found = 0
-    for t in texts:
-        lines = t.split("\n")
-        for added in ({rng.randrange(1, len(lines) + 1) for _ in range(3)}, set(range(1, len(lines) + 1))):
-            view = SimpleNamespace(text=t, lines=lines, added=added)
-            view.added_may_be_in_define = lambda v=view: FileView.added_may_be_in_define(v)
-            got = list(rule._static_masks(view, {}))
-            view.added_may_be_in_define = lambda: True
-            assert got == list(rule._static_masks(view, {})), (t[:60], sorted(added))
-            compared += 1
-            found += len(got)
+    for view in _macro_views(macro, 21):
+        honoured, forced = _honoured_and_forced(view, lambda v: rule._static_masks(v, {}))
+        assert honoured == forced, (view.text[:60], sorted(view.added))
+        compared += 1
+        found += len(honoured)
     assert compared > 100 and found > 0

@@ -9,7 +9,8 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     hook = args[:1] in (["hook"], ["b4-check"])
-    if argv is None and (hook or args[:1] == ["check"]):  # a process of its own (tests call in-process)
+    own = argv is None and (hook or args[:1] == ["check"])  # a process of its own (tests call in-process)
+    if own:
         # the cyclic GC would run over import-time objects and parse trees that all live to the end
         # and find next to nothing: 500 patches collected 364 objects in 5 passes costing 146 ms
         # (14-23 ms each, a pass scanning every young parse node), with no change in peak memory.
@@ -20,7 +21,6 @@ def main(argv: list[str] | None = None) -> int:
         if hook:
             lazyre.KIND = "hook"  # the hook's per-build caches (regexes, record code) hold only its own
         lazyre.cache_module_patterns()
-    own = argv is None and (hook or args[:1] == ["check"])
     if args[:2] == ["hook", "sendemail-validate"]:
         from .hooks.sendemail import validate_main
 

@@ -321,10 +321,6 @@ def _from_all(node: Node, types: frozenset[str], lines: tuple[int, int] | None) 
     """query_nodes(node, types, lines) from the capture of every named node (_valid types only)."""
     key = ("all", node, lines)
     entry = _run_cache.get(key)
-    if entry is None and lines is None and node.parent is not None:
-        got = _sliced(node, types)
-        if got is not None:
-            return got
     if entry is None:
         cursor = QueryCursor(_all_query())
         if lines is not None:

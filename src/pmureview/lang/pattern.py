@@ -1261,32 +1261,23 @@ class Compiled:
         case of every pattern rule on every file: plain loops, no generators."""
         has = _words_of(text)
         for t in self.tokens:
-            got = has.get(t)
-            if got is None:
-                got = has[t] = t in text
-            if not got:
+            if not has[t]:
                 return False
         if self._constraint_tokens is None:  # lazily: it may parse a pattern's context
             self._constraint_tokens = _derived(self._key, "constraint_tokens", lambda: tuple(
                 constraint_tokens(self.config)) if self.config.get("constraints") else ())
         for t in self._constraint_tokens:
-            got = has.get(t)
-            if got is None:
-                got = has[t] = t in text
-            if not got:
+            if not has[t]:
                 return False
-        return _meets(self.clauses, text, has)
+        return _meets(self.clauses, has)
 
     def may_match_inner(self, text: str) -> bool:
         """False when `text` cannot hold a whole match (for `added: cover`, the added lines' text)."""
         has = _words_of(text)
         for t in self.inner:
-            got = has.get(t)
-            if got is None:
-                got = has[t] = t in text
-            if not got:
+            if not has[t]:
                 return False
-        return _meets(self.inner_clauses, text, has)
+        return _meets(self.inner_clauses, has)
 
     def validate(self) -> None:
         if not self._valid:
@@ -1348,37 +1339,44 @@ class Compiled:
 _LAST: list[Any] = [None, {}]  # [the root last searched, {(relaxed config, in units): found}]
 
 
-def _meets(clauses: tuple[frozenset[str], ...], text: str, has: dict[str, bool] | None = None) -> bool:
-    """Every clause has a word in `text` (`has`: what is known of the text's words, and is learnt)."""
+def _meets(clauses: tuple[frozenset[str], ...], has: _Words) -> bool:
+    """Every clause has a word in the text."""
     for clause in clauses:
         for word in clause:
-            if has is None:
-                if word in text:
-                    break
-                continue
-            got = has.get(word)
-            if got is None:
-                got = has[word] = word in text
-            if got:
+            if has[word]:
                 break
         else:
             return False
     return True
 
 
-# text -> {word: whether the text holds it}: ~90 pattern cases ask the same file for the same words
-# (2.3 asks per distinct word on a full-mode series, each a scan of a kernel file); kept for the run
-_WORDS: dict[str, dict[str, bool]] = {}
+class _Words(dict):
+    """word -> whether the text holds it, each answered once (a missing key searches the text)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def __missing__(self, word: str) -> bool:
+        got = self[word] = word in self.text
+        return got
+
+
+# text -> its _Words: ~90 pattern cases ask the same file for the same words (2.3 asks per distinct
+# word on a full-mode series, each a scan of a kernel file); kept for the run (lang.c's new_run)
+_WORDS: dict[str, _Words] = {}
 _WORDS_KEPT = 1024  # texts: a caller that never starts a run cannot grow it without bound
 _c_run_caches.append(_WORDS)
 
 
-def _words_of(text: str) -> dict[str, bool]:
+def _words_of(text: str) -> _Words:
     got = _WORDS.get(text)
     if got is None:
         if len(_WORDS) >= _WORDS_KEPT:
             _WORDS.clear()
-        got = _WORDS[text] = {}
+        got = _WORDS[text] = _Words(text)
     return got
 
 
